@@ -1,0 +1,1 @@
+//! crac's lower-half agent: the control socket and the requests it answers.

@@ -1,0 +1,2 @@
+//! `crac`: transparent checkpoint-restart for CUDA programs on Linux.
+fn main() {}

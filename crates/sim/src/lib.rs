@@ -1,0 +1,2 @@
+//! crac's `sim` device: a CPU model of a CUDA device with a PTX interpreter.
+#![forbid(unsafe_code)]
