@@ -18,7 +18,10 @@ pub struct Interval {
 impl Interval {
     /// An interval from `start` up to (not including) `end`; `end < start` gives an empty one.
     pub fn new(start: u64, end: u64) -> Self {
-        Self { start, end: end.max(start) }
+        Self {
+            start,
+            end: end.max(start),
+        }
     }
 
     /// Length in bytes.
@@ -197,7 +200,10 @@ mod tests {
     #[test]
     fn subtract_from_gives_the_gaps() {
         let s: IntervalSet = [iv(10, 20), iv(30, 40)].into_iter().collect();
-        assert_eq!(s.subtract_from(&iv(0, 50)), vec![iv(0, 10), iv(20, 30), iv(40, 50)]);
+        assert_eq!(
+            s.subtract_from(&iv(0, 50)),
+            vec![iv(0, 10), iv(20, 30), iv(40, 50)]
+        );
         assert_eq!(s.intersect(&iv(15, 35)), vec![iv(15, 20), iv(30, 35)]);
         assert!(s.covers(&iv(12, 18)));
         assert!(!s.covers(&iv(12, 25)));

@@ -3,4 +3,7 @@
 //! bytes or text and returns values, so all of it is unit-testable and fuzzable.
 #![forbid(unsafe_code)]
 
+pub mod elf;
 pub mod interval;
+pub mod procfs;
+pub mod protocol;

@@ -146,6 +146,15 @@ pub enum LaunchError {
     },
 }
 
+/// What one launch executed (for benchmarks and `--stats`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LaunchStats {
+    /// Warp-instructions issued (one per instruction per warp step).
+    pub warp_instructions: u64,
+    /// Thread-instructions executed (active lanes summed over warp-instructions).
+    pub thread_instructions: u64,
+}
+
 /// A parsed, pre-decoded PTX module.
 #[derive(Debug)]
 pub struct Module {
@@ -157,7 +166,10 @@ impl Module {
     /// Parses and decodes PTX text as nvcc emits it (ISA 8.x/9.x).
     pub fn parse(src: &str) -> Result<Module, ParseError> {
         let _ = src;
-        Err(ParseError { line: 0, message: "PTX parser not built yet".into() })
+        Err(ParseError {
+            line: 0,
+            message: "PTX parser not built yet".into(),
+        })
     }
 
     /// The kernels (`.entry`) the module defines.
@@ -188,7 +200,11 @@ pub fn launch(
     symbol: &dyn Fn(&str) -> Option<u64>,
     mem: &mut dyn DeviceMemory,
     printf: &mut dyn std::io::Write,
-) -> Result<(), LaunchError> {
+) -> Result<LaunchStats, LaunchError> {
     let _ = (dims, params, symbol, mem, printf);
-    Err(LaunchError::NoSuchKernel(module.kernel(kernel).map_or(kernel.to_string(), |k| k.name.clone())))
+    Err(LaunchError::NoSuchKernel(
+        module
+            .kernel(kernel)
+            .map_or(kernel.to_string(), |k| k.name.clone()),
+    ))
 }

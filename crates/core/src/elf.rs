@@ -1,0 +1,1 @@
+//! Reading ELF headers from bytes: what the loader needs to map a program and its interpreter.

@@ -1,0 +1,1 @@
+//! Parsers for `/proc` text (`maps`, `status`, …): pure functions over the text.
