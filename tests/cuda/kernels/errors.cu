@@ -1,0 +1,24 @@
+// Kernels for the error paths.
+
+// Writes far past the end of `p`: an illegal address (cudaErrorIllegalAddress, sticky).
+extern "C" __global__ void write_oob(int *p, long long offset)
+{
+    if (threadIdx.x == 0 && blockIdx.x == 0) {
+        p[offset] = 42;
+    }
+}
+
+// Trivial kernel for launch-configuration checks.
+extern "C" __global__ void touch(int *p)
+{
+    p[blockIdx.x * blockDim.x + threadIdx.x] = 1;
+}
+
+// `trap` in one thread: cudaErrorLaunchFailure.
+extern "C" __global__ void do_trap(int *p)
+{
+    if (threadIdx.x == 3) {
+        __trap();
+    }
+    p[threadIdx.x] = 1;
+}
