@@ -1,0 +1,191 @@
+//! The device-backend trait: every operation the cudart shim forwards to the lower half.
+//!
+//! Semantics follow the CUDA runtime so the shim's exports stay thin:
+//!
+//! - One device per backend for now (ordinal 0); `device_count` says how many exist.
+//! - Work given a [`Stream`] is ordered on that stream and asynchronous with respect to the
+//!   caller, unless the method says it waits. [`Stream::NULL`]/[`Stream::LEGACY`] is the legacy
+//!   default stream: work on it waits for all earlier work on every *blocking* stream, and work
+//!   on a blocking stream waits for earlier work on it. Streams created with
+//!   [`StreamFlags::NON_BLOCKING`](crate::StreamFlags::NON_BLOCKING) and [`Stream::PER_THREAD`]
+//!   (the calling OS thread's own default stream) do not synchronise with it.
+//! - Errors from asynchronous work surface at a later call, as in CUDA: a kernel fault is
+//!   *sticky* ([`GpuError::is_sticky`]): from then on every call returns it, except the
+//!   checkpoint hooks, which keep working so a failed program can still be inspected.
+//! - Handles are plain integers (see [`crate::handles`]); nothing Rust-owned crosses the C ABI.
+
+use crate::{
+    Allocation, DeviceProps, DevicePtr, Event, EventFlags, FuncAttributes, FunctionId, GpuError,
+    LaunchConfig, ModuleId, ParamLayout, Stream, StreamFlags, VariablePlacement, VariableRecord,
+};
+
+/// Shorthand for this crate's results.
+pub type Result<T> = std::result::Result<T, GpuError>;
+
+/// A CUDA device as the shim sees it. Implemented by the `sim` CPU model and the real CUDA
+/// backend. All methods take `&self`: the shim calls from many application threads at once.
+pub trait DeviceBackend: Send + Sync {
+    // ---- devices ----
+
+    /// Number of devices (`cudaGetDeviceCount`).
+    fn device_count(&self) -> Result<u32>;
+
+    /// Properties of device `ordinal` (`cudaGetDeviceProperties`).
+    fn device_props(&self, ordinal: u32) -> Result<DeviceProps>;
+
+    /// Free and total bytes of device memory (`cudaMemGetInfo`).
+    fn mem_get_info(&self) -> Result<(u64, u64)>;
+
+    /// Waits for all work on every stream (`cudaDeviceSynchronize`), and reports any error that
+    /// asynchronous work raised since the last report.
+    fn device_synchronize(&self) -> Result<()>;
+
+    // ---- memory ----
+
+    /// Allocates `size` bytes, 256-byte aligned, inside the device window (`cudaMalloc`).
+    /// A zero size returns a null pointer, as CUDA does.
+    fn malloc(&self, size: u64) -> Result<DevicePtr>;
+
+    /// Allocates `size` bytes exactly at `ptr` (restart, and callers that choose addresses).
+    /// Fails with [`GpuError::MemoryAllocation`] if any byte there is taken or outside the
+    /// window, and [`GpuError::InvalidValue`] if `ptr` is not 256-byte aligned.
+    fn malloc_at(&self, ptr: DevicePtr, size: u64) -> Result<()>;
+
+    /// Frees an allocation by its start address (`cudaFree`); null is a no-op. Waits for
+    /// outstanding work first, as `cudaFree` does.
+    fn free(&self, ptr: DevicePtr) -> Result<()>;
+
+    /// Copies host bytes to the device on `stream`. `src` is consumed (staged) before return;
+    /// the copy itself happens in stream order.
+    fn memcpy_htod(&self, dst: DevicePtr, src: &[u8], stream: Stream) -> Result<()>;
+
+    /// Copies device bytes to the host in `stream` order; returns when `dst` is filled.
+    fn memcpy_dtoh(&self, dst: &mut [u8], src: DevicePtr, stream: Stream) -> Result<()>;
+
+    /// Copies `len` bytes device to device on `stream` (regions may overlap: memmove).
+    fn memcpy_dtod(&self, dst: DevicePtr, src: DevicePtr, len: u64, stream: Stream) -> Result<()>;
+
+    /// Sets `len` bytes at `dst` to `value` on `stream` (`cudaMemsetAsync`).
+    fn memset(&self, dst: DevicePtr, value: u8, len: u64, stream: Stream) -> Result<()>;
+
+    /// `cudaMemcpy` host to device: [`Self::memcpy_htod`] then wait for `stream`.
+    fn memcpy_htod_sync(&self, dst: DevicePtr, src: &[u8], stream: Stream) -> Result<()> {
+        self.memcpy_htod(dst, src, stream)?;
+        self.stream_synchronize(stream)
+    }
+
+    /// `cudaMemcpy` device to device: [`Self::memcpy_dtod`] then wait for `stream`.
+    fn memcpy_dtod_sync(
+        &self,
+        dst: DevicePtr,
+        src: DevicePtr,
+        len: u64,
+        stream: Stream,
+    ) -> Result<()> {
+        self.memcpy_dtod(dst, src, len, stream)?;
+        self.stream_synchronize(stream)
+    }
+
+    /// `cudaMemset`: [`Self::memset`] then wait for `stream`.
+    fn memset_sync(&self, dst: DevicePtr, value: u8, len: u64, stream: Stream) -> Result<()> {
+        self.memset(dst, value, len, stream)?;
+        self.stream_synchronize(stream)
+    }
+
+    // ---- streams ----
+
+    /// Creates a stream (`cudaStreamCreateWithPriority`). `priority` is clamped into
+    /// [`DeviceProps::stream_priority_range`], as CUDA does.
+    fn stream_create(&self, flags: StreamFlags, priority: i32) -> Result<Stream>;
+
+    /// Destroys a created stream; work already on it still completes (`cudaStreamDestroy`).
+    fn stream_destroy(&self, stream: Stream) -> Result<()>;
+
+    /// Whether all work on `stream` is done (`cudaStreamQuery`: `false` is
+    /// `cudaErrorNotReady`).
+    fn stream_query(&self, stream: Stream) -> Result<bool>;
+
+    /// Waits for all work on `stream` (`cudaStreamSynchronize`); for the legacy stream that
+    /// includes the blocking streams' earlier work it waits on.
+    fn stream_synchronize(&self, stream: Stream) -> Result<()>;
+
+    /// Flags and (clamped) priority `stream` was created with (`cudaStreamGetFlags`/`Priority`).
+    fn stream_info(&self, stream: Stream) -> Result<(StreamFlags, i32)>;
+
+    /// Makes later work on `stream` wait until `event`'s last recorded point has completed
+    /// (`cudaStreamWaitEvent`). An event never recorded makes no wait.
+    fn stream_wait_event(&self, stream: Stream, event: Event) -> Result<()>;
+
+    // ---- events ----
+
+    /// Creates an event (`cudaEventCreateWithFlags`).
+    fn event_create(&self, flags: EventFlags) -> Result<Event>;
+
+    /// Destroys an event (`cudaEventDestroy`).
+    fn event_destroy(&self, event: Event) -> Result<()>;
+
+    /// Records `event` at the current end of `stream` (`cudaEventRecord`).
+    fn event_record(&self, event: Event, stream: Stream) -> Result<()>;
+
+    /// Whether the event's recorded point has been reached (`cudaEventQuery`: `false` is
+    /// `cudaErrorNotReady`); an event never recorded counts as reached.
+    fn event_query(&self, event: Event) -> Result<bool>;
+
+    /// Waits for the event's recorded point (`cudaEventSynchronize`).
+    fn event_synchronize(&self, event: Event) -> Result<()>;
+
+    /// Milliseconds between two completed events (`cudaEventElapsedTime`). Not yet reached is
+    /// [`GpuError::NotReady`]; never recorded or timing disabled is
+    /// [`GpuError::InvalidResourceHandle`].
+    fn event_elapsed_ms(&self, start: Event, end: Event) -> Result<f32>;
+
+    // ---- modules and launches ----
+
+    /// Loads the fat binary whose data (from the header magic `0xBA55ED50` on) is `image`
+    /// (`__cudaRegisterFatBinary`), and places its module variables in the device window.
+    fn register_fatbin(&self, image: &[u8]) -> Result<ModuleId>;
+
+    /// Like [`Self::register_fatbin`], but puts each named variable exactly at its old address
+    /// (restart); a variable not named is placed anywhere. Taken addresses are an error.
+    fn register_fatbin_at(&self, image: &[u8], vars: &[VariablePlacement]) -> Result<ModuleId>;
+
+    /// Unloads a module and frees its variables (`__cudaUnregisterFatBinary`); its functions
+    /// become invalid. Waits for outstanding work first.
+    fn unregister_module(&self, module: ModuleId) -> Result<()>;
+
+    /// Looks up a kernel by its mangled name (`__cudaRegisterFunction`).
+    fn register_function(&self, module: ModuleId, name: &str) -> Result<FunctionId>;
+
+    /// Device address and size of a module variable by mangled name (`__cudaRegisterVar`,
+    /// `cudaGetSymbolAddress`).
+    fn register_variable(&self, module: ModuleId, name: &str) -> Result<(DevicePtr, u64)>;
+
+    /// What `cudaFuncGetAttributes` reports about a kernel.
+    fn function_attributes(&self, function: FunctionId) -> Result<FuncAttributes>;
+
+    /// Launches a kernel (`cudaLaunchKernel`). `params` is the packed parameter buffer: each
+    /// argument at its natural alignment, in declaration order, as the CUDA ABI lays it out
+    /// (the shim packs it from `void **args` with the kernel's parameter layout). A bad shape
+    /// is [`GpuError::InvalidConfiguration`] at once; faults surface at the next synchronising
+    /// call as sticky errors.
+    fn launch(&self, function: FunctionId, config: &LaunchConfig, params: &[u8]) -> Result<()>;
+
+    /// Offset and size of each parameter of a kernel in the packed buffer, in declaration order
+    /// (for packing `void **args`).
+    fn function_params(&self, function: FunctionId) -> Result<Vec<ParamLayout>>;
+
+    // ---- checkpoint hooks (call with the device synchronised) ----
+
+    /// Every live allocation made by [`Self::malloc`]/[`Self::malloc_at`], by address.
+    fn allocations(&self) -> Result<Vec<Allocation>>;
+
+    /// Every variable of every loaded module, with its address.
+    fn module_variables(&self) -> Result<Vec<VariableRecord>>;
+
+    /// Reads device bytes directly, outside stream order (checkpoint copy-out). Works after a
+    /// sticky error too.
+    fn read_device(&self, src: DevicePtr, dst: &mut [u8]) -> Result<()>;
+
+    /// Writes device bytes directly, outside stream order (restart copy-in).
+    fn write_device(&self, dst: DevicePtr, src: &[u8]) -> Result<()>;
+}
