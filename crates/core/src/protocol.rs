@@ -1,1 +1,438 @@
-//! The control protocol between `crac_ckpt` and a launched process's agent: one JSON request and one JSON reply per connection, each length-capped.
+//! The control protocol between `crac_ckpt` and a launched process's agent: one JSON request and
+//! one JSON reply per connection, each in a length-prefixed frame.
+//!
+//! A frame is a `u32` little-endian length followed by that many bytes of JSON. The length is
+//! checked against [`MAX_FRAME`] before anything is allocated. Every message carries
+//! [`PROTOCOL_VERSION`]; the version is read first, on its own, so a peer of another version gets
+//! "wrong version" rather than a confusing field error. Decoding never panics: garbage,
+//! oversized, truncated and wrong-version input each give their own [`ProtocolError`].
+
+use std::io::Read;
+
+use serde::{Deserialize, Serialize};
+
+use crate::procfs::Perms;
+
+/// Version of the messages below; bump it when a message changes incompatibly.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Largest frame body accepted, in bytes (1 MiB). A status reply of a process with tens of
+/// thousands of mappings fits; anything bigger is refused before it is allocated.
+pub const MAX_FRAME: u32 = 1 << 20;
+
+/// Why a frame or message could not be read, written or understood.
+#[derive(Debug, thiserror::Error)]
+pub enum ProtocolError {
+    /// The length prefix exceeds [`MAX_FRAME`].
+    #[error("message of {len} bytes exceeds the {MAX_FRAME}-byte limit")]
+    TooLarge {
+        /// The announced or actual length.
+        len: u64,
+    },
+    /// The stream ended inside a frame.
+    #[error("message truncated: expected {expected} bytes, got {got}")]
+    Truncated {
+        /// Bytes the frame announced (4 for the length prefix itself).
+        expected: usize,
+        /// Bytes that arrived.
+        got: usize,
+    },
+    /// Reading the frame failed for another reason (timeout, reset).
+    #[error("reading the message failed: {0}")]
+    Io(#[source] std::io::Error),
+    /// The body is not a JSON object with a numeric `version`.
+    #[error("message is not a crac control message: {0}")]
+    Garbage(#[source] serde_json::Error),
+    /// The body's `version` is not ours.
+    #[error(
+        "protocol version {got} is not supported (this crac speaks version {PROTOCOL_VERSION}); \
+         use the crac build that launched the process"
+    )]
+    WrongVersion {
+        /// The version the peer sent.
+        got: u64,
+    },
+    /// The body has our version but not the fields of a known message.
+    #[error("malformed message: {0}")]
+    Malformed(#[source] serde_json::Error),
+    /// A message could not be turned into JSON (should not happen for our types).
+    #[error("could not encode a message: {0}")]
+    Encode(#[source] serde_json::Error),
+}
+
+impl ProtocolError {
+    /// The code sent back to the peer when this error ends a request.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::TooLarge { .. } => ErrorCode::TooLarge,
+            Self::Truncated { .. } | Self::Io(_) => ErrorCode::Truncated,
+            Self::Garbage(_) => ErrorCode::Garbage,
+            Self::WrongVersion { .. } => ErrorCode::WrongVersion,
+            Self::Malformed(_) => ErrorCode::Malformed,
+            Self::Encode(_) => ErrorCode::Internal,
+        }
+    }
+}
+
+/// A request, sent by `crac_ckpt` to the agent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Request {
+    /// Always [`PROTOCOL_VERSION`] when we send it.
+    pub version: u32,
+    /// What is asked.
+    pub body: RequestBody,
+}
+
+/// The requests the agent knows. Checkpoint requests join this enum in a later version.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum RequestBody {
+    /// Describe the process: threads and memory split by half.
+    Status,
+}
+
+impl Request {
+    /// A request of the current version.
+    pub fn new(body: RequestBody) -> Self {
+        Self {
+            version: PROTOCOL_VERSION,
+            body,
+        }
+    }
+}
+
+/// A reply, sent by the agent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reply {
+    /// Always [`PROTOCOL_VERSION`] when we send it.
+    pub version: u32,
+    /// The answer.
+    pub body: ReplyBody,
+}
+
+/// The answers the agent gives.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ReplyBody {
+    /// The answer to [`RequestBody::Status`].
+    Status(StatusReport),
+    /// The request failed; nothing was done.
+    Error {
+        /// What kind of failure.
+        code: ErrorCode,
+        /// A sentence for the user.
+        message: String,
+    },
+}
+
+impl Reply {
+    /// A reply of the current version.
+    pub fn new(body: ReplyBody) -> Self {
+        Self {
+            version: PROTOCOL_VERSION,
+            body,
+        }
+    }
+
+    /// An error reply.
+    pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self::new(ReplyBody::Error {
+            code,
+            message: message.into(),
+        })
+    }
+}
+
+/// Kinds of failed requests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The request frame was over the size limit.
+    TooLarge,
+    /// The request ended early.
+    Truncated,
+    /// The request was not JSON with a version.
+    Garbage,
+    /// The request's protocol version is not ours.
+    WrongVersion,
+    /// The request had our version but unknown content.
+    Malformed,
+    /// The agent failed while answering.
+    Internal,
+}
+
+/// Which part of the process something belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Half {
+    /// The program (upper half): saved in a checkpoint.
+    Upper,
+    /// crac itself (lower half): never saved.
+    Lower,
+    /// Provided by the kernel (`[vdso]`, `[vvar]`, …): neither half, never saved.
+    Kernel,
+}
+
+/// A thread of the process.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThreadInfo {
+    /// Kernel thread id.
+    pub tid: i32,
+    /// Name from `/proc/<pid>/task/<tid>/comm`.
+    pub name: String,
+    /// The half the thread belongs to ([`Half::Kernel`] is never used here).
+    pub half: Half,
+}
+
+/// A run of addresses belonging wholly to one half, cut out of one `maps` line.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Region {
+    /// First address.
+    pub start: u64,
+    /// First address past the end.
+    pub end: u64,
+    /// Permissions of the maps line it came from.
+    pub perms: Perms,
+    /// File offset of `start` (the line's offset moved by the cut).
+    pub offset: u64,
+    /// The maps line's path or pseudo-name; empty if anonymous.
+    pub path: String,
+    /// Whose it is.
+    pub half: Half,
+}
+
+impl Region {
+    /// Length in bytes.
+    pub fn len(&self) -> u64 {
+        self.end.saturating_sub(self.start)
+    }
+
+    /// Whether it holds no byte.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The answer to a status request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusReport {
+    /// The process id.
+    pub pid: i32,
+    /// crac's version in the process.
+    pub crac_version: String,
+    /// Every thread, upper first, each group by tid.
+    pub threads: Vec<ThreadInfo>,
+    /// Every mapped byte exactly once, in address order.
+    pub regions: Vec<Region>,
+}
+
+impl StatusReport {
+    /// Bytes mapped by `half`.
+    pub fn total(&self, half: Half) -> u64 {
+        self.regions
+            .iter()
+            .filter(|r| r.half == half)
+            .map(Region::len)
+            .sum()
+    }
+}
+
+/// Encodes `msg` as one frame: `u32` LE length, then JSON.
+pub fn encode_frame<T: Serialize>(msg: &T) -> Result<Vec<u8>, ProtocolError> {
+    let body = serde_json::to_vec(msg).map_err(ProtocolError::Encode)?;
+    let len = u32::try_from(body.len())
+        .ok()
+        .filter(|&l| l <= MAX_FRAME)
+        .ok_or(ProtocolError::TooLarge {
+            len: body.len() as u64,
+        })?;
+    let mut out = Vec::with_capacity(body.len() + 4);
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(&body);
+    Ok(out)
+}
+
+/// Reads one frame's body from `r`, refusing a length over [`MAX_FRAME`] before allocating.
+pub fn read_frame(r: &mut impl Read) -> Result<Vec<u8>, ProtocolError> {
+    let mut head = [0u8; 4];
+    read_full(r, &mut head)?;
+    let len = u32::from_le_bytes(head);
+    if len > MAX_FRAME {
+        return Err(ProtocolError::TooLarge {
+            len: u64::from(len),
+        });
+    }
+    let mut body = vec![0u8; len as usize];
+    read_full(r, &mut body)?;
+    Ok(body)
+}
+
+/// Decodes a request body, checking the version first.
+pub fn decode_request(body: &[u8]) -> Result<Request, ProtocolError> {
+    decode(body)
+}
+
+/// Decodes a reply body, checking the version first.
+pub fn decode_reply(body: &[u8]) -> Result<Reply, ProtocolError> {
+    decode(body)
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, ProtocolError> {
+    #[derive(Deserialize)]
+    struct Envelope {
+        version: u64,
+    }
+    let env: Envelope = serde_json::from_slice(body).map_err(ProtocolError::Garbage)?;
+    if env.version != u64::from(PROTOCOL_VERSION) {
+        return Err(ProtocolError::WrongVersion { got: env.version });
+    }
+    serde_json::from_slice(body).map_err(ProtocolError::Malformed)
+}
+
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> Result<(), ProtocolError> {
+    let mut got = 0;
+    while got < buf.len() {
+        match r.read(&mut buf[got..]) {
+            Ok(0) => {
+                return Err(ProtocolError::Truncated {
+                    expected: buf.len(),
+                    got,
+                });
+            }
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(ProtocolError::Io(e)),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn frame(body: &[u8]) -> Vec<u8> {
+        let mut v = u32::try_from(body.len()).unwrap().to_le_bytes().to_vec();
+        v.extend_from_slice(body);
+        v
+    }
+
+    fn sample_report() -> StatusReport {
+        StatusReport {
+            pid: 42,
+            crac_version: "0.1.0".into(),
+            threads: vec![ThreadInfo {
+                tid: 42,
+                name: "app".into(),
+                half: Half::Upper,
+            }],
+            regions: vec![Region {
+                start: 0x1000,
+                end: 0x3000,
+                perms: Perms::parse("r-xp").unwrap(),
+                offset: 0,
+                path: "/bin/app".into(),
+                half: Half::Upper,
+            }],
+        }
+    }
+
+    #[test]
+    fn request_and_reply_round_trip() {
+        let req = Request::new(RequestBody::Status);
+        let bytes = encode_frame(&req).unwrap();
+        let body = read_frame(&mut bytes.as_slice()).unwrap();
+        assert_eq!(decode_request(&body).unwrap(), req);
+        assert_eq!(
+            String::from_utf8(body).unwrap(),
+            r#"{"version":1,"body":{"type":"status"}}"#
+        );
+
+        for reply in [
+            Reply::new(ReplyBody::Status(sample_report())),
+            Reply::error(ErrorCode::Garbage, "no"),
+        ] {
+            let bytes = encode_frame(&reply).unwrap();
+            let body = read_frame(&mut bytes.as_slice()).unwrap();
+            assert_eq!(decode_reply(&body).unwrap(), reply);
+        }
+        assert_eq!(sample_report().total(Half::Upper), 0x2000);
+        assert_eq!(sample_report().total(Half::Lower), 0);
+    }
+
+    #[test]
+    fn oversized_frame_is_refused_before_reading_it() {
+        let head = (MAX_FRAME + 1).to_le_bytes();
+        let err = read_frame(&mut head.as_slice()).unwrap_err();
+        assert!(matches!(err, ProtocolError::TooLarge { len } if len == u64::from(MAX_FRAME) + 1));
+        assert_eq!(err.code(), ErrorCode::TooLarge);
+        let err = read_frame(&mut u32::MAX.to_le_bytes().as_slice()).unwrap_err();
+        assert!(matches!(err, ProtocolError::TooLarge { .. }));
+    }
+
+    #[test]
+    fn truncated_frames_are_errors() {
+        let err = read_frame(&mut [1u8, 0].as_slice()).unwrap_err();
+        assert!(matches!(
+            err,
+            ProtocolError::Truncated {
+                expected: 4,
+                got: 2
+            }
+        ));
+        let mut short = frame(b"{\"version\":1}");
+        short.truncate(8);
+        let err = read_frame(&mut short.as_slice()).unwrap_err();
+        assert!(matches!(
+            err,
+            ProtocolError::Truncated {
+                expected: 13,
+                got: 4
+            }
+        ));
+    }
+
+    #[test]
+    fn garbage_wrong_version_and_malformed_are_told_apart() {
+        let err = decode_request(b"\x00\xffhello").unwrap_err();
+        assert_eq!(err.code(), ErrorCode::Garbage);
+        let err = decode_request(br#"{"body":{"type":"status"}}"#).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::Garbage);
+        let err = decode_request(br#"{"version":7,"body":{"type":"status"}}"#).unwrap_err();
+        assert!(matches!(err, ProtocolError::WrongVersion { got: 7 }));
+        assert!(err.to_string().contains("version 7 is not supported"));
+        let err = decode_request(br#"{"version":1,"body":{"type":"explode"}}"#).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::Malformed);
+        let err = decode_request(br#"{"version":1}"#).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::Malformed);
+    }
+
+    proptest! {
+        #[test]
+        fn random_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+            if let Ok(body) = read_frame(&mut bytes.as_slice()) {
+                prop_assert!(body.len() + 4 <= bytes.len());
+                let _ = decode_request(&body);
+                let _ = decode_reply(&body);
+            }
+            let _ = decode_request(&bytes);
+            let _ = decode_reply(&bytes);
+        }
+
+        #[test]
+        fn random_json_never_panics(
+            version in any::<i64>(),
+            ty in "[a-z_]{0,12}",
+            extra in "\\PC{0,40}",
+        ) {
+            let text = format!(r#"{{"version":{version},"body":{{"type":"{ty}","x":{extra:?}}}}}"#);
+            let got = decode_request(text.as_bytes());
+            if version == 1 && ty == "status" {
+                prop_assert!(got.is_ok());
+            } else {
+                prop_assert!(got.is_err());
+            }
+        }
+    }
+}
