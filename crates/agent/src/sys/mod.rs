@@ -1,0 +1,140 @@
+//! The agent's raw system calls: one call per helper, each turning the return code into
+//! [`io::Error`] at once. Nothing outside this module uses `unsafe`.
+
+use std::io;
+use std::mem::MaybeUninit;
+use std::os::fd::{AsRawFd, BorrowedFd};
+
+/// Credentials of the process at the other end of a Unix socket (`SO_PEERCRED`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerCred {
+    /// The peer's process id.
+    pub pid: i32,
+    /// The peer's effective user id.
+    pub uid: u32,
+    /// The peer's effective group id.
+    pub gid: u32,
+}
+
+/// Blocks every signal in the calling thread and returns the mask it had before.
+pub fn block_all_signals() -> io::Result<libc::sigset_t> {
+    let mut all = MaybeUninit::<libc::sigset_t>::uninit();
+    // SAFETY: sigfillset writes a full sigset_t into the pointer, which points at enough
+    // writable space for one; it cannot fail for a valid pointer.
+    let all = unsafe {
+        libc::sigfillset(all.as_mut_ptr());
+        all.assume_init()
+    };
+    let mut old = MaybeUninit::<libc::sigset_t>::uninit();
+    // SAFETY: `all` is an initialised set; `old` points at space for one set, which
+    // pthread_sigmask fills on success (checked before it is read).
+    let rc = unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &all, old.as_mut_ptr()) };
+    if rc != 0 {
+        return Err(io::Error::from_raw_os_error(rc));
+    }
+    // SAFETY: pthread_sigmask returned 0, so it wrote the previous mask into `old`.
+    Ok(unsafe { old.assume_init() })
+}
+
+/// Sets the calling thread's signal mask to `mask`.
+pub fn set_signal_mask(mask: &libc::sigset_t) -> io::Result<()> {
+    // SAFETY: `mask` is a valid, initialised sigset_t borrowed for the call; the old mask is not
+    // asked for (null).
+    let rc = unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, mask, std::ptr::null_mut()) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::from_raw_os_error(rc))
+    }
+}
+
+/// Whether `signal` is blocked in the calling thread.
+#[cfg(test)]
+pub fn signal_is_blocked(signal: i32) -> io::Result<bool> {
+    let mut cur = MaybeUninit::<libc::sigset_t>::uninit();
+    // SAFETY: a null new mask only reads the current one into `cur`, which has room for it.
+    let rc =
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, std::ptr::null(), cur.as_mut_ptr()) };
+    if rc != 0 {
+        return Err(io::Error::from_raw_os_error(rc));
+    }
+    // SAFETY: pthread_sigmask returned 0 and wrote the current mask; sigismember only reads it.
+    let member = unsafe { libc::sigismember(cur.as_ptr(), signal) };
+    if member < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(member == 1)
+}
+
+/// The credentials of the peer of the connected Unix socket `fd`.
+pub fn peer_cred(fd: BorrowedFd<'_>) -> io::Result<PeerCred> {
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = libc::socklen_t::try_from(size_of::<libc::ucred>())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: `fd` is an open descriptor borrowed for the call; `cred` and `len` are valid for
+    // writes and `len` holds the size of `cred`, so the kernel writes at most that much.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&raw mut cred).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(PeerCred {
+        pid: cred.pid,
+        uid: cred.uid,
+        gid: cred.gid,
+    })
+}
+
+/// The effective user id of this process.
+pub fn effective_uid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// The kernel thread id of the calling thread.
+#[cfg(test)]
+pub fn thread_id() -> i32 {
+    // SAFETY: gettid has no preconditions and cannot fail.
+    unsafe { libc::gettid() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+    use std::os::unix::net::UnixStream;
+
+    #[test]
+    fn peer_cred_of_a_socketpair_is_us() {
+        let (a, _b) = UnixStream::pair().unwrap();
+        let cred = peer_cred(a.as_fd()).unwrap();
+        assert_eq!(cred.uid, effective_uid());
+        assert_eq!(cred.pid, i32::try_from(std::process::id()).unwrap());
+    }
+
+    #[test]
+    fn blocking_all_signals_and_restoring() {
+        std::thread::spawn(|| {
+            assert!(!signal_is_blocked(libc::SIGTERM).unwrap());
+            let old = block_all_signals().unwrap();
+            assert!(signal_is_blocked(libc::SIGTERM).unwrap());
+            assert!(signal_is_blocked(libc::SIGUSR1).unwrap());
+            set_signal_mask(&old).unwrap();
+            assert!(!signal_is_blocked(libc::SIGTERM).unwrap());
+            assert!(thread_id() > 0);
+        })
+        .join()
+        .unwrap();
+    }
+}
