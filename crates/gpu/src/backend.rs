@@ -7,8 +7,10 @@
 //!   caller, unless the method says it waits. [`Stream::NULL`]/[`Stream::LEGACY`] is the legacy
 //!   default stream: work on it waits for all earlier work on every *blocking* stream, and work
 //!   on a blocking stream waits for earlier work on it. Streams created with
-//!   [`StreamFlags::NON_BLOCKING`](crate::StreamFlags::NON_BLOCKING) and [`Stream::PER_THREAD`]
-//!   (the calling OS thread's own default stream) do not synchronise with it.
+//!   [`StreamFlags::NON_BLOCKING`](crate::StreamFlags::NON_BLOCKING) do not synchronise with it.
+//!   [`Stream::PER_THREAD`] is the calling OS thread's own default stream: a blocking stream
+//!   (it does synchronise with the legacy stream, as CUDA documents), but independent of other
+//!   threads' per-thread streams.
 //! - Errors from asynchronous work surface at a later call, as in CUDA: a kernel fault is
 //!   *sticky* ([`GpuError::is_sticky`]): from then on every call returns it, except the
 //!   checkpoint hooks, which keep working so a failed program can still be inspected.
@@ -162,6 +164,12 @@ pub trait DeviceBackend: Send + Sync {
 
     /// What `cudaFuncGetAttributes` reports about a kernel.
     fn function_attributes(&self, function: FunctionId) -> Result<FuncAttributes>;
+
+    /// Lets launches of `function` ask for up to `bytes` of dynamic shared memory
+    /// (`cudaFuncSetAttribute(…, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes)`); without
+    /// it static plus dynamic shared memory is limited to
+    /// [`DeviceProps::shared_mem_per_block`].
+    fn function_set_max_dynamic_shared(&self, function: FunctionId, bytes: u64) -> Result<()>;
 
     /// Launches a kernel (`cudaLaunchKernel`). `params` is the packed parameter buffer: each
     /// argument at its natural alignment, in declaration order, as the CUDA ABI lays it out
