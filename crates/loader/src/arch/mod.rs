@@ -1,0 +1,2 @@
+//! Architecture-specific code.
+pub(crate) mod x86_64;

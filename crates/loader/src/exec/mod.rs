@@ -1,0 +1,1 @@
+//! Finding the program (`resolve`) and loading it like the kernel does (`enter`).

@@ -1,0 +1,286 @@
+//! The C symbols the `crac` executable exports to its own (lower-half) libraries: the malloc
+//! family, served from the lower arena, and the mmap family, which records what it maps as
+//! lower half. glibc supports replacing malloc this way; the lower libc's internal allocations
+//! (stdio, opendir, dlopen, pthread TLS) go through these too. The upper half has its own ld.so
+//! and libc and never sees them.
+//!
+//! These run before `main` and on any lower thread, inside libc: they must not panic (no
+//! `unwrap`, no indexing that can fail), must not unwind, and must not call the exported
+//! `mmap` from the allocator path. `build.rs` files keep them in the dynamic symbol table
+//! (`--export-dynamic-symbol`); [`KEEP`] keeps the linker from dropping their object file.
+
+use std::ffi::c_void;
+
+use super::arena::{self, HEAP};
+use crate::lower;
+
+/// Natural malloc alignment on x86-64.
+const MIN_ALIGN: usize = 16;
+
+fn set_errno(code: i32) {
+    // SAFETY: __errno_location always returns the calling thread's valid errno slot.
+    unsafe { *libc::__errno_location() = code };
+}
+
+fn alloc_aligned(align: usize, size: usize) -> *mut c_void {
+    let align = align.max(MIN_ALIGN).checked_next_power_of_two().unwrap_or(0);
+    if align == 0 {
+        set_errno(libc::ENOMEM);
+        return std::ptr::null_mut();
+    }
+    // SAFETY: align is a power of two; c_memalign accepts any size.
+    let p = HEAP.with(|h| unsafe { h.c_memalign(align, size) });
+    if p.is_null() {
+        set_errno(libc::ENOMEM);
+    }
+    p.cast()
+}
+
+/// `malloc(3)` from the lower arena.
+#[unsafe(no_mangle)]
+pub extern "C" fn malloc(size: usize) -> *mut c_void {
+    alloc_aligned(MIN_ALIGN, size)
+}
+
+/// `free(3)`.
+///
+/// # Safety
+/// `ptr` is null or a live block from this allocator.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn free(ptr: *mut c_void) {
+    // SAFETY: the caller passes null or a live block from this heap.
+    HEAP.with(|h| unsafe { h.c_free(ptr.cast()) });
+}
+
+/// `calloc(3)`: zeroed, with the product checked for overflow.
+#[unsafe(no_mangle)]
+pub extern "C" fn calloc(n: usize, size: usize) -> *mut c_void {
+    let Some(total) = n.checked_mul(size) else {
+        set_errno(libc::ENOMEM);
+        return std::ptr::null_mut();
+    };
+    // SAFETY: MIN_ALIGN is the natural alignment, valid for dlmalloc's calloc.
+    let p = HEAP.with(|h| unsafe { h.calloc(total, MIN_ALIGN) });
+    if p.is_null() {
+        set_errno(libc::ENOMEM);
+    }
+    p.cast()
+}
+
+/// `realloc(3)`; `realloc(p, 0)` frees `p` and returns null, as glibc does.
+///
+/// # Safety
+/// `ptr` is null or a live block from this allocator.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn realloc(ptr: *mut c_void, size: usize) -> *mut c_void {
+    if !ptr.is_null() && size == 0 {
+        // SAFETY: forwarded from the caller's contract.
+        unsafe { free(ptr) };
+        return std::ptr::null_mut();
+    }
+    // SAFETY: ptr is null or a live block of this heap (caller's contract).
+    let p = HEAP.with(|h| unsafe { h.c_realloc(ptr.cast(), size) });
+    if p.is_null() {
+        set_errno(libc::ENOMEM);
+    }
+    p.cast()
+}
+
+/// `memalign(3)`; a non-power-of-two alignment is rounded up, as glibc does.
+#[unsafe(no_mangle)]
+pub extern "C" fn memalign(align: usize, size: usize) -> *mut c_void {
+    alloc_aligned(align, size)
+}
+
+/// `aligned_alloc(3)`.
+#[unsafe(no_mangle)]
+pub extern "C" fn aligned_alloc(align: usize, size: usize) -> *mut c_void {
+    if !align.is_power_of_two() {
+        set_errno(libc::EINVAL);
+        return std::ptr::null_mut();
+    }
+    alloc_aligned(align, size)
+}
+
+/// `posix_memalign(3)`: returns the error instead of setting errno.
+///
+/// # Safety
+/// `out` must be valid for one pointer write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: usize, size: usize) -> i32 {
+    if !align.is_power_of_two() || align % std::mem::size_of::<usize>() != 0 {
+        return libc::EINVAL;
+    }
+    let p = alloc_aligned(align, size);
+    if p.is_null() {
+        return libc::ENOMEM;
+    }
+    // SAFETY: the caller passes a writable out-pointer.
+    unsafe { out.write(p) };
+    0
+}
+
+/// `valloc(3)`: page-aligned.
+#[unsafe(no_mangle)]
+pub extern "C" fn valloc(size: usize) -> *mut c_void {
+    alloc_aligned(super::PAGE, size)
+}
+
+/// `pvalloc(3)`: page-aligned, size rounded up to whole pages.
+#[unsafe(no_mangle)]
+pub extern "C" fn pvalloc(size: usize) -> *mut c_void {
+    let Some(rounded) = size.checked_next_multiple_of(super::PAGE) else {
+        set_errno(libc::ENOMEM);
+        return std::ptr::null_mut();
+    };
+    alloc_aligned(super::PAGE, rounded.max(super::PAGE))
+}
+
+/// `malloc_usable_size(3)`.
+///
+/// # Safety
+/// `ptr` is null or a live block from this allocator.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn malloc_usable_size(ptr: *mut c_void) -> usize {
+    if ptr.is_null() {
+        return 0;
+    }
+    // SAFETY: a live block of this heap (caller's contract).
+    unsafe { arena::usable_size(ptr.cast()) }
+}
+
+fn map_result(ret: std::io::Result<usize>) -> *mut c_void {
+    match ret {
+        Ok(addr) => addr as *mut c_void,
+        Err(e) => {
+            set_errno(e.raw_os_error().unwrap_or(libc::EINVAL));
+            libc::MAP_FAILED
+        }
+    }
+}
+
+/// `mmap(2)` for the lower half: maps, then records the range as lower half.
+///
+/// # Safety
+/// As `mmap(2)`: with `MAP_FIXED` the caller must own the target range.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mmap(
+    addr: *mut c_void,
+    len: usize,
+    prot: i32,
+    flags: i32,
+    fd: i32,
+    off: i64,
+) -> *mut c_void {
+    // SAFETY: forwarded from the caller's contract; off is reinterpreted as the kernel does.
+    let ret = unsafe { super::mmap_raw(addr as usize, len, prot, flags, fd, off as u64) };
+    if let Ok(start) = ret {
+        lower::record_mapped(start as u64, start as u64 + len as u64);
+    }
+    map_result(ret)
+}
+
+/// `mmap64(2)`: the same as [`mmap`] on 64-bit.
+///
+/// # Safety
+/// As [`mmap`].
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mmap64(
+    addr: *mut c_void,
+    len: usize,
+    prot: i32,
+    flags: i32,
+    fd: i32,
+    off: i64,
+) -> *mut c_void {
+    // SAFETY: same contract.
+    unsafe { mmap(addr, len, prot, flags, fd, off) }
+}
+
+/// `munmap(2)`: unmaps, then forgets the range.
+///
+/// # Safety
+/// Nothing may still use the range.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn munmap(addr: *mut c_void, len: usize) -> i32 {
+    // SAFETY: forwarded from the caller's contract.
+    match unsafe { super::munmap_raw(addr as usize, len) } {
+        Ok(()) => {
+            lower::forget_mapped(addr as u64, addr as u64 + len as u64);
+            0
+        }
+        Err(e) => {
+            set_errno(e.raw_os_error().unwrap_or(libc::EINVAL));
+            -1
+        }
+    }
+}
+
+/// `mremap(2)`. Declared with its five arguments: the fifth is read only with `MREMAP_FIXED`,
+/// which is when a variadic caller passes it (the x86-64 ABI passes both alike in registers).
+///
+/// # Safety
+/// As `mremap(2)`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mremap(
+    old: *mut c_void,
+    old_len: usize,
+    new_len: usize,
+    flags: i32,
+    new_addr: *mut c_void,
+) -> *mut c_void {
+    let target = if flags & libc::MREMAP_FIXED != 0 { new_addr as usize } else { 0 };
+    // SAFETY: a plain system call with the caller's arguments.
+    let ret = unsafe {
+        libc::syscall(libc::SYS_mremap, old as usize, old_len, new_len, flags, target)
+    };
+    if ret < 0 {
+        set_errno(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EINVAL));
+        return libc::MAP_FAILED;
+    }
+    let start = ret as u64;
+    if flags & libc::MREMAP_DONTUNMAP == 0 {
+        lower::forget_mapped(old as u64, old as u64 + old_len as u64);
+    }
+    lower::record_mapped(start, start + new_len as u64);
+    start as *mut c_void
+}
+
+/// Addresses of every export, read by `init_lower_half` so their object file is always linked.
+pub(crate) fn keep() -> usize {
+    let all = [
+        malloc as *const () as usize,
+        free as *const () as usize,
+        calloc as *const () as usize,
+        realloc as *const () as usize,
+        memalign as *const () as usize,
+        aligned_alloc as *const () as usize,
+        posix_memalign as *const () as usize,
+        valloc as *const () as usize,
+        pvalloc as *const () as usize,
+        malloc_usable_size as *const () as usize,
+        mmap as *const () as usize,
+        mmap64 as *const () as usize,
+        munmap as *const () as usize,
+        mremap as *const () as usize,
+    ];
+    std::hint::black_box(all).iter().fold(0, |a, b| a.wrapping_add(*b))
+}
+
+/// The exported names, for the build scripts' `--export-dynamic-symbol` and for tests.
+pub const EXPORTED: [&str; 14] = [
+    "malloc",
+    "free",
+    "calloc",
+    "realloc",
+    "memalign",
+    "aligned_alloc",
+    "posix_memalign",
+    "valloc",
+    "pvalloc",
+    "malloc_usable_size",
+    "mmap",
+    "mmap64",
+    "munmap",
+    "mremap",
+];
