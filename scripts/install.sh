@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Installs crac on a Debian/Ubuntu machine and proves it works:
+#   1. scripts/setup.sh: the C compiler, static libc, Python venv and nvcc that crac's builds
+#      and tests use (apt-get and PyPI; skipped where already present);
+#   2. a release build of the `crac` binary;
+#   3. `crac` into ${PREFIX:-$HOME/.local}/bin, with the names crac_launch, crac_ckpt and
+#      crac_restart linked to it (crac picks what to do from the name it was started by);
+#   4. a small C program run natively and under crac_launch, outputs compared, and
+#      `crac_ckpt --status` asked about a program running under crac.
+# Usage: bash scripts/install.sh        (PREFIX=/usr/local bash scripts/install.sh for all users)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { echo "install: $*" >&2; }
+die() { say "$*"; exit 1; }
+
+if ! command -v cargo >/dev/null 2>&1; then
+    die "Rust is not installed. Install it with rustup (https://rustup.rs), e.g.
+    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y
+then open a new shell (or run: . \"\$HOME/.cargo/env\") and run this script again.
+(Debian's own rustc package is too old: crac needs Rust 1.85 or newer.)"
+fi
+rust_minor="$(rustc --version | sed -n 's/^rustc 1\.\([0-9]*\).*/\1/p')"
+if [ -n "$rust_minor" ] && [ "$rust_minor" -lt 85 ]; then
+    die "$(rustc --version) is too old: crac needs Rust 1.85 or newer (rustup update stable)"
+fi
+
+say "installing prerequisites (scripts/setup.sh)"
+bash scripts/setup.sh
+
+say "building crac (release)"
+cargo build --release --quiet -p crac
+built="${CARGO_TARGET_DIR:-$PWD/target}/release/crac"
+[ -x "$built" ] || die "the build did not produce $built"
+
+bindir="${PREFIX:-$HOME/.local}/bin"
+mkdir -p "$bindir"
+# Copy then rename, so a crac that is running right now keeps its old file.
+install -m 0755 "$built" "$bindir/.crac.new"
+mv -f "$bindir/.crac.new" "$bindir/crac"
+for name in crac_launch crac_ckpt crac_restart; do
+    ln -sfn crac "$bindir/$name"
+done
+say "installed $bindir/crac and crac_launch, crac_ckpt, crac_restart"
+case ":$PATH:" in
+    *":$bindir:"*) ;;
+    *) say "WARNING: $bindir is not on your PATH; add it, e.g.:
+    echo 'export PATH=\"$bindir:\$PATH\"' >> ~/.bashrc && . ~/.bashrc" ;;
+esac
+
+# --- prove it works ---------------------------------------------------------------------------
+work="$(mktemp -d)"
+example_pid=""
+cleanup() {
+    [ -z "$example_pid" ] || kill "$example_pid" 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+cat > "$work/hello.c" <<'EOF'
+#include <pthread.h>
+#include <stdio.h>
+
+static void *work(void *arg) {
+    unsigned long *sum = arg;
+    for (unsigned long i = 0; i < 1000000; i++) *sum += i % 7;
+    return NULL;
+}
+
+int main(int argc, char **argv) {
+    pthread_t t[4];
+    unsigned long sums[4] = {0};
+    for (int i = 0; i < 4; i++) pthread_create(&t[i], NULL, work, &sums[i]);
+    for (int i = 0; i < 4; i++) pthread_join(t[i], NULL);
+    printf("hello from crac: %d args, last [%s], 4 threads summed %lu\n", argc - 1,
+           argv[argc - 1], sums[0] + sums[1] + sums[2] + sums[3]);
+    return 0;
+}
+EOF
+cc -O2 -pthread -o "$work/hello" "$work/hello.c"
+native="$("$work/hello" one "two words")"
+under="$("$bindir/crac_launch" -- "$work/hello" one "two words")" \
+    || die "the example failed under crac_launch (exit $?)"
+echo "native:            $native"
+echo "under crac_launch: $under"
+[ "$native" = "$under" ] || die "the example printed something else under crac"
+
+"$bindir/crac_launch" -- sleep 30 &
+example_pid=$!
+for _ in $(seq 50); do
+    status="$("$bindir/crac_ckpt" --status "$example_pid" 2>/dev/null)" && break
+    sleep 0.1
+done
+[ -n "${status:-}" ] || die "crac_ckpt --status $example_pid did not answer: $("$bindir/crac_ckpt" --status "$example_pid" 2>&1 || true)"
+echo "crac_ckpt --status of 'sleep 30' under crac:"
+echo "$status" | sed -n '1,12p'
+say "crac works. Try: crac_launch -- python3 -c 'print(42)'"
