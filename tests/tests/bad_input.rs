@@ -13,9 +13,13 @@ use std::path::{Path, PathBuf};
 use crac_e2e::compare::assert_clean_failure;
 use crac_e2e::{Cmd, Link, Outcome, assert_no_crash, c_program, tools};
 
+/// Runs `program` under crac in a scratch directory: a launcher that wrongly ran a binary as a
+/// shell script would otherwise litter the current directory with files named by its bytes.
 fn launch(program: impl AsRef<std::ffi::OsStr>) -> Outcome {
+    let scratch = tempfile::tempdir().unwrap();
     Cmd::new(program)
         .arg("an-argument")
+        .cwd(scratch.path())
         .under_crac()
         .run()
         .unwrap()
