@@ -1,0 +1,79 @@
+//! `crac_launch PROGRAM [ARGS…]`: become the lower half, start the agent, enter the program.
+//!
+//! Nothing here writes to stdout: that is the program's. Errors go to stderr prefixed with the
+//! name we were started under.
+
+use std::ffi::OsString;
+use std::os::fd::AsFd;
+use std::os::unix::ffi::OsStrExt;
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use crate::cli::LaunchArgs;
+use crate::logging;
+use crate::pending_loader::{exec, fds, startup};
+
+/// Status when the program was found but could not be started (the shell's 126).
+const CANNOT_RUN: u8 = 126;
+
+/// Runs `crac_launch`; returns only if the program could not be entered.
+pub fn run(name: &str, args: LaunchArgs) -> anyhow::Result<ExitCode> {
+    startup::ensure_no_aslr().context("cannot turn off address randomization")?;
+    startup::init_lower_half().context("cannot set up crac's lower half")?;
+    let log_fd = std::io::stderr()
+        .as_fd()
+        .try_clone_to_owned()
+        .and_then(fds::move_high)
+        .context("cannot keep a copy of stderr for crac's messages")?;
+    logging::redirect(log_fd);
+
+    let target = match exec::resolve(&args.program, &args.args) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            return Ok(ExitCode::from(
+                u8::try_from(e.exit_code()).unwrap_or(CANNOT_RUN),
+            ));
+        }
+    };
+    let agent = crac_agent::start().context("cannot start crac's agent")?;
+    let env = program_env(std::env::vars_os());
+    let Err(e) = exec::enter(target, env);
+    drop(agent);
+    eprintln!(
+        "{name}: cannot start {}: {e}",
+        args.program.to_string_lossy()
+    );
+    Ok(ExitCode::from(CANNOT_RUN))
+}
+
+/// The program's environment: ours, minus crac's private `__CRAC_*` variables, as `KEY=VALUE`.
+fn program_env(vars: impl Iterator<Item = (OsString, OsString)>) -> Vec<OsString> {
+    vars.filter(|(k, _)| !k.as_bytes().starts_with(b"__CRAC_"))
+        .map(|(k, v)| {
+            let mut kv = k;
+            kv.push("=");
+            kv.push(v);
+            kv
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn private_variables_are_dropped() {
+        let vars = [
+            ("PATH", "/bin"),
+            ("__CRAC_STAGE", "1"),
+            ("CRAC_LOG", "debug"),
+            ("X", "a=b"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (OsString::from(k), OsString::from(v)));
+        assert_eq!(program_env(vars), ["PATH=/bin", "CRAC_LOG=debug", "X=a=b"]);
+    }
+}
