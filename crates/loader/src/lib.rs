@@ -13,6 +13,9 @@
 //! Unsafe code lives only in `sys/` (system calls, exports, the arena) and `arch/x86_64.rs`
 //! (the jump).
 
+#[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
+compile_error!("crac's loader supports x86-64 Linux only");
+
 mod arch;
 pub mod exec;
 pub mod fds;

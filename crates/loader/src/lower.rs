@@ -30,7 +30,9 @@ fn with<T, R>(m: &Mutex<T>, f: impl FnOnce(&mut T) -> R) -> R {
 /// Records `[start, end)` (rounded out to pages) as mapped by lower code.
 pub(crate) fn record_mapped(start: u64, end: u64) {
     let iv = Interval::new(crate::sys::page_down(start), crate::sys::page_up(end));
-    with(&MAPPED, |m| m.get_or_insert_with(IntervalSet::new).insert(iv));
+    with(&MAPPED, |m| {
+        m.get_or_insert_with(IntervalSet::new).insert(iv)
+    });
 }
 
 /// Forgets `[start, end)` (rounded out to pages) from the mmap-tracked set.
@@ -144,7 +146,10 @@ mod tests {
     fn the_arena_and_loaded_objects_are_lower() {
         let boxed = Box::new(7u64);
         let set = intervals();
-        assert!(set.contains(&*boxed as *const u64 as u64), "heap block is in the arena");
+        assert!(
+            set.contains(&*boxed as *const u64 as u64),
+            "heap block is in the arena"
+        );
         let code = intervals as *const () as usize as u64;
         assert!(set.contains(code), "our own text is a loaded object");
     }

@@ -48,8 +48,7 @@ fn rseq_is_off(value: Option<&OsStr>) -> bool {
     value.is_some_and(|v| {
         v.as_bytes()
             .split(|b| *b == b':')
-            .filter(|p| p.starts_with(b"glibc.pthread.rseq="))
-            .last()
+            .rfind(|p| p.starts_with(b"glibc.pthread.rseq="))
             .is_some_and(|p| p == RSEQ_OFF.as_bytes())
     })
 }
@@ -71,7 +70,11 @@ pub fn ensure_no_aslr() -> Result<(), StartupError> {
             .and_then(|v| u32::from_str_radix(&v, 16).ok())
             .unwrap_or(persona);
         ORIGINAL_PERSONALITY.store(original, Ordering::Relaxed);
-        return if no_aslr { Ok(()) } else { Err(StartupError::AslrStillOn) };
+        return if no_aslr {
+            Ok(())
+        } else {
+            Err(StartupError::AslrStillOn)
+        };
     }
     if no_aslr && rseq_is_off(tunables.as_deref()) {
         ORIGINAL_PERSONALITY.store(persona, Ordering::Relaxed);
@@ -84,6 +87,11 @@ pub fn ensure_no_aslr() -> Result<(), StartupError> {
     env.push(("GLIBC_TUNABLES".into(), merge_tunables(tunables.as_deref())));
     env.push((REEXEC_MARKER.into(), "1".into()));
     env.push((PERSONALITY_VAR.into(), format!("{persona:x}").into()));
+    // exec keeps SIG_IGN and the mask: give the new image the state crac was started with, not
+    // the SIGPIPE=SIG_IGN std set, so its start-up capture sees the original.
+    if let Err(e) = sys::signals::restore_for_program() {
+        return Err(StartupError::Reexec(e));
+    }
     let err = reexec(std::env::args_os().collect(), env);
     // Put the personality back: we stay in this process only on failure.
     let _ = sys::personality(Some(persona));
@@ -96,7 +104,10 @@ fn cstring(s: OsString) -> Result<CString, std::io::Error> {
 
 fn reexec(argv: Vec<OsString>, env: Vec<(OsString, OsString)>) -> std::io::Error {
     let built = (|| -> Result<(Vec<CString>, Vec<CString>), std::io::Error> {
-        let argv = argv.into_iter().map(cstring).collect::<Result<Vec<_>, _>>()?;
+        let argv = argv
+            .into_iter()
+            .map(cstring)
+            .collect::<Result<Vec<_>, _>>()?;
         let env = env
             .into_iter()
             .map(|(mut k, v)| {
@@ -159,7 +170,9 @@ mod tests {
     fn tunables_merge_keeps_other_entries_and_forces_rseq_off() {
         assert_eq!(merge_tunables(None), OsString::from(RSEQ_OFF));
         assert_eq!(
-            merge_tunables(Some(OsStr::new("glibc.malloc.check=3:glibc.pthread.rseq=1"))),
+            merge_tunables(Some(OsStr::new(
+                "glibc.malloc.check=3:glibc.pthread.rseq=1"
+            ))),
             OsString::from("glibc.malloc.check=3:glibc.pthread.rseq=0")
         );
         assert_eq!(
@@ -167,7 +180,9 @@ mod tests {
             OsString::from("a=1:b=2:glibc.pthread.rseq=0")
         );
         assert!(rseq_is_off(Some(OsStr::new("x=1:glibc.pthread.rseq=0"))));
-        assert!(!rseq_is_off(Some(OsStr::new("glibc.pthread.rseq=0:glibc.pthread.rseq=1"))));
+        assert!(!rseq_is_off(Some(OsStr::new(
+            "glibc.pthread.rseq=0:glibc.pthread.rseq=1"
+        ))));
         assert!(!rseq_is_off(None));
     }
 }

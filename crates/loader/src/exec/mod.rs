@@ -1,1 +1,218 @@
-//! Finding the program (`resolve`) and loading it like the kernel does (`enter`).
+//! Finding the program ([`resolve`]) and loading it like the kernel does ([`enter`]): its
+//! `PT_LOAD` segments (ET_EXEC at their addresses, PIE at a free base), its `PT_INTERP` ld.so
+//! at a free base, a fresh stack with argv, envp and a patched auxv, then a jump to the
+//! interpreter's entry (the program's own for static and static-pie programs). The program sees
+//! its own argv[0] and `AT_EXECFN` exactly as after `execve`.
+//!
+//! rseq: DESIGN.md's v1 policy keeps glibc from registering rseq in both halves. The upper
+//! glibc reads `GLIBC_TUNABLES` only from the program's own environment, at its start, so the
+//! one place to say it is that environment: [`program_env`] merges `glibc.pthread.rseq=0` into
+//! it (keeping every other tunable). This is the one visible difference from a native run: the
+//! program's environment carries that tunable.
+
+mod resolve;
+pub mod stack;
+
+use std::convert::Infallible;
+use std::ffi::{CString, OsStr, OsString};
+use std::fs::File;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
+
+use crac_core::elf::Elf;
+
+pub use resolve::{Shebang, lookup, parse_shebang, resolve};
+
+use crate::LoadError;
+use crate::startup::merge_tunables;
+use crate::sys::load;
+
+/// Largest stack given to the program (RLIMIT_STACK above this, or unlimited, is capped).
+const MAX_STACK: u64 = 8 << 20;
+/// Smallest stack given to the program.
+const MIN_STACK: u64 = 128 << 10;
+
+/// An opened, checked ELF file.
+#[derive(Debug)]
+pub(crate) struct Loadable {
+    pub(crate) path: PathBuf,
+    pub(crate) file: File,
+    pub(crate) elf: Elf,
+}
+
+/// A resolved program ready to enter.
+#[derive(Debug)]
+pub struct Target {
+    /// The ELF file to map (the interpreter of a `#!` script).
+    pub(crate) program: Loadable,
+    /// Its `PT_INTERP` ld.so, if dynamic.
+    pub(crate) interp: Option<Loadable>,
+    /// The argv the program sees.
+    pub(crate) argv: Vec<OsString>,
+    /// The path as passed to "execve" (`AT_EXECFN`).
+    pub(crate) execfn: OsString,
+    /// The process name (`comm`): the basename of that path.
+    pub(crate) comm: OsString,
+}
+
+impl Target {
+    /// The argv the program will see (for a script: interpreter, its argument, script path…).
+    pub fn argv(&self) -> &[OsString] {
+        &self.argv
+    }
+
+    /// The ELF file that will be mapped.
+    pub fn path(&self) -> &Path {
+        &self.program.path
+    }
+
+    /// The program's ELF interpreter, if it is dynamically linked.
+    pub fn interpreter(&self) -> Option<&Path> {
+        self.interp.as_ref().map(|i| i.path.as_path())
+    }
+}
+
+/// The environment the program gets: `env` with `glibc.pthread.rseq=0` merged into its
+/// `GLIBC_TUNABLES` (added if absent); everything else unchanged and in order.
+pub fn program_env(env: Vec<OsString>) -> Vec<OsString> {
+    const KEY: &[u8] = b"GLIBC_TUNABLES=";
+    let mut found = false;
+    let mut out: Vec<OsString> = env
+        .into_iter()
+        .map(|e| match e.as_bytes().strip_prefix(KEY) {
+            Some(value) => {
+                found = true;
+                let mut merged = OsString::from("GLIBC_TUNABLES=");
+                merged.push(merge_tunables(Some(OsStr::from_bytes(value))));
+                merged
+            }
+            None => e,
+        })
+        .collect();
+    if !found {
+        let mut e = OsString::from("GLIBC_TUNABLES=");
+        e.push(merge_tunables(None));
+        out.push(e);
+    }
+    out
+}
+
+fn stack_size() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit into a valid local.
+    let ok = unsafe { libc::getrlimit(libc::RLIMIT_STACK, &mut lim) } == 0;
+    let want = if ok { lim.rlim_cur } else { MAX_STACK };
+    want.clamp(MIN_STACK, MAX_STACK) & !(crac_core::elf::PAGE_SIZE - 1)
+}
+
+fn bytes_of(v: &[OsString]) -> Result<Vec<Vec<u8>>, LoadError> {
+    v.iter()
+        .map(|s| {
+            if s.as_bytes().contains(&0) {
+                Err(LoadError::Nul(s.clone()))
+            } else {
+                Ok(s.as_bytes().to_vec())
+            }
+        })
+        .collect()
+}
+
+/// Maps the program and (if any) its interpreter and jumps in. `env` is the environment the
+/// program must see (the caller already removed crac's private `__CRAC_*` variables).
+pub fn enter(target: Target, env: Vec<OsString>) -> Result<Infallible, LoadError> {
+    let env = program_env(env);
+    let argv = bytes_of(&target.argv)?;
+    let envp = bytes_of(&env)?;
+    let execfn = target.execfn.as_bytes().to_vec();
+    let needed: usize = argv.iter().chain(&envp).map(|s| s.len() + 9).sum::<usize>() + execfn.len();
+    let size = stack_size();
+    if needed as u64 > size / 4 {
+        return Err(LoadError::ArgsTooLong { needed });
+    }
+    let comm = CString::new(target.comm.clone().into_vec()).unwrap_or_default();
+
+    let prog = &target.program;
+    let bias = load::map_image(&prog.file, &prog.elf, &prog.path)?;
+    let phdr = prog.elf.phdr_vaddr().unwrap_or(0).wrapping_add(bias);
+    let prog_entry = prog.elf.header.entry.wrapping_add(bias);
+    let (base, entry) = match &target.interp {
+        Some(i) => {
+            let ibias = load::map_image(&i.file, &i.elf, &i.path)?;
+            (ibias, i.elf.header.entry.wrapping_add(ibias))
+        }
+        None => (0, prog_entry),
+    };
+    let top = load::map_stack(
+        usize::try_from(size).unwrap_or(8 << 20),
+        prog.elf.exec_stack(),
+        &prog.path,
+    )?;
+    let own = load::own_auxv().map_err(LoadError::Auxv)?;
+    let patch = stack::AuxPatch {
+        phdr,
+        phnum: u64::from(prog.elf.header.phnum),
+        entry: prog_entry,
+        base,
+    };
+    let auxv = stack::patch_auxv(&own, patch);
+    let platform = load::platform();
+    let random = load::random16().map_err(LoadError::Auxv)?;
+    let spec = stack::StackSpec {
+        argv: &argv,
+        envp: &envp,
+        execfn: &execfn,
+        platform: platform.as_deref(),
+        random,
+        auxv: &auxv,
+    };
+    let image = stack::build(&spec, top);
+    load::write_stack(image.sp, &image.bytes).map_err(LoadError::Auxv)?;
+    let sp = image.sp;
+
+    // From here on the process is the program's: its signal state, name and persona.
+    crate::sys::signals::restore_for_program().map_err(LoadError::Signals)?;
+    let _ = crate::sys::set_comm(&comm);
+    if let Some(p) = crate::startup::original_personality() {
+        load::restore_personality(p);
+    }
+    // Close the program's files and free what we built: nothing of ours survives the jump.
+    drop(target);
+    drop((argv, envp, execfn, auxv, platform, image, comm));
+    // SAFETY: `entry` is the entry of the interpreter (or static program) mapped above and
+    // `sp` the 16-byte aligned argc of the complete stack image written into the fresh stack.
+    unsafe { crate::arch::x86_64::enter(entry, sp) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn program_env_merges_the_rseq_tunable_and_keeps_the_rest() {
+        let env = vec![
+            "A=1".into(),
+            "GLIBC_TUNABLES=glibc.malloc.check=3".into(),
+            "B=2".into(),
+        ];
+        assert_eq!(
+            program_env(env),
+            vec![
+                OsString::from("A=1"),
+                "GLIBC_TUNABLES=glibc.malloc.check=3:glibc.pthread.rseq=0".into(),
+                "B=2".into()
+            ]
+        );
+        assert_eq!(
+            program_env(vec!["A=1".into()]),
+            vec![
+                OsString::from("A=1"),
+                "GLIBC_TUNABLES=glibc.pthread.rseq=0".into()
+            ]
+        );
+        let already = vec![OsString::from("GLIBC_TUNABLES=glibc.pthread.rseq=0")];
+        assert_eq!(program_env(already.clone()), already);
+    }
+}

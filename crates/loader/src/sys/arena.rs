@@ -67,14 +67,10 @@ impl ArenaSys {
         }
     }
 
-    fn free_slots(&self) -> &mut [(usize, usize); FREE_SLOTS] {
-        // SAFETY: called only with HEAP's lock held (see the Send impl), and no other reference
-        // to the array is alive while the returned one is used.
-        unsafe { &mut *self.free.get() }
-    }
-
     fn take(&self, len: usize) -> Option<usize> {
-        let slots = self.free_slots();
+        // SAFETY: called only with HEAP's lock held (see the Send impl), and no other reference
+        // to the array is alive in this function.
+        let slots = unsafe { &mut *self.free.get() };
         if let Some(slot) = slots.iter_mut().find(|s| s.1 >= len) {
             let off = slot.0;
             *slot = (slot.0 + len, slot.1 - len);
@@ -98,7 +94,8 @@ impl ArenaSys {
         if !ok {
             return;
         }
-        let slots = self.free_slots();
+        // SAFETY: as in `take`: HEAP's lock is held and this is the only reference.
+        let slots = unsafe { &mut *self.free.get() };
         if let Some(s) = slots.iter_mut().find(|s| s.0 + s.1 == off && s.1 != 0) {
             s.1 += len;
         } else if let Some(s) = slots.iter_mut().find(|s| s.1 == 0) {

@@ -23,7 +23,10 @@ fn set_errno(code: i32) {
 }
 
 fn alloc_aligned(align: usize, size: usize) -> *mut c_void {
-    let align = align.max(MIN_ALIGN).checked_next_power_of_two().unwrap_or(0);
+    let align = align
+        .max(MIN_ALIGN)
+        .checked_next_power_of_two()
+        .unwrap_or(0);
     if align == 0 {
         set_errno(libc::ENOMEM);
         return std::ptr::null_mut();
@@ -229,13 +232,28 @@ pub unsafe extern "C" fn mremap(
     flags: i32,
     new_addr: *mut c_void,
 ) -> *mut c_void {
-    let target = if flags & libc::MREMAP_FIXED != 0 { new_addr as usize } else { 0 };
+    let target = if flags & libc::MREMAP_FIXED != 0 {
+        new_addr as usize
+    } else {
+        0
+    };
     // SAFETY: a plain system call with the caller's arguments.
     let ret = unsafe {
-        libc::syscall(libc::SYS_mremap, old as usize, old_len, new_len, flags, target)
+        libc::syscall(
+            libc::SYS_mremap,
+            old as usize,
+            old_len,
+            new_len,
+            flags,
+            target,
+        )
     };
     if ret < 0 {
-        set_errno(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EINVAL));
+        set_errno(
+            std::io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::EINVAL),
+        );
         return libc::MAP_FAILED;
     }
     let start = ret as u64;
@@ -264,7 +282,9 @@ pub(crate) fn keep() -> usize {
         munmap as *const () as usize,
         mremap as *const () as usize,
     ];
-    std::hint::black_box(all).iter().fold(0, |a, b| a.wrapping_add(*b))
+    std::hint::black_box(all)
+        .iter()
+        .fold(0, |a, b| a.wrapping_add(*b))
 }
 
 /// The exported names, for the build scripts' `--export-dynamic-symbol` and for tests.

@@ -8,6 +8,7 @@
 
 pub(crate) mod arena;
 pub(crate) mod exports;
+pub(crate) mod load;
 pub(crate) mod objects;
 pub(crate) mod signals;
 
@@ -40,7 +41,8 @@ pub(crate) unsafe fn mmap_raw(
 ) -> io::Result<usize> {
     // SAFETY: a plain system call; the caller vouches for MAP_FIXED targets (see # Safety).
     let ret = unsafe { libc::syscall(libc::SYS_mmap, addr, len, prot, flags, fd, offset) };
-    check(ret).map(|v| v as usize)
+    check(ret)
+        .and_then(|v| usize::try_from(v).map_err(|_| io::Error::from_raw_os_error(libc::EOVERFLOW)))
 }
 
 /// Maps fresh anonymous memory wherever the kernel likes.
@@ -163,10 +165,8 @@ pub(crate) fn page_up(x: u64) -> u64 {
 
 /// Maps a PROT_NONE guard at exactly `addr` without replacing anything (`EEXIST` if taken).
 pub(crate) fn map_guard(addr: usize, len: usize) -> io::Result<()> {
-    let flags = libc::MAP_PRIVATE
-        | libc::MAP_ANONYMOUS
-        | libc::MAP_NORESERVE
-        | libc::MAP_FIXED_NOREPLACE;
+    let flags =
+        libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_FIXED_NOREPLACE;
     // SAFETY: MAP_FIXED_NOREPLACE never replaces an existing mapping.
     let got = unsafe { mmap_raw(addr, len, libc::PROT_NONE, flags, -1, 0) }?;
     if got != addr {
@@ -195,7 +195,11 @@ pub(crate) fn register_atfork() -> io::Result<()> {
 }
 
 /// `execve(2)`; returns only on failure.
-pub(crate) fn execve(path: &CStr, argv: &[std::ffi::CString], env: &[std::ffi::CString]) -> io::Error {
+pub(crate) fn execve(
+    path: &CStr,
+    argv: &[std::ffi::CString],
+    env: &[std::ffi::CString],
+) -> io::Error {
     let mut argv_p: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
     argv_p.push(std::ptr::null());
     let mut env_p: Vec<*const libc::c_char> = env.iter().map(|a| a.as_ptr()).collect();

@@ -4,7 +4,11 @@
 
 use crac_core::interval::Interval;
 
-unsafe extern "C" fn each(info: *mut libc::dl_phdr_info, _size: usize, data: *mut libc::c_void) -> i32 {
+unsafe extern "C" fn each(
+    info: *mut libc::dl_phdr_info,
+    _size: usize,
+    data: *mut libc::c_void,
+) -> i32 {
     // SAFETY: dl_iterate_phdr passes a valid info and the `data` we gave, a live Vec.
     let (info, out) = unsafe { (&*info, &mut *data.cast::<Vec<Interval>>()) };
     if info.dlpi_phdr.is_null() {

@@ -62,11 +62,6 @@ pub(crate) fn captured() -> bool {
     CAPTURED.load(Ordering::Acquire)
 }
 
-/// The start-up mask (for tests and diagnostics).
-pub(crate) fn startup_mask() -> u64 {
-    MASK.load(Ordering::Relaxed)
-}
-
 /// Puts back the start-up dispositions of the signals std changed, the start-up mask on the
 /// calling thread, and turns off its sigaltstack.
 pub(crate) fn restore_for_program() -> std::io::Result<()> {
