@@ -1,0 +1,387 @@
+//! Loaded modules of the `sim` device: fat binary → PTX → parsed module with its variables
+//! placed in device memory; kernel handles; launch checks and the kernel job the worker runs.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use crac_gpu::{
+    DeviceProps, DevicePtr, FuncAttributes, FunctionId, GpuError, LaunchConfig, ModuleId,
+    ParamLayout, Result, VariablePlacement, VariableRecord,
+};
+use crac_ptx::{DeviceMemory, LaunchDims, LaunchError, VarSpace};
+
+use crate::engine::{KernelJob, lock};
+use crate::fatbin::{self, FatbinError};
+use crate::memory::{BlockKind, DeviceMem};
+
+/// Where `printf` output of kernels goes.
+pub(crate) type Printf = Arc<Mutex<Box<dyn Write + Send>>>;
+
+/// A module variable placed in device memory.
+#[derive(Clone, Debug)]
+struct Var {
+    name: String,
+    ptr: u64,
+    size: u64,
+    constant: bool,
+}
+
+/// One registered fat binary.
+pub(crate) struct LoadedModule {
+    ptx: crac_ptx::Module,
+    /// PTX ISA version × 10.
+    ptx_version: u32,
+    vars: Vec<Var>,
+    has_extern: bool,
+}
+
+impl LoadedModule {
+    fn symbol(&self, name: &str) -> Option<u64> {
+        self.vars.iter().find(|v| v.name == name).map(|v| v.ptr)
+    }
+}
+
+struct Function {
+    module: ModuleId,
+    loaded: Arc<LoadedModule>,
+    kernel: usize,
+    /// `cudaFuncAttributeMaxDynamicSharedMemorySize`, if set.
+    max_dynamic_shared: Option<u64>,
+}
+
+/// Every loaded module and kernel handle.
+#[derive(Default)]
+pub(crate) struct Modules {
+    modules: HashMap<ModuleId, Arc<LoadedModule>>,
+    functions: HashMap<FunctionId, Function>,
+    by_name: HashMap<(ModuleId, String), FunctionId>,
+    next_module: u64,
+    next_function: u64,
+}
+
+fn image_error(e: FatbinError) -> GpuError {
+    match e {
+        FatbinError::NoPtx { .. } => GpuError::NoKernelImageForDevice(e.to_string()),
+        _ => GpuError::InvalidKernelImage(e.to_string()),
+    }
+}
+
+fn launch_error(e: LaunchError) -> GpuError {
+    match e {
+        LaunchError::NoSuchKernel(k) => GpuError::InvalidDeviceFunction(k),
+        LaunchError::InvalidConfig(m) => GpuError::InvalidConfiguration(m),
+        LaunchError::BadParams { .. } => GpuError::InvalidValue(e.to_string()),
+        LaunchError::UnresolvedSymbol(s) => GpuError::InvalidSymbol(s),
+        LaunchError::IllegalAddress { .. } => GpuError::IllegalAddress(e.to_string()),
+        LaunchError::Trap { .. } => GpuError::LaunchFailure(e.to_string()),
+        LaunchError::Unsupported { .. } => GpuError::LaunchFailure(format!(
+            "{e}: not supported yet by the sim device's PTX interpreter"
+        )),
+    }
+}
+
+impl Modules {
+    /// Loads a fat binary: picks its PTX for `props`, parses it, and places its variables
+    /// (at `placements` where named).
+    pub(crate) fn load(
+        &mut self,
+        image: &[u8],
+        props: &DeviceProps,
+        mem: &Mutex<DeviceMem>,
+        placements: &[VariablePlacement],
+    ) -> Result<ModuleId> {
+        let entries = fatbin::parse(image).map_err(image_error)?;
+        let entry = fatbin::select_ptx(&entries, props.sm()).map_err(image_error)?;
+        let text = entry.ptx_text().map_err(image_error)?;
+        let ptx =
+            crac_ptx::Module::parse(&text).map_err(|e| GpuError::InvalidPtx(e.to_string()))?;
+        let id = ModuleId(self.next_module + 1);
+        let vars = {
+            let mut mem = lock(mem);
+            place_variables(&ptx, id, &mut mem, placements).inspect_err(|_| {
+                mem.free_all(BlockKind::Variable(id));
+            })?
+        };
+        self.next_module += 1;
+        let (major, minor) = entry.ptx_version;
+        let has_extern = ptx.variables().iter().any(|v| v.is_extern);
+        let loaded = LoadedModule {
+            ptx,
+            ptx_version: u32::from(major) * 10 + u32::from(minor),
+            vars,
+            has_extern,
+        };
+        self.modules.insert(id, Arc::new(loaded));
+        Ok(id)
+    }
+
+    /// Unloads a module and frees its variables (the caller has waited for its work).
+    pub(crate) fn unload(&mut self, id: ModuleId, mem: &Mutex<DeviceMem>) -> Result<()> {
+        self.modules.remove(&id).ok_or_else(|| {
+            GpuError::InvalidResourceHandle(format!("module {} is not loaded", id.0))
+        })?;
+        self.functions.retain(|_, f| f.module != id);
+        self.by_name.retain(|(m, _), _| *m != id);
+        lock(mem).free_all(BlockKind::Variable(id));
+        Ok(())
+    }
+
+    fn module(&self, id: ModuleId) -> Result<&Arc<LoadedModule>> {
+        self.modules.get(&id).ok_or_else(|| {
+            GpuError::InvalidResourceHandle(format!("module {} is not loaded", id.0))
+        })
+    }
+
+    fn function(&self, f: FunctionId) -> Result<&Function> {
+        self.functions.get(&f).ok_or_else(|| {
+            GpuError::InvalidDeviceFunction(format!("function handle {} is not registered", f.0))
+        })
+    }
+
+    /// `__cudaRegisterFunction`: the handle of kernel `name` in `module`.
+    pub(crate) fn register_function(&mut self, module: ModuleId, name: &str) -> Result<FunctionId> {
+        if let Some(f) = self.by_name.get(&(module, name.to_string())) {
+            return Ok(*f);
+        }
+        let loaded = self.module(module)?.clone();
+        let kernel = loaded
+            .ptx
+            .kernels()
+            .iter()
+            .position(|k| k.name == name)
+            .ok_or_else(|| GpuError::InvalidDeviceFunction(format!("no kernel named {name}")))?;
+        self.next_function += 1;
+        let id = FunctionId(self.next_function);
+        let function = Function {
+            module,
+            loaded,
+            kernel,
+            max_dynamic_shared: None,
+        };
+        self.functions.insert(id, function);
+        self.by_name.insert((module, name.to_string()), id);
+        Ok(id)
+    }
+
+    /// `__cudaRegisterVar`: address and size of variable `name` of `module`.
+    pub(crate) fn variable(&self, module: ModuleId, name: &str) -> Result<(DevicePtr, u64)> {
+        self.module(module)?
+            .vars
+            .iter()
+            .find(|v| v.name == name)
+            .map(|v| (DevicePtr(v.ptr), v.size))
+            .ok_or_else(|| GpuError::InvalidSymbol(name.to_string()))
+    }
+
+    /// Every variable of every module.
+    pub(crate) fn variables(&self) -> Vec<VariableRecord> {
+        let mut out: Vec<VariableRecord> = self
+            .modules
+            .iter()
+            .flat_map(|(id, m)| {
+                m.vars.iter().map(|v| VariableRecord {
+                    module: *id,
+                    name: v.name.clone(),
+                    ptr: DevicePtr(v.ptr),
+                    size: v.size,
+                    constant: v.constant,
+                })
+            })
+            .collect();
+        out.sort_by_key(|v| v.ptr);
+        out
+    }
+
+    /// Parameter layout of a kernel.
+    pub(crate) fn params(&self, f: FunctionId) -> Result<Vec<ParamLayout>> {
+        let func = self.function(f)?;
+        let kernel = &func.loaded.ptx.kernels()[func.kernel];
+        Ok(kernel
+            .params
+            .iter()
+            .map(|p| ParamLayout {
+                offset: p.offset,
+                size: p.size,
+            })
+            .collect())
+    }
+
+    /// `cudaFuncSetAttribute(MaxDynamicSharedMemorySize)`.
+    pub(crate) fn set_max_dynamic_shared(
+        &mut self,
+        f: FunctionId,
+        bytes: u64,
+        props: &DeviceProps,
+    ) -> Result<()> {
+        let static_shared = {
+            let func = self.function(f)?;
+            func.loaded.ptx.kernels()[func.kernel].static_shared
+        };
+        if static_shared.saturating_add(bytes) > props.shared_mem_per_block_optin {
+            return Err(GpuError::InvalidValue(format!(
+                "{bytes} bytes of dynamic shared memory plus {static_shared} static exceed the \
+                 device's {} bytes per block",
+                props.shared_mem_per_block_optin
+            )));
+        }
+        if let Some(func) = self.functions.get_mut(&f) {
+            func.max_dynamic_shared = Some(bytes);
+        }
+        Ok(())
+    }
+
+    fn dynamic_limit(func: &Function, static_shared: u64, props: &DeviceProps) -> u64 {
+        func.max_dynamic_shared
+            .unwrap_or_else(|| props.shared_mem_per_block.saturating_sub(static_shared))
+    }
+
+    /// `cudaFuncGetAttributes`.
+    pub(crate) fn attributes(&self, f: FunctionId, props: &DeviceProps) -> Result<FuncAttributes> {
+        let func = self.function(f)?;
+        let k = &func.loaded.ptx.kernels()[func.kernel];
+        Ok(FuncAttributes {
+            shared_size_bytes: k.static_shared,
+            const_size_bytes: func
+                .loaded
+                .vars
+                .iter()
+                .filter(|v| v.constant)
+                .map(|v| v.size)
+                .sum(),
+            local_size_bytes: k.local_per_thread,
+            max_threads_per_block: k.max_threads.map_or(props.max_threads_per_block, |m| {
+                m.min(props.max_threads_per_block)
+            }),
+            num_regs: k.num_regs,
+            ptx_version: func.loaded.ptx_version,
+            binary_version: props.sm(),
+            max_dynamic_shared_size_bytes: Self::dynamic_limit(func, k.static_shared, props),
+        })
+    }
+
+    /// Checks a launch and builds the job the worker runs.
+    pub(crate) fn prepare_launch(
+        &self,
+        f: FunctionId,
+        cfg: &LaunchConfig,
+        params: &[u8],
+        props: &DeviceProps,
+        printf: &Printf,
+    ) -> Result<KernelJob> {
+        let func = self.function(f)?;
+        let loaded = func.loaded.clone();
+        let k = &loaded.ptx.kernels()[func.kernel];
+        check_shape(cfg, props, k.max_threads)?;
+        let dynamic = u64::from(cfg.dynamic_shared);
+        let limit = Self::dynamic_limit(func, k.static_shared, props);
+        if dynamic > limit
+            || k.static_shared.saturating_add(dynamic) > props.shared_mem_per_block_optin
+        {
+            return Err(GpuError::InvalidConfiguration(format!(
+                "{dynamic} bytes of dynamic shared memory asked, kernel {} allows {limit}",
+                k.name
+            )));
+        }
+        let need = k
+            .params
+            .iter()
+            .map(|p| p.offset + p.size)
+            .max()
+            .unwrap_or(0);
+        if (params.len() as u64) < need {
+            return Err(GpuError::InvalidValue(format!(
+                "parameter buffer is {} bytes, kernel {} needs {need}",
+                params.len(),
+                k.name
+            )));
+        }
+        let externs: HashMap<String, u64> = if loaded.has_extern {
+            self.modules
+                .values()
+                .flat_map(|m| m.vars.iter().map(|v| (v.name.clone(), v.ptr)))
+                .collect()
+        } else {
+            HashMap::new()
+        };
+        let name = k.name.clone();
+        let dims = LaunchDims {
+            grid: cfg.grid,
+            block: cfg.block,
+            dynamic_shared: cfg.dynamic_shared,
+        };
+        let params = params.to_vec();
+        let printf = printf.clone();
+        Ok(Box::new(move |mem: &mut DeviceMem| {
+            let resolve = |s: &str| loaded.symbol(s).or_else(|| externs.get(s).copied());
+            let mut out = lock(&printf);
+            let mem: &mut dyn DeviceMemory = mem;
+            let result =
+                crac_ptx::launch(&loaded.ptx, &name, &dims, &params, &resolve, mem, &mut *out);
+            // printf output is best effort, as on a GPU: a broken writer never fails a kernel.
+            let _ = out.flush();
+            result.map(|_| ()).map_err(launch_error)
+        }))
+    }
+}
+
+fn check_shape(cfg: &LaunchConfig, props: &DeviceProps, max_threads: Option<u32>) -> Result<()> {
+    let bad = |why: String| Err(GpuError::InvalidConfiguration(why));
+    for axis in 0..3 {
+        if cfg.grid[axis] == 0 || cfg.grid[axis] > props.max_grid_size[axis] {
+            return bad(format!(
+                "grid {:?} outside 1..={:?}",
+                cfg.grid, props.max_grid_size
+            ));
+        }
+        if cfg.block[axis] == 0 || cfg.block[axis] > props.max_threads_dim[axis] {
+            return bad(format!(
+                "block {:?} outside 1..={:?}",
+                cfg.block, props.max_threads_dim
+            ));
+        }
+    }
+    let threads: u64 = cfg.block.iter().map(|&d| u64::from(d)).product();
+    let limit = max_threads.map_or(props.max_threads_per_block, |m| {
+        m.min(props.max_threads_per_block)
+    });
+    if threads > u64::from(limit) {
+        return bad(format!(
+            "block of {threads} threads, at most {limit} allowed"
+        ));
+    }
+    Ok(())
+}
+
+fn place_variables(
+    ptx: &crac_ptx::Module,
+    id: ModuleId,
+    mem: &mut DeviceMem,
+    placements: &[VariablePlacement],
+) -> Result<Vec<Var>> {
+    let mut vars = Vec::new();
+    for v in ptx.variables().iter().filter(|v| !v.is_extern) {
+        let kind = BlockKind::Variable(id);
+        let ptr = match placements.iter().find(|p| p.name == v.name) {
+            Some(p) => {
+                mem.alloc_at(p.ptr, v.size, kind)?;
+                p.ptr
+            }
+            None => mem.alloc(v.size, v.align.max(1), kind)?,
+        };
+        let init = &v.init[..v
+            .init
+            .len()
+            .min(usize::try_from(v.size).unwrap_or(usize::MAX))];
+        mem.write(ptr.0, init).map_err(|f| {
+            GpuError::InvalidPtx(format!("initialiser of {} does not fit it: {f}", v.name))
+        })?;
+        vars.push(Var {
+            name: v.name.clone(),
+            ptr: ptr.0,
+            size: v.size,
+            constant: v.space == VarSpace::Const,
+        });
+    }
+    Ok(vars)
+}

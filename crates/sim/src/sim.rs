@@ -1,0 +1,591 @@
+//! [`Sim`]: the CPU model of a CUDA device, behind the [`DeviceBackend`] trait.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use crac_gpu::{
+    Allocation, DeviceBackend, DeviceProps, DevicePtr, Event, EventFlags, FuncAttributes,
+    FunctionId, GpuError, LaunchConfig, ModuleId, ParamLayout, Result, Stream, StreamFlags,
+    VariablePlacement, VariableRecord, Window,
+};
+use crac_ptx::DeviceMemory;
+
+use crate::engine::{Engine, Work, lock};
+use crate::memory::{BlockKind, DeviceMem};
+use crate::module::{Modules, Printf};
+
+/// How to build a [`Sim`].
+pub struct SimOptions {
+    /// What the device reports; `total_global_mem` bounds its memory.
+    pub props: DeviceProps,
+    /// Where device addresses are placed.
+    pub window: Window,
+    /// Where kernels' `printf` output goes.
+    pub printf: Box<dyn Write + Send>,
+}
+
+impl SimOptions {
+    /// Defaults: [`DeviceProps::sim`] with `total_mem` bytes, the default window, stdout.
+    pub fn new(total_mem: u64) -> SimOptions {
+        SimOptions {
+            props: DeviceProps::sim(total_mem),
+            window: Window::DEFAULT,
+            printf: Box::new(std::io::stdout()),
+        }
+    }
+}
+
+/// A `Write` that keeps what is written, shareable between the device and a reader.
+#[derive(Clone, Default)]
+pub struct CapturedOutput(Arc<Mutex<Vec<u8>>>);
+
+impl CapturedOutput {
+    /// Everything written so far.
+    pub fn contents(&self) -> Vec<u8> {
+        lock(&self.0).clone()
+    }
+
+    /// Everything written so far, as text (invalid UTF-8 replaced).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&lock(&self.0)).into_owned()
+    }
+}
+
+impl Write for CapturedOutput {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        lock(&self.0).extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The `sim` device: device memory in lower-half Rust memory at addresses inside the device
+/// window, streams and events run by one worker thread, kernels run by the PTX interpreter.
+pub struct Sim {
+    props: DeviceProps,
+    window: Window,
+    mem: Arc<Mutex<DeviceMem>>,
+    engine: Arc<Engine>,
+    modules: Mutex<Modules>,
+    printf: Printf,
+    worker: Option<JoinHandle<()>>,
+}
+
+impl Sim {
+    /// A sim device with `total_mem` bytes of memory and the default options.
+    pub fn new(total_mem: u64) -> Sim {
+        Sim::with_options(SimOptions::new(total_mem))
+    }
+
+    /// A sim device built from `options`. If its worker thread cannot start, every call fails
+    /// with [`GpuError::InitializationError`].
+    pub fn with_options(options: SimOptions) -> Sim {
+        let mem = Arc::new(Mutex::new(DeviceMem::new(
+            options.window,
+            options.props.total_global_mem,
+        )));
+        let engine = Arc::new(Engine::new(mem.clone()));
+        let runner = engine.clone();
+        let worker = std::thread::Builder::new()
+            .name("crac-sim-worker".into())
+            .spawn(move || {
+                let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runner.run()));
+                if ran.is_err() {
+                    runner.state().sticky = Some(GpuError::LaunchFailure(
+                        "the sim device's worker thread panicked; please report this bug".into(),
+                    ));
+                    runner.shutdown();
+                }
+            });
+        let worker = match worker {
+            Ok(handle) => Some(handle),
+            Err(e) => {
+                engine.state().sticky = Some(GpuError::InitializationError(format!(
+                    "cannot start the sim device's worker thread: {e}"
+                )));
+                None
+            }
+        };
+        Sim {
+            props: options.props,
+            window: options.window,
+            mem,
+            engine,
+            modules: Mutex::new(Modules::default()),
+            printf: Arc::new(Mutex::new(options.printf)),
+            worker,
+        }
+    }
+
+    /// Sends kernels' `printf` output to `out` from now on.
+    pub fn set_printf(&self, out: Box<dyn Write + Send>) {
+        *lock(&self.printf) = out;
+    }
+
+    /// Captures kernels' `printf` output from now on; read it from the returned handle.
+    pub fn capture_printf(&self) -> CapturedOutput {
+        let captured = CapturedOutput::default();
+        self.set_printf(Box::new(captured.clone()));
+        captured
+    }
+
+    /// The device-address window allocations are placed in.
+    pub fn window(&self) -> Window {
+        self.window
+    }
+
+    /// Fails with the sticky error if the device is poisoned.
+    fn alive(&self) -> Result<()> {
+        self.engine.state().check_sticky()
+    }
+
+    /// Checks that `[ptr, ptr + len)` is inside one block of device memory.
+    fn check_range(&self, ptr: DevicePtr, len: u64) -> Result<()> {
+        lock(&self.mem).check(ptr.0, len)
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        self.engine.shutdown();
+        if let Some(worker) = self.worker.take() {
+            // A worker that panicked already recorded it; nothing more to report on drop.
+            let _ = worker.join();
+        }
+    }
+}
+
+fn fault(e: crac_ptx::Fault) -> GpuError {
+    GpuError::InvalidValue(format!("{e} is not inside one allocation"))
+}
+
+impl DeviceBackend for Sim {
+    fn device_count(&self) -> Result<u32> {
+        Ok(1)
+    }
+
+    fn device_props(&self, ordinal: u32) -> Result<DeviceProps> {
+        match ordinal {
+            0 => Ok(self.props.clone()),
+            n => Err(GpuError::InvalidDevice(n)),
+        }
+    }
+
+    fn mem_get_info(&self) -> Result<(u64, u64)> {
+        self.alive()?;
+        Ok((lock(&self.mem).free_bytes(), self.props.total_global_mem))
+    }
+
+    fn device_synchronize(&self) -> Result<()> {
+        self.engine.wait_idle().take_error()
+    }
+
+    fn malloc(&self, size: u64) -> Result<DevicePtr> {
+        self.alive()?;
+        if size == 0 {
+            return Ok(DevicePtr(0));
+        }
+        lock(&self.mem).alloc(size, 1, BlockKind::Alloc)
+    }
+
+    fn malloc_at(&self, ptr: DevicePtr, size: u64) -> Result<()> {
+        self.alive()?;
+        lock(&self.mem).alloc_at(ptr, size, BlockKind::Alloc)
+    }
+
+    fn free(&self, ptr: DevicePtr) -> Result<()> {
+        self.alive()?;
+        if ptr.0 == 0 {
+            return Ok(());
+        }
+        self.engine.wait_idle().check_sticky()?;
+        lock(&self.mem).free(ptr, BlockKind::Alloc)
+    }
+
+    fn memcpy_htod(&self, dst: DevicePtr, src: &[u8], stream: Stream) -> Result<()> {
+        self.alive()?;
+        if src.is_empty() {
+            return Ok(());
+        }
+        self.check_range(dst, src.len() as u64)?;
+        let work = Work::Write {
+            dst: dst.0,
+            data: src.to_vec(),
+        };
+        self.engine.submit(stream, work, Vec::new()).map(|_| ())
+    }
+
+    fn memcpy_dtoh(&self, dst: &mut [u8], src: DevicePtr, stream: Stream) -> Result<()> {
+        self.alive()?;
+        if dst.is_empty() {
+            return Ok(());
+        }
+        self.check_range(src, dst.len() as u64)?;
+        let bytes = self.engine.read_in_order(stream, src.0, dst.len())?;
+        dst.copy_from_slice(&bytes);
+        Ok(())
+    }
+
+    fn memcpy_dtod(&self, dst: DevicePtr, src: DevicePtr, len: u64, stream: Stream) -> Result<()> {
+        self.alive()?;
+        if len == 0 {
+            return Ok(());
+        }
+        self.check_range(src, len)?;
+        self.check_range(dst, len)?;
+        let work = Work::Copy {
+            dst: dst.0,
+            src: src.0,
+            len,
+        };
+        self.engine.submit(stream, work, Vec::new()).map(|_| ())
+    }
+
+    fn memset(&self, dst: DevicePtr, value: u8, len: u64, stream: Stream) -> Result<()> {
+        self.alive()?;
+        if len == 0 {
+            return Ok(());
+        }
+        self.check_range(dst, len)?;
+        let work = Work::Fill {
+            dst: dst.0,
+            value,
+            len,
+        };
+        self.engine.submit(stream, work, Vec::new()).map(|_| ())
+    }
+
+    fn stream_create(&self, flags: StreamFlags, priority: i32) -> Result<Stream> {
+        self.engine
+            .stream_create(flags, priority, self.props.stream_priority_range)
+    }
+
+    fn stream_destroy(&self, stream: Stream) -> Result<()> {
+        self.engine.stream_destroy(stream)
+    }
+
+    fn stream_query(&self, stream: Stream) -> Result<bool> {
+        self.engine.stream_query(stream)
+    }
+
+    fn stream_synchronize(&self, stream: Stream) -> Result<()> {
+        self.engine.stream_synchronize(stream)
+    }
+
+    fn stream_info(&self, stream: Stream) -> Result<(StreamFlags, i32)> {
+        self.engine.stream_info(stream)
+    }
+
+    fn stream_wait_event(&self, stream: Stream, event: Event) -> Result<()> {
+        self.engine.stream_wait_event(stream, event)
+    }
+
+    fn event_create(&self, flags: EventFlags) -> Result<Event> {
+        self.engine.event_create(flags)
+    }
+
+    fn event_destroy(&self, event: Event) -> Result<()> {
+        self.engine.event_destroy(event)
+    }
+
+    fn event_record(&self, event: Event, stream: Stream) -> Result<()> {
+        self.engine.event_record(event, stream)
+    }
+
+    fn event_query(&self, event: Event) -> Result<bool> {
+        self.engine.event_query(event)
+    }
+
+    fn event_synchronize(&self, event: Event) -> Result<()> {
+        self.engine.event_synchronize(event)
+    }
+
+    fn event_elapsed_ms(&self, start: Event, end: Event) -> Result<f32> {
+        self.engine.event_elapsed_ms(start, end)
+    }
+
+    fn register_fatbin(&self, image: &[u8]) -> Result<ModuleId> {
+        self.register_fatbin_at(image, &[])
+    }
+
+    fn register_fatbin_at(&self, image: &[u8], vars: &[VariablePlacement]) -> Result<ModuleId> {
+        self.alive()?;
+        lock(&self.modules).load(image, &self.props, &self.mem, vars)
+    }
+
+    fn unregister_module(&self, module: ModuleId) -> Result<()> {
+        self.alive()?;
+        drop(self.engine.wait_idle());
+        lock(&self.modules).unload(module, &self.mem)
+    }
+
+    fn register_function(&self, module: ModuleId, name: &str) -> Result<FunctionId> {
+        self.alive()?;
+        lock(&self.modules).register_function(module, name)
+    }
+
+    fn register_variable(&self, module: ModuleId, name: &str) -> Result<(DevicePtr, u64)> {
+        self.alive()?;
+        lock(&self.modules).variable(module, name)
+    }
+
+    fn function_attributes(&self, function: FunctionId) -> Result<FuncAttributes> {
+        self.alive()?;
+        lock(&self.modules).attributes(function, &self.props)
+    }
+
+    fn function_set_max_dynamic_shared(&self, function: FunctionId, bytes: u64) -> Result<()> {
+        self.alive()?;
+        lock(&self.modules).set_max_dynamic_shared(function, bytes, &self.props)
+    }
+
+    fn launch(&self, function: FunctionId, config: &LaunchConfig, params: &[u8]) -> Result<()> {
+        self.alive()?;
+        let job = lock(&self.modules).prepare_launch(
+            function,
+            config,
+            params,
+            &self.props,
+            &self.printf,
+        )?;
+        self.engine
+            .submit(config.stream, Work::Kernel(job), Vec::new())
+            .map(|_| ())
+    }
+
+    fn function_params(&self, function: FunctionId) -> Result<Vec<ParamLayout>> {
+        lock(&self.modules).params(function)
+    }
+
+    fn allocations(&self) -> Result<Vec<Allocation>> {
+        Ok(lock(&self.mem).allocations())
+    }
+
+    fn module_variables(&self) -> Result<Vec<VariableRecord>> {
+        Ok(lock(&self.modules).variables())
+    }
+
+    fn read_device(&self, src: DevicePtr, dst: &mut [u8]) -> Result<()> {
+        lock(&self.mem).read(src.0, dst).map_err(fault)
+    }
+
+    fn write_device(&self, dst: DevicePtr, src: &[u8]) -> Result<()> {
+        lock(&self.mem).write(dst.0, src).map_err(fault)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> Vec<u8> {
+        let path = format!(
+            "{}/tests/fixtures/fatbin_{name}.bin",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    #[test]
+    fn copies_and_memsets_chain_in_stream_order() {
+        let sim = Sim::new(1 << 20);
+        let s = sim.stream_create(StreamFlags::NON_BLOCKING, 0).unwrap();
+        let (a, b) = (sim.malloc(4096).unwrap(), sim.malloc(4096).unwrap());
+        assert_eq!(a.0 % 256, 0);
+        assert!(sim.window().contains(a.0, 4096));
+        let data: Vec<u8> = (0..4096u32).map(|i| (i % 251) as u8).collect();
+        sim.memcpy_htod(a, &data, s).unwrap();
+        sim.memcpy_dtod(b, a, 4096, s).unwrap();
+        sim.memset(a, 0xab, 100, s).unwrap();
+        sim.memcpy_dtod(DevicePtr(b.0 + 1), b, 4095, s).unwrap();
+        let mut got = vec![0; 4096];
+        sim.memcpy_dtoh(&mut got, a, s).unwrap();
+        assert!(got[..100].iter().all(|&x| x == 0xab));
+        assert_eq!(got[100..], data[100..]);
+        sim.memcpy_dtoh(&mut got, b, Stream::PER_THREAD).unwrap();
+        assert_eq!(got[0], data[0]);
+        assert_eq!(got[1..], data[..4095]);
+        sim.memset_sync(b, 1, 4096, Stream::NULL).unwrap();
+        sim.memcpy_dtod_sync(a, b, 8, Stream::LEGACY).unwrap();
+        sim.memcpy_htod_sync(DevicePtr(a.0 + 8), &[9; 8], Stream::NULL)
+            .unwrap();
+        let mut head = [0; 16];
+        sim.memcpy_dtoh(&mut head, a, Stream::NULL).unwrap();
+        assert_eq!(head, [1, 1, 1, 1, 1, 1, 1, 1, 9, 9, 9, 9, 9, 9, 9, 9]);
+        sim.device_synchronize().unwrap();
+    }
+
+    #[test]
+    fn bad_pointers_are_refused_at_the_call() {
+        let sim = Sim::new(1 << 20);
+        let a = sim.malloc(100).unwrap();
+        let e = sim.memcpy_htod(DevicePtr(a.0 + 90), &[0; 11], Stream::NULL);
+        assert_eq!(e.unwrap_err().code(), 1);
+        assert_eq!(
+            sim.memset(DevicePtr(8), 0, 1, Stream::NULL)
+                .unwrap_err()
+                .code(),
+            1
+        );
+        let mut buf = [0; 4];
+        let e = sim.memcpy_dtoh(&mut buf, DevicePtr(a.0 + 97), Stream::NULL);
+        assert_eq!(e.unwrap_err().code(), 1);
+        assert_eq!(sim.free(DevicePtr(a.0 + 1)).unwrap_err().code(), 17);
+        sim.free(a).unwrap();
+        assert_eq!(sim.free(a).unwrap_err().code(), 17);
+        sim.free(DevicePtr(0)).unwrap();
+        assert_eq!(sim.malloc(0).unwrap(), DevicePtr(0));
+        sim.memcpy_htod(DevicePtr(0), &[], Stream::NULL).unwrap();
+        assert_eq!(sim.malloc(2 << 20).unwrap_err().code(), 2);
+        sim.device_synchronize().unwrap();
+    }
+
+    #[test]
+    fn memory_info_tracks_allocations() {
+        let sim = Sim::new(1 << 20);
+        assert_eq!(sim.mem_get_info().unwrap(), (1 << 20, 1 << 20));
+        let a = sim.malloc(1000).unwrap();
+        assert_eq!(sim.mem_get_info().unwrap().0, (1 << 20) - 1024);
+        sim.free(a).unwrap();
+        assert_eq!(sim.mem_get_info().unwrap().0, 1 << 20);
+        assert_eq!(sim.device_count().unwrap(), 1);
+        assert_eq!(sim.device_props(0).unwrap().total_global_mem, 1 << 20);
+        assert_eq!(sim.device_props(1).unwrap_err().code(), 101);
+    }
+
+    #[test]
+    fn checkpoint_hooks_recreate_allocations_at_their_addresses() {
+        let sim = Sim::new(1 << 20);
+        let a = sim.malloc(300).unwrap();
+        let b = sim.malloc(5000).unwrap();
+        sim.memcpy_htod_sync(a, &[7; 300], Stream::NULL).unwrap();
+        sim.memcpy_htod_sync(b, &[3; 5000], Stream::NULL).unwrap();
+        sim.device_synchronize().unwrap();
+        let allocs = sim.allocations().unwrap();
+        let saved: Vec<(Allocation, Vec<u8>)> = allocs
+            .iter()
+            .map(|al| {
+                let mut bytes = vec![0; usize::try_from(al.size).unwrap()];
+                sim.read_device(al.ptr, &mut bytes).unwrap();
+                (*al, bytes)
+            })
+            .collect();
+        assert_eq!(saved.len(), 2);
+        drop(sim);
+
+        let restarted = Sim::new(1 << 20);
+        for (al, bytes) in &saved {
+            restarted.malloc_at(al.ptr, al.size).unwrap();
+            restarted.write_device(al.ptr, bytes).unwrap();
+        }
+        assert_eq!(restarted.allocations().unwrap(), allocs);
+        assert_eq!(restarted.malloc_at(a, 1).unwrap_err().code(), 2);
+        let mut back = vec![0; 5000];
+        restarted.memcpy_dtoh(&mut back, b, Stream::NULL).unwrap();
+        assert!(back.iter().all(|&x| x == 3));
+        let c = restarted.malloc(10).unwrap();
+        assert!(c != a && c != b);
+        assert!(
+            restarted
+                .read_device(DevicePtr(c.0 + 8), &mut [0; 4])
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn fat_binaries_without_ptx_or_garbage_are_refused() {
+        let sim = Sim::new(1 << 20);
+        let e = sim.register_fatbin(&fixture("cubin_only")).unwrap_err();
+        assert_eq!(e.code(), 209);
+        assert!(e.to_string().contains("no PTX"), "{e}");
+        let mut garbage = fixture("ptx_zstd");
+        garbage[0] = 0;
+        assert_eq!(sim.register_fatbin(&garbage).unwrap_err().code(), 200);
+        assert_eq!(sim.register_fatbin(&[]).unwrap_err().code(), 200);
+        assert_eq!(
+            sim.register_function(ModuleId(77), "k").unwrap_err().code(),
+            400
+        );
+        assert!(sim.module_variables().unwrap().is_empty());
+        assert!(sim.allocations().unwrap().is_empty());
+    }
+
+    #[test]
+    fn printf_capture_replaces_the_writer() {
+        let sim = Sim::new(1 << 20);
+        let out = sim.capture_printf();
+        lock(&sim.printf).write_all(b"hello").unwrap();
+        assert_eq!(out.text(), "hello");
+        assert_eq!(out.contents(), b"hello");
+    }
+
+    #[test]
+    fn module_variables_are_placed_initialised_and_restorable() {
+        let sim = Sim::new(1 << 20);
+        let m = sim.register_fatbin(&fixture("ptx_zstd")).unwrap();
+        let (counter, size) = sim.register_variable(m, "counter").unwrap();
+        assert_eq!(size, 4);
+        let (coef, _) = sim.register_variable(m, "coef").unwrap();
+        assert_eq!(sim.register_variable(m, "nope").unwrap_err().code(), 13);
+        let mut four = [0; 4];
+        sim.memcpy_dtoh(&mut four, counter, Stream::NULL).unwrap();
+        assert_eq!(i32::from_le_bytes(four), 5);
+        let mut floats = [0; 16];
+        sim.read_device(coef, &mut floats).unwrap();
+        assert_eq!(floats[12..], 4.0f32.to_le_bytes());
+        let vars = sim.module_variables().unwrap();
+        let names: Vec<_> = vars.iter().map(|v| (v.name.as_str(), v.constant)).collect();
+        assert!(
+            names.contains(&("counter", false)) && names.contains(&("coef", true)),
+            "{names:?}"
+        );
+        assert!(
+            sim.allocations().unwrap().is_empty(),
+            "variables are not app allocations"
+        );
+        sim.write_device(counter, &9i32.to_le_bytes()).unwrap();
+
+        let restarted = Sim::new(1 << 20);
+        let blocker = restarted.malloc(256).unwrap();
+        let places: Vec<_> = vars
+            .iter()
+            .map(|v| VariablePlacement {
+                name: v.name.clone(),
+                ptr: v.ptr,
+            })
+            .collect();
+        let e = restarted.register_fatbin_at(&fixture("ptx_plain"), &places);
+        assert_eq!(
+            e.unwrap_err().code(),
+            2,
+            "the first variable's address is taken"
+        );
+        restarted.free(blocker).unwrap();
+        let m2 = restarted
+            .register_fatbin_at(&fixture("ptx_plain"), &places)
+            .unwrap();
+        assert_eq!(
+            restarted.register_variable(m2, "counter").unwrap().0,
+            counter
+        );
+        assert_eq!(restarted.register_variable(m2, "coef").unwrap().0, coef);
+        let f = restarted.register_function(m2, "_Z3addPii").unwrap();
+        assert_eq!(restarted.register_function(m2, "_Z3addPii").unwrap(), f);
+        let layout = restarted.function_params(f).unwrap();
+        assert_eq!(
+            layout,
+            [
+                ParamLayout { offset: 0, size: 8 },
+                ParamLayout { offset: 8, size: 4 }
+            ]
+        );
+        restarted.unregister_module(m2).unwrap();
+        assert!(restarted.module_variables().unwrap().is_empty());
+        assert_eq!(restarted.function_params(f).unwrap_err().code(), 98);
+        assert_eq!(restarted.mem_get_info().unwrap().0, 1 << 20);
+    }
+}
