@@ -116,14 +116,12 @@ fn signal_state_of_the_caller_reaches_the_program() {
     let dir = tempfile::tempdir().expect("tempdir");
     let p = build(dir.path(), "pie");
     // Start both runs with SIGPIPE ignored and SIGUSR1 blocked, through a shell.
-    let script = format!(
-        "trap '' PIPE; exec python3 -c 'import signal,os,sys; \
-         signal.pthread_sigmask(signal.SIG_BLOCK,[signal.SIGUSR1]); os.execv(sys.argv[1], sys.argv[1:])' \"$@\""
-    );
+    let script = "trap '' PIPE; exec python3 -c 'import signal,os,sys; \
+         signal.pthread_sigmask(signal.SIG_BLOCK,[signal.SIGUSR1]); os.execv(sys.argv[1], sys.argv[1:])' \"$@\"";
     let out = |args: &[&str]| {
         Command::new("/bin/sh")
             .arg("-c")
-            .arg(&script)
+            .arg(script)
             .arg("sh")
             .args(args)
             .output()
