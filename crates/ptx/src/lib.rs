@@ -4,7 +4,23 @@
 //! - [`Module::parse`] turns PTX text into a pre-decoded module.
 //! - [`Module::kernels`] / [`Module::variables`] describe what the module defines.
 //! - [`launch`] runs one grid to completion against a [`DeviceMemory`].
+//!
+//! Layout: [`lexer`](crate) → `parser` (syntax tree) → `decode` (dense, pre-resolved
+//! instructions) → `exec` (the warp-lockstep executor; see its module doc for the divergence
+//! scheme and the generic-address windows [`SHARED_WINDOW`], [`LOCAL_WINDOW`],
+//! [`PARAM_WINDOW`]).
 #![forbid(unsafe_code)]
+
+mod decode;
+mod exec;
+mod lexer;
+mod ops;
+mod parser;
+mod types;
+
+pub use exec::{
+    LOCAL_WINDOW, MAX_CALL_DEPTH, MAX_SHARED, PARAM_WINDOW, SHARED_WINDOW, WINDOW_SIZE,
+};
 
 use thiserror::Error;
 
@@ -160,15 +176,18 @@ pub struct LaunchStats {
 pub struct Module {
     kernels: Vec<KernelInfo>,
     variables: Vec<VariableInfo>,
+    prog: decode::Program,
 }
 
 impl Module {
     /// Parses and decodes PTX text as nvcc emits it (ISA 8.x/9.x).
     pub fn parse(src: &str) -> Result<Module, ParseError> {
-        let _ = src;
-        Err(ParseError {
-            line: 0,
-            message: "PTX parser not built yet".into(),
+        let ast = parser::parse(src)?;
+        let (kernels, variables, prog) = decode::decode(ast)?;
+        Ok(Module {
+            kernels,
+            variables,
+            prog,
         })
     }
 
@@ -201,10 +220,5 @@ pub fn launch(
     mem: &mut dyn DeviceMemory,
     printf: &mut dyn std::io::Write,
 ) -> Result<LaunchStats, LaunchError> {
-    let _ = (dims, params, symbol, mem, printf);
-    Err(LaunchError::NoSuchKernel(
-        module
-            .kernel(kernel)
-            .map_or(kernel.to_string(), |k| k.name.clone()),
-    ))
+    exec::launch(module, kernel, dims, params, symbol, mem, printf)
 }

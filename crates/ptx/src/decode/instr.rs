@@ -1,0 +1,611 @@
+//! One instruction's opcode, modifiers and operands → [`Inst`].
+
+use super::{CallInfo, FuncCtx, VarRef, perr};
+use crate::ParseError;
+use crate::ops::{Addr, AtomOp, Base, BoolOp, Cmp, Inst, Op, Rnd, ShflMode, TestKind, VoteMode};
+use crate::parser::{Instr, Operand};
+use crate::types::{Space, Ty};
+
+/// The dot-separated modifiers of an opcode.
+struct Mods<'s> {
+    parts: Vec<&'s str>,
+}
+
+impl<'s> Mods<'s> {
+    fn has(&self, m: &str) -> bool {
+        self.parts.contains(&m)
+    }
+    fn types(&self) -> Vec<Ty> {
+        self.parts.iter().filter_map(|p| Ty::from_name(p)).collect()
+    }
+    fn space(&self) -> Space {
+        self.parts
+            .iter()
+            .find_map(|p| Space::from_name(p))
+            .unwrap_or(Space::Generic)
+    }
+    fn rnd(&self) -> Rnd {
+        for p in &self.parts {
+            let r = match *p {
+                "rn" => Rnd::Rn,
+                "rz" => Rnd::Rz,
+                "rm" => Rnd::Rm,
+                "rp" => Rnd::Rp,
+                "rni" => Rnd::Rni,
+                "rzi" => Rnd::Rzi,
+                "rmi" => Rnd::Rmi,
+                "rpi" => Rnd::Rpi,
+                "rna" => Rnd::Rna,
+                _ => continue,
+            };
+            return r;
+        }
+        Rnd::Default
+    }
+    fn cmp(&self) -> Option<Cmp> {
+        self.parts.iter().find_map(|p| Cmp::from_name(p))
+    }
+    fn boolop(&self) -> BoolOp {
+        if self.has("and") {
+            BoolOp::And
+        } else if self.has("or") {
+            BoolOp::Or
+        } else if self.has("xor") {
+            BoolOp::Xor
+        } else {
+            BoolOp::None
+        }
+    }
+    fn vec(&self) -> u8 {
+        if self.has("v4") {
+            4
+        } else if self.has("v2") {
+            2
+        } else {
+            1
+        }
+    }
+    fn atom_op(&self) -> Option<AtomOp> {
+        self.parts.iter().find_map(|p| {
+            Some(match *p {
+                "add" => AtomOp::Add,
+                "min" => AtomOp::Min,
+                "max" => AtomOp::Max,
+                "inc" => AtomOp::Inc,
+                "dec" => AtomOp::Dec,
+                "and" => AtomOp::And,
+                "or" => AtomOp::Or,
+                "xor" => AtomOp::Xor,
+                "exch" => AtomOp::Exch,
+                "cas" => AtomOp::Cas,
+                _ => return None,
+            })
+        })
+    }
+}
+
+impl FuncCtx<'_> {
+    /// Decodes one instruction; an opcode the executor does not implement becomes
+    /// [`Op::Unsupported`], which fails the launch only if it is executed.
+    pub(crate) fn instr(&mut self, i: &Instr) -> Result<Inst, ParseError> {
+        let line = i.line;
+        let mut parts = i.opcode.split('.');
+        let base = parts.next().unwrap_or_default();
+        let m = Mods {
+            parts: parts.collect(),
+        };
+        let types = m.types();
+        let ty = types.last().copied().unwrap_or(Ty::B32);
+        let mut inst = match self.decode_op(base, &m, &types, ty, &i.operands, line)? {
+            Some(inst) => inst,
+            None => {
+                let mut u = Inst::new(Op::Unsupported, ty, line);
+                u.aux = self.unsupported_name(i.opcode.clone());
+                u
+            }
+        };
+        if let Some((neg, p)) = &i.guard {
+            inst.guard = self.reg(p, line)?;
+            inst.gneg = *neg;
+        }
+        Ok(inst)
+    }
+
+    fn operand(ops: &[Operand], n: usize, line: u32) -> Result<&Operand, ParseError> {
+        ops.get(n)
+            .ok_or_else(|| perr(line, format!("missing operand {}", n + 1)))
+    }
+
+    /// Resolves an address operand `[base+off]` (or a bare symbol) in `space`.
+    /// Returns the address and the space the access really goes to.
+    fn addr(&mut self, o: &Operand, space: Space, line: u32) -> Result<(Addr, Space), ParseError> {
+        let (name, off) = match o {
+            Operand::Addr(n, off) => (n.as_deref(), *off),
+            Operand::Name(n) => (Some(n.as_str()), 0),
+            _ => return Err(perr(line, format!("expected an address, found {o:?}"))),
+        };
+        let Some(name) = name else {
+            return Ok((
+                Addr {
+                    base: Base::Abs,
+                    off,
+                },
+                space,
+            ));
+        };
+        if let Some(&(r, _)) = self.regs.get(name) {
+            return Ok((
+                Addr {
+                    base: Base::Reg(r),
+                    off,
+                },
+                space,
+            ));
+        }
+        let (base, off, sp) = match self.var(name) {
+            Some(VarRef::Global(id, sp)) => (Base::Global(id), off, sp),
+            Some(VarRef::Shared(o)) => (Base::Abs, off.wrapping_add(o as i64), Space::Shared),
+            Some(VarRef::DynShared) => (Base::DynShared, off, Space::Shared),
+            Some(VarRef::KParam(o)) => (Base::Abs, off.wrapping_add(o as i64), Space::Param),
+            Some(VarRef::Frame(o)) => (Base::Frame, off.wrapping_add(i64::from(o)), Space::Local),
+            None => return Err(perr(line, format!("unknown variable or register `{name}`"))),
+        };
+        // A generic access through a variable's name goes to the variable's own space.
+        let space = if space == Space::Generic || space == Space::Param {
+            sp
+        } else {
+            space
+        };
+        Ok((Addr { base, off }, space))
+    }
+
+    #[allow(clippy::too_many_lines)]
+    fn decode_op(
+        &mut self,
+        base: &str,
+        m: &Mods<'_>,
+        types: &[Ty],
+        ty: Ty,
+        ops: &[Operand],
+        line: u32,
+    ) -> Result<Option<Inst>, ParseError> {
+        let op = |n: usize| Self::operand(ops, n, line);
+        let simple = |o: Op| -> Option<Op> { Some(o) };
+        let mut inst = Inst::new(Op::Nop, ty, line);
+        inst.rnd = m.rnd();
+        inst.ftz = m.has("ftz");
+        inst.sat = m.has("sat") || m.has("satfinite");
+        // Ops with the common shape `op d, a[, b[, c]]`.
+        let arith = match base {
+            "add" if m.has("cc") => simple(Op::AddCarry(false, false, true)),
+            "sub" if m.has("cc") => simple(Op::AddCarry(true, false, true)),
+            "addc" => simple(Op::AddCarry(false, true, m.has("cc"))),
+            "subc" => simple(Op::AddCarry(true, true, m.has("cc"))),
+            "mad" if m.has("cc") => simple(Op::MadCarry(m.has("hi"), false, true)),
+            "madc" => simple(Op::MadCarry(m.has("hi"), true, m.has("cc"))),
+            "add" => simple(Op::Add),
+            "sub" => simple(Op::Sub),
+            "mul" if m.has("hi") => simple(Op::MulHi),
+            "mul" if m.has("wide") => simple(Op::MulWide),
+            "mul" => simple(Op::MulLo),
+            "mul24" if m.has("lo") => simple(Op::Mul24Lo),
+            "mad" if m.has("hi") => simple(Op::MadHi),
+            "mad" if m.has("wide") => simple(Op::MadWide),
+            "mad" if ty.is_float() => simple(Op::Fma),
+            "mad" => simple(Op::MadLo),
+            "fma" => simple(Op::Fma),
+            "div" => simple(Op::Div),
+            "rem" => simple(Op::Rem),
+            "abs" => simple(Op::Abs),
+            "neg" => simple(Op::Neg),
+            "min" => simple(Op::Min),
+            "max" => simple(Op::Max),
+            "and" => simple(Op::And),
+            "or" => simple(Op::Or),
+            "xor" => simple(Op::Xor),
+            "not" => simple(Op::Not),
+            "cnot" => simple(Op::CNot),
+            "shl" => simple(Op::Shl),
+            "shr" => simple(Op::Shr),
+            "shf" => simple(Op::Shf(m.has("l"), m.has("clamp"))),
+            "bfe" => simple(Op::Bfe),
+            "bfi" => simple(Op::Bfi),
+            "brev" => simple(Op::Brev),
+            "clz" => simple(Op::Clz),
+            "popc" => simple(Op::Popc),
+            "bfind" => simple(Op::Bfind(m.has("shiftamt"))),
+            "prmt" if m.parts.len() == 1 => simple(Op::Prmt),
+            "sad" => simple(Op::Sad),
+            "selp" => simple(Op::Selp),
+            "rcp" => simple(Op::Rcp),
+            "sqrt" => simple(Op::Sqrt),
+            "rsqrt" => simple(Op::Rsqrt),
+            "sin" => simple(Op::Sin),
+            "cos" => simple(Op::Cos),
+            "lg2" => simple(Op::Lg2),
+            "ex2" => simple(Op::Ex2),
+            "tanh" => simple(Op::Tanh),
+            "copysign" => simple(Op::Copysign),
+            "activemask" => simple(Op::Activemask),
+            "testp" => {
+                let k = if m.has("finite") {
+                    TestKind::Finite
+                } else if m.has("infinite") {
+                    TestKind::Infinite
+                } else if m.has("number") {
+                    TestKind::Number
+                } else if m.has("notanumber") {
+                    TestKind::NotANumber
+                } else if m.has("normal") {
+                    TestKind::Normal
+                } else if m.has("subnormal") {
+                    TestKind::Subnormal
+                } else {
+                    return Ok(None);
+                };
+                simple(Op::Testp(k))
+            }
+            _ => None,
+        };
+        if let Some(o) = arith {
+            inst.op = o;
+            let nsrc = ops.len().saturating_sub(1);
+            inst.d = self.dst(op(0)?, line)?;
+            // Shift amounts, bfe/bfi positions and selp's predicate are not of the op type.
+            let src_ty = |k: usize| -> Ty {
+                match (o, k) {
+                    (Op::Shl | Op::Shr, 1) | (Op::Bfe, 1 | 2) | (Op::Bfi, 2 | 3) => Ty::U32,
+                    (Op::Shf(..), 2) => Ty::U32,
+                    (Op::MulWide | Op::MadWide, 2) => ty,
+                    _ => ty,
+                }
+            };
+            let slots = [&mut inst.a, &mut inst.b, &mut inst.c, &mut inst.e];
+            for (k, slot) in slots.into_iter().enumerate().take(nsrc) {
+                *slot = self.src(op(k + 1)?, src_ty(k), line)?;
+            }
+            if matches!(o, Op::AddCarry(..) | Op::MadCarry(..)) {
+                inst.d2 = self.cc();
+            }
+            if o == Op::Activemask {
+                inst.a = inst.d;
+            }
+            return Ok(Some(inst));
+        }
+        match base {
+            "mov" => {
+                let (d, s) = (op(0)?, op(1)?);
+                match (d, s) {
+                    (Operand::Vector(parts), _) => {
+                        inst.op = Op::Unpack;
+                        self.vector(&mut inst, parts, ty, line)?;
+                        inst.a = self.src(s, ty, line)?;
+                    }
+                    (_, Operand::Vector(parts)) => {
+                        inst.op = Op::Pack;
+                        inst.d = self.dst(d, line)?;
+                        self.vector(&mut inst, parts, ty, line)?;
+                    }
+                    (_, Operand::Name(n))
+                        if !self.regs.contains_key(n.as_str()) && self.var(n).is_some() =>
+                    {
+                        inst.op = Op::MovAddr;
+                        inst.d = self.dst(d, line)?;
+                        inst.addr = self.addr(s, Space::Generic, line)?.0;
+                    }
+                    (_, Operand::Addr(Some(_), _)) => {
+                        inst.op = Op::MovAddr;
+                        inst.d = self.dst(d, line)?;
+                        inst.addr = self.addr(s, Space::Generic, line)?.0;
+                    }
+                    (_, Operand::Name(n)) if n == "%clock" || n == "%clock64" => {
+                        inst.op = Op::Clock;
+                        inst.d = self.dst(d, line)?;
+                    }
+                    (_, Operand::Name(n)) if n == "%globaltimer" => {
+                        inst.op = Op::GlobalTimer;
+                        inst.d = self.dst(d, line)?;
+                    }
+                    _ => {
+                        inst.op = Op::Mov;
+                        inst.d = self.dst(d, line)?;
+                        inst.a = self.src(s, ty, line)?;
+                    }
+                }
+            }
+            "ld" | "ldu" => {
+                let (a, sp) = self.addr(op(1)?, m.space(), line)?;
+                inst.op = Op::Ld(sp);
+                inst.addr = a;
+                inst.vn = m.vec();
+                match op(0)? {
+                    Operand::Vector(parts) => self.vector(&mut inst, parts, ty, line)?,
+                    d => inst.v[0] = self.dst(d, line)?,
+                }
+            }
+            "st" => {
+                let (a, sp) = self.addr(op(0)?, m.space(), line)?;
+                inst.op = Op::St(sp);
+                inst.addr = a;
+                inst.vn = m.vec();
+                match op(1)? {
+                    Operand::Vector(parts) => self.vector(&mut inst, parts, ty, line)?,
+                    s => inst.v[0] = self.src(s, ty, line)?,
+                }
+            }
+            "atom" | "red" => {
+                let Some(aop) = m.atom_op() else {
+                    return Ok(None);
+                };
+                let is_red = base == "red";
+                let k = usize::from(!is_red);
+                let (a, sp) = self.addr(op(k)?, m.space(), line)?;
+                inst.op = if is_red {
+                    Op::Red(sp, aop)
+                } else {
+                    Op::Atom(sp, aop)
+                };
+                inst.addr = a;
+                if !is_red {
+                    inst.d = self.dst(op(0)?, line)?;
+                }
+                inst.a = self.src(op(k + 1)?, ty, line)?;
+                if aop == AtomOp::Cas {
+                    inst.b = self.src(op(k + 2)?, ty, line)?;
+                }
+                if !matches!(ty.size(), 4 | 8)
+                    || (ty.is_float() && !matches!(aop, AtomOp::Add | AtomOp::Exch))
+                {
+                    return Ok(None);
+                }
+            }
+            "cvta" => {
+                let to = m.has("to");
+                inst.op = Op::Cvta(m.space(), !to);
+                inst.d = self.dst(op(0)?, line)?;
+                match op(1)? {
+                    Operand::Name(n)
+                        if !self.regs.contains_key(n.as_str()) && self.var(n).is_some() =>
+                    {
+                        // `cvta.shared.u64 %rd, var` takes the variable's address first.
+                        return Ok(None);
+                    }
+                    s => inst.a = self.src(s, ty, line)?,
+                }
+            }
+            "cvt" => {
+                let [dt, st] = types else { return Ok(None) };
+                inst.op = Op::Cvt;
+                inst.ty = *dt;
+                inst.ty2 = *st;
+                inst.d = self.dst(op(0)?, line)?;
+                inst.a = self.src(op(1)?, *st, line)?;
+            }
+            "setp" | "set" => {
+                let Some(c) = m.cmp() else { return Ok(None) };
+                let bop = m.boolop();
+                let st = *types.last().unwrap_or(&Ty::B32);
+                inst.op = if base == "setp" {
+                    Op::Setp(c, bop)
+                } else {
+                    Op::Set(c, bop)
+                };
+                inst.ty = st;
+                if base == "set" {
+                    inst.ty = *types.first().unwrap_or(&Ty::U32);
+                    inst.ty2 = st;
+                }
+                match op(0)? {
+                    Operand::Pair(p, q) => {
+                        inst.d = self.reg(p, line)?;
+                        inst.d2 = self.reg(q, line)?;
+                    }
+                    d => inst.d = self.dst(d, line)?,
+                }
+                inst.a = self.src(op(1)?, st, line)?;
+                inst.b = self.src(op(2)?, st, line)?;
+                if bop != BoolOp::None {
+                    inst.c = self.pred_src(op(3)?, line)?;
+                }
+            }
+            "slct" => {
+                let [dt, st] = types else { return Ok(None) };
+                inst.op = Op::Slct;
+                inst.ty = *dt;
+                inst.ty2 = *st;
+                inst.d = self.dst(op(0)?, line)?;
+                inst.a = self.src(op(1)?, *dt, line)?;
+                inst.b = self.src(op(2)?, *dt, line)?;
+                inst.c = self.src(op(3)?, *st, line)?;
+            }
+            "bra" | "brx" => {
+                if base == "brx" {
+                    return Ok(None);
+                }
+                let Operand::Name(l) = op(0)? else {
+                    return Err(perr(line, "bra needs a label"));
+                };
+                inst.op = Op::Bra;
+                inst.aux = *self
+                    .labels
+                    .get(l)
+                    .ok_or_else(|| perr(line, format!("unknown label `{l}`")))?;
+            }
+            "ret" => inst.op = Op::Ret,
+            "exit" => inst.op = Op::Exit,
+            "trap" | "brkpt" => inst.op = Op::Trap,
+            "bar" | "barrier" => {
+                if m.has("warp") {
+                    inst.op = Op::Nop;
+                } else if (m.has("sync") || m.parts.is_empty() || m.has("aligned"))
+                    && !m.has("red")
+                    && !m.has("arrive")
+                {
+                    inst.op = Op::Bar;
+                } else {
+                    return Ok(None);
+                }
+            }
+            "membar" | "fence" | "prefetch" | "prefetchu" | "pmevent" | "nanosleep"
+            | "griddepcontrol" => {
+                inst.op = Op::Nop;
+            }
+            "shfl" => {
+                let mode = if m.has("up") {
+                    ShflMode::Up
+                } else if m.has("down") {
+                    ShflMode::Down
+                } else if m.has("bfly") {
+                    ShflMode::Bfly
+                } else if m.has("idx") {
+                    ShflMode::Idx
+                } else {
+                    return Ok(None);
+                };
+                inst.op = Op::Shfl(mode);
+                match op(0)? {
+                    Operand::Pair(p, q) => {
+                        inst.d = self.reg(p, line)?;
+                        inst.d2 = self.reg(q, line)?;
+                    }
+                    d => inst.d = self.dst(d, line)?,
+                }
+                inst.a = self.src(op(1)?, ty, line)?;
+                inst.b = self.src(op(2)?, Ty::U32, line)?;
+                inst.c = self.src(op(3)?, Ty::U32, line)?;
+                inst.e = match ops.get(4) {
+                    Some(o) => self.src(o, Ty::U32, line)?,
+                    None => self.konst(0xffff_ffff, line)?,
+                };
+            }
+            "vote" => {
+                let mode = if m.has("all") {
+                    VoteMode::All
+                } else if m.has("any") {
+                    VoteMode::Any
+                } else if m.has("uni") {
+                    VoteMode::Uni
+                } else if m.has("ballot") {
+                    VoteMode::Ballot
+                } else {
+                    return Ok(None);
+                };
+                inst.op = Op::Vote(mode);
+                inst.d = self.dst(op(0)?, line)?;
+                let (p, neg) = match op(1)? {
+                    Operand::Not(p) => (p.as_str(), true),
+                    Operand::Name(p) => (p.as_str(), false),
+                    _ => return Err(perr(line, "vote needs a predicate")),
+                };
+                inst.a = self.reg(p, line)?;
+                inst.gneg = false;
+                inst.sat = neg;
+            }
+            "match" => {
+                inst.op = Op::Match(m.has("all"));
+                match op(0)? {
+                    Operand::Pair(p, q) => {
+                        inst.d = self.reg(p, line)?;
+                        inst.d2 = self.reg(q, line)?;
+                    }
+                    d => inst.d = self.dst(d, line)?,
+                }
+                inst.a = self.src(op(1)?, ty, line)?;
+            }
+            "call" => return self.call(ops, line).map(Some),
+            _ => return Ok(None),
+        }
+        Ok(Some(inst))
+    }
+
+    fn pred_src(&mut self, o: &Operand, line: u32) -> Result<u32, ParseError> {
+        match o {
+            Operand::Not(_) => Err(perr(line, "not supported yet: negated predicate operand")),
+            o => self.src(o, Ty::Pred, line),
+        }
+    }
+
+    fn vector(
+        &mut self,
+        inst: &mut Inst,
+        parts: &[Operand],
+        ty: Ty,
+        line: u32,
+    ) -> Result<(), ParseError> {
+        if parts.is_empty() || parts.len() > 4 {
+            return Err(perr(line, "vector operands have 1 to 4 elements"));
+        }
+        inst.vn = u8::try_from(parts.len()).unwrap_or(4);
+        for (k, p) in parts.iter().enumerate() {
+            inst.v[k] = self.src(p, ty, line)?;
+        }
+        if matches!(inst.op, Op::Pack | Op::Unpack) {
+            let part_bits = ty.bits() / u32::from(inst.vn);
+            inst.ty2 = match part_bits {
+                8 => Ty::B8,
+                16 => Ty::B16,
+                32 => Ty::B32,
+                64 => Ty::B64,
+                _ => return Err(perr(line, "bad vector split")),
+            };
+        }
+        Ok(())
+    }
+
+    fn call(&mut self, ops: &[Operand], line: u32) -> Result<Inst, ParseError> {
+        let mut it = ops.iter().peekable();
+        let rets = match it.peek() {
+            Some(Operand::List(l)) => {
+                it.next();
+                l.clone()
+            }
+            _ => Vec::new(),
+        };
+        let target = match it.next() {
+            Some(Operand::Name(n)) => n.clone(),
+            _ => return Err(perr(line, "call needs a target")),
+        };
+        let args = match it.next() {
+            Some(Operand::List(l)) => l.clone(),
+            _ => Vec::new(),
+        };
+        let mut inst = Inst::new(Op::Call, Ty::B32, line);
+        let Some(&callee) = self.g.funcs.get(&target) else {
+            inst.op = Op::Unsupported;
+            inst.aux =
+                self.unsupported_name(format!("call {target} (not a function of this module)"));
+            return Ok(inst);
+        };
+        let slot = |cx: &Self, o: &Operand| -> Result<(u32, u32), ParseError> {
+            match o {
+                Operand::Name(n) => match cx.var(n) {
+                    Some(VarRef::Frame(off)) => Ok((off, 0)),
+                    _ => Err(perr(
+                        line,
+                        format!("call argument `{n}` is not a .param variable"),
+                    )),
+                },
+                _ => Err(perr(line, "call arguments must be .param variables")),
+            }
+        };
+        let mut info = CallInfo {
+            callee,
+            args: Vec::new(),
+            rets: Vec::new(),
+        };
+        for a in &args {
+            info.args.push(slot(self, a)?);
+        }
+        for r in &rets {
+            info.rets.push(slot(self, r)?);
+        }
+        inst.aux = u32::try_from(self.prog.calls.len()).unwrap_or(u32::MAX);
+        self.prog.calls.push(info);
+        if target == "vprintf" {
+            inst.op = Op::Printf;
+        } else if target == "__assertfail" || target == "__assert_fail" {
+            inst.op = Op::Trap;
+        }
+        Ok(inst)
+    }
+}

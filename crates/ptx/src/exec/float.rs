@@ -1,0 +1,267 @@
+//! Floating-point instructions on `.f32`, `.f64`, `.f16`/`.f16x2` and `.bf16`/`.bf16x2`.
+//!
+//! `.f32` and `.f64` `add sub mul fma div sqrt` are correctly rounded (`.rn`; `.f32` with
+//! `.rz .rm .rp` too, by computing in `f64` and rounding once). The `.approx` functions (`sin
+//! cos lg2 ex2 rcp rsqrt tanh`, `div.approx/full`) use Rust's `f32` library functions, which
+//! are within 2 ulp (well inside PTX's stated maximum errors, e.g. 2^-20.9 absolute for
+//! `sin.approx` in −π..π, 2 ulp for `ex2.approx`). Half types are computed in `f32` and
+//! rounded back. `.ftz` flushes `f32` subnormal inputs and results to zero; `.sat` clamps to
+//! [0, 1].
+// Narrowing float casts and bit extraction are the operations themselves here.
+#![allow(clippy::cast_possible_truncation)]
+
+use super::half::{bf16_to_f32, f16_to_f32, f32_to_bf16, f32_to_f16};
+use super::int::map3;
+use crate::LaunchError;
+use crate::ops::{Inst, Op, Rnd, TestKind};
+use crate::types::Ty;
+
+#[inline(always)]
+fn ftz32(x: f32) -> f32 {
+    if x.is_subnormal() {
+        0.0f32.copysign(x)
+    } else {
+        x
+    }
+}
+
+/// Rounds `x` to `f32` in direction `rnd` (to nearest when not directed).
+pub(crate) fn round_to_f32(x: f64, rnd: Rnd) -> f32 {
+    let r = x as f32;
+    let rd = f64::from(r);
+    if rd == x || x.is_nan() {
+        return r;
+    }
+    let toward_up = match rnd {
+        Rnd::Rz => x < 0.0,
+        Rnd::Rm => false,
+        Rnd::Rp => true,
+        _ => return r,
+    };
+    // `r` is the nearest; step one ulp if it lies on the wrong side of `x`.
+    if toward_up && rd < x {
+        next_up(r)
+    } else if !toward_up && rd > x {
+        next_down(r)
+    } else {
+        r
+    }
+}
+
+fn next_up(x: f32) -> f32 {
+    if x.is_nan() || x == f32::INFINITY {
+        return x;
+    }
+    if x == 0.0 {
+        return f32::from_bits(1);
+    }
+    let b = x.to_bits();
+    f32::from_bits(if x > 0.0 { b + 1 } else { b - 1 })
+}
+
+fn next_down(x: f32) -> f32 {
+    -next_up(-x)
+}
+
+/// Evaluates one `f32` operation.
+#[inline(always)]
+fn op32(op: Op, rnd: Rnd, a: f32, b: f32, c: f32) -> Option<f32> {
+    let directed = matches!(rnd, Rnd::Rz | Rnd::Rm | Rnd::Rp);
+    Some(match op {
+        Op::Add if directed => round_to_f32(f64::from(a) + f64::from(b), rnd),
+        Op::Sub if directed => round_to_f32(f64::from(a) - f64::from(b), rnd),
+        Op::MulLo if directed => round_to_f32(f64::from(a) * f64::from(b), rnd),
+        Op::Div if directed => round_to_f32(f64::from(a) / f64::from(b), rnd),
+        Op::Fma if directed => round_to_f32(f64::from(a).mul_add(f64::from(b), f64::from(c)), rnd),
+        Op::Add => a + b,
+        Op::Sub => a - b,
+        Op::MulLo => a * b,
+        Op::Fma => a.mul_add(b, c),
+        Op::Div => a / b,
+        Op::Abs => a.abs(),
+        Op::Neg => -a,
+        Op::Min => a.min(b),
+        Op::Max => a.max(b),
+        Op::Rcp => 1.0 / a,
+        Op::Sqrt => a.sqrt(),
+        Op::Rsqrt => 1.0 / a.sqrt(),
+        Op::Sin => a.sin(),
+        Op::Cos => a.cos(),
+        Op::Lg2 => a.log2(),
+        Op::Ex2 => a.exp2(),
+        Op::Tanh => a.tanh(),
+        Op::Copysign => b.copysign(a),
+        _ => return None,
+    })
+}
+
+fn op64(op: Op, a: f64, b: f64, c: f64) -> Option<f64> {
+    Some(match op {
+        Op::Add => a + b,
+        Op::Sub => a - b,
+        Op::MulLo => a * b,
+        Op::Fma => a.mul_add(b, c),
+        Op::Div => a / b,
+        Op::Abs => a.abs(),
+        Op::Neg => -a,
+        Op::Min => a.min(b),
+        Op::Max => a.max(b),
+        Op::Rcp => 1.0 / a,
+        Op::Sqrt => a.sqrt(),
+        Op::Rsqrt => 1.0 / a.sqrt(),
+        Op::Sin => a.sin(),
+        Op::Cos => a.cos(),
+        Op::Lg2 => a.log2(),
+        Op::Ex2 => a.exp2(),
+        Op::Tanh => a.tanh(),
+        Op::Copysign => b.copysign(a),
+        _ => return None,
+    })
+}
+
+fn test(kind: TestKind, x: f64) -> bool {
+    match kind {
+        TestKind::Finite => x.is_finite(),
+        TestKind::Infinite => x.is_infinite(),
+        TestKind::Number => !x.is_nan(),
+        TestKind::NotANumber => x.is_nan(),
+        TestKind::Normal => x.is_normal(),
+        TestKind::Subnormal => x.is_subnormal(),
+    }
+}
+
+fn unsupported(i: &Inst) -> LaunchError {
+    LaunchError::Unsupported {
+        instr: format!("{:?}.{:?}", i.op, i.ty).to_lowercase(),
+        line: i.line,
+    }
+}
+
+/// Executes a float instruction.
+pub(crate) fn exec(i: &Inst, regs: &mut [u64], exec: u32) -> Result<(), LaunchError> {
+    let (op, rnd, ftz, sat) = (i.op, i.rnd, i.ftz, i.sat);
+    if let Op::Testp(kind) = op {
+        let ty = i.ty;
+        map3(regs, i, exec, |a, _, _| {
+            let x = match ty {
+                Ty::F64 => f64::from_bits(a),
+                _ => f64::from(f32::from_bits(a as u32)),
+            };
+            u64::from(test(kind, x))
+        });
+        return Ok(());
+    }
+    match i.ty {
+        Ty::F32 => {
+            if op32(op, rnd, 1.0, 1.0, 1.0).is_none() {
+                return Err(unsupported(i));
+            }
+            if !ftz && !sat && !matches!(rnd, Rnd::Rz | Rnd::Rm | Rnd::Rp) {
+                match op {
+                    Op::Add => map3(regs, i, exec, |a, b, _| {
+                        u64::from((f32::from_bits(a as u32) + f32::from_bits(b as u32)).to_bits())
+                    }),
+                    Op::MulLo => map3(regs, i, exec, |a, b, _| {
+                        u64::from((f32::from_bits(a as u32) * f32::from_bits(b as u32)).to_bits())
+                    }),
+                    Op::Fma => map3(regs, i, exec, |a, b, c| {
+                        let (a, b, c) = (
+                            f32::from_bits(a as u32),
+                            f32::from_bits(b as u32),
+                            f32::from_bits(c as u32),
+                        );
+                        u64::from(a.mul_add(b, c).to_bits())
+                    }),
+                    _ => map3(regs, i, exec, |a, b, c| {
+                        let r = op32(
+                            op,
+                            rnd,
+                            f32::from_bits(a as u32),
+                            f32::from_bits(b as u32),
+                            f32::from_bits(c as u32),
+                        );
+                        u64::from(r.unwrap_or(f32::NAN).to_bits())
+                    }),
+                }
+                return Ok(());
+            }
+            map3(regs, i, exec, |a, b, c| {
+                let f = |v: u64| {
+                    let x = f32::from_bits(v as u32);
+                    if ftz { ftz32(x) } else { x }
+                };
+                let mut r = op32(op, rnd, f(a), f(b), f(c)).unwrap_or(f32::NAN);
+                if ftz {
+                    r = ftz32(r);
+                }
+                if sat {
+                    r = if r.is_nan() { 0.0 } else { r.clamp(0.0, 1.0) };
+                }
+                u64::from(r.to_bits())
+            });
+        }
+        Ty::F64 => {
+            if op64(op, 1.0, 1.0, 1.0).is_none() {
+                return Err(unsupported(i));
+            }
+            map3(regs, i, exec, |a, b, c| {
+                let mut r = op64(op, f64::from_bits(a), f64::from_bits(b), f64::from_bits(c))
+                    .unwrap_or(f64::NAN);
+                if sat {
+                    r = if r.is_nan() { 0.0 } else { r.clamp(0.0, 1.0) };
+                }
+                r.to_bits()
+            });
+        }
+        Ty::F16 | Ty::Bf16 | Ty::F16x2 | Ty::Bf16x2 => {
+            if op32(op, Rnd::Rn, 1.0, 1.0, 1.0).is_none() {
+                return Err(unsupported(i));
+            }
+            let bf = matches!(i.ty, Ty::Bf16 | Ty::Bf16x2);
+            let halves = if matches!(i.ty, Ty::F16x2 | Ty::Bf16x2) {
+                2
+            } else {
+                1
+            };
+            let to = move |h: u64| {
+                if bf {
+                    bf16_to_f32(h as u16)
+                } else {
+                    f16_to_f32(h as u16)
+                }
+            };
+            let from = move |f: f32| u64::from(if bf { f32_to_bf16(f) } else { f32_to_f16(f) });
+            map3(regs, i, exec, |a, b, c| {
+                let mut out = 0u64;
+                for k in 0..halves {
+                    let sh = 16 * k;
+                    let mut r = op32(op, Rnd::Rn, to(a >> sh), to(b >> sh), to(c >> sh))
+                        .unwrap_or(f32::NAN);
+                    if sat {
+                        r = if r.is_nan() { 0.0 } else { r.clamp(0.0, 1.0) };
+                    }
+                    out |= from(r) << sh;
+                }
+                out
+            });
+        }
+        _ => return Err(unsupported(i)),
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn directed_rounding() {
+        let x = 1.0f64 + 2f64.powi(-30);
+        assert_eq!(round_to_f32(x, Rnd::Rn), 1.0);
+        assert_eq!(round_to_f32(x, Rnd::Rz), 1.0);
+        assert_eq!(round_to_f32(x, Rnd::Rp), next_up(1.0));
+        assert_eq!(round_to_f32(-x, Rnd::Rm), -next_up(1.0));
+        assert_eq!(round_to_f32(-x, Rnd::Rz), -1.0);
+        assert_eq!(op32(Op::Copysign, Rnd::Rn, -1.0, 2.0, 0.0), Some(-2.0));
+    }
+}

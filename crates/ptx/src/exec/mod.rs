@@ -1,0 +1,461 @@
+//! The executor: a grid runs block by block; a block runs as warps of 32 lanes in lockstep.
+//!
+//! **Divergence** uses per-lane PCs with min-PC scheduling: each call frame keeps the PC and
+//! mask of the lanes executing now, and the PCs of the lanes waiting elsewhere; after a branch
+//! splits the warp, the lanes with the lowest PC run first, and lanes merge again as soon as
+//! their PCs meet. For the structured code nvcc emits (forward branches around `if` bodies,
+//! backward branches closing loops) the lanes reconverge at the immediate post-dominator, as on
+//! hardware. `call` runs the callee with the calling lanes; the others wait in the caller.
+//!
+//! **Barriers**: a warp that reaches `bar.sync` stops; the block scheduler runs the other warps
+//! until every warp that has not exited waits at a barrier, then releases them all.
+//!
+//! **Address windows**: generic addresses are device addresses, except three windows in the
+//! non-canonical upper half of the 64-bit space, where no device (or host) allocation can lie:
+//! shared memory at [`SHARED_WINDOW`], the thread's local memory at [`LOCAL_WINDOW`] and the
+//! kernel's parameter buffer at [`PARAM_WINDOW`], each [`WINDOW_SIZE`] bytes. `cvta` adds or
+//! removes the window base; generic loads and stores pick the space by window.
+//!
+//! **Registers** are 64-bit slots, stored lane-major (`regs[reg * 32 + lane]`), so one
+//! instruction is a loop over the active lanes. Integer results are kept zero-extended to their
+//! width (loads of signed narrow types keep the sign extension); predicates are 0 or 1.
+// Warp, lane and function indices are bounded far below u32::MAX (1024 threads per block,
+// function count checked at decode).
+#![allow(clippy::cast_possible_truncation)]
+
+mod call;
+mod collective;
+mod cvt;
+mod float;
+pub(crate) mod half;
+mod int;
+mod mem;
+mod printf;
+mod step;
+
+use std::time::Instant;
+
+use crate::decode::{Func, Program};
+use crate::ops::{Base, Op, Special};
+use crate::{DeviceMemory, LaunchDims, LaunchError, LaunchStats, Module};
+
+/// Generic-address window of the block's shared memory.
+pub const SHARED_WINDOW: u64 = 0xffff_f000_0000_0000;
+/// Generic-address window of the thread's local memory.
+pub const LOCAL_WINDOW: u64 = 0xffff_e000_0000_0000;
+/// Generic-address window of the kernel's parameter buffer.
+pub const PARAM_WINDOW: u64 = 0xffff_d000_0000_0000;
+/// Size of each window.
+pub const WINDOW_SIZE: u64 = 1 << 40;
+/// Deepest `.func` call nesting (recursion included) before the launch fails.
+pub const MAX_CALL_DEPTH: usize = 64;
+/// Most shared memory one block may use (static plus dynamic), as on sm_90 with opt-in.
+pub const MAX_SHARED: u64 = 227 * 1024;
+
+const FULL: u32 = u32::MAX;
+
+/// One call frame of a warp.
+#[derive(Clone, Debug)]
+pub(crate) struct Frame {
+    pub func: u32,
+    pub reg_base: usize,
+    pub local_base: u32,
+    pub pc: u32,
+    /// Lanes executing at `pc`.
+    pub mask: u32,
+    /// Lanes waiting at `pcs[lane]`.
+    pub waiting: u32,
+    pub pcs: [u32; 32],
+    /// Smallest PC among waiting lanes (`u32::MAX` when none).
+    pub next_wait: u32,
+    /// Lanes that executed `ret` in this frame.
+    pub returned: u32,
+    /// Index of the `call` instruction in the caller (for results).
+    pub call_inst: u32,
+}
+
+impl Frame {
+    fn new(func: u32, reg_base: usize, local_base: u32, mask: u32) -> Frame {
+        Frame {
+            func,
+            reg_base,
+            local_base,
+            pc: 0,
+            mask,
+            waiting: 0,
+            pcs: [0; 32],
+            next_wait: u32::MAX,
+            returned: 0,
+            call_inst: 0,
+        }
+    }
+
+    /// The executing lanes move on to the next instruction.
+    #[inline(always)]
+    pub(crate) fn advance(&mut self) {
+        self.pc += 1;
+        if self.pc == self.next_wait {
+            self.merge();
+        }
+    }
+
+    fn merge(&mut self) {
+        let mut m = self.waiting;
+        let mut next = u32::MAX;
+        while m != 0 {
+            let l = m.trailing_zeros() as usize;
+            m &= m - 1;
+            if self.pcs[l] == self.pc {
+                self.mask |= 1 << l;
+                self.waiting &= !(1 << l);
+            } else {
+                next = next.min(self.pcs[l]);
+            }
+        }
+        self.next_wait = next;
+    }
+
+    /// Moves lanes `lanes` to wait at `pc`.
+    fn park(&mut self, lanes: u32, pc: u32) {
+        let mut m = lanes;
+        while m != 0 {
+            let l = m.trailing_zeros() as usize;
+            m &= m - 1;
+            self.pcs[l] = pc;
+        }
+        self.waiting |= lanes;
+        self.mask &= !lanes;
+    }
+
+    /// Picks the lanes with the lowest PC to run next (none if the frame is finished).
+    pub(crate) fn reschedule(&mut self) {
+        if self.mask != 0 {
+            let (mask, pc) = (self.mask, self.pc);
+            self.park(mask, pc);
+        }
+        if self.waiting == 0 {
+            self.next_wait = u32::MAX;
+            return;
+        }
+        let mut m = self.waiting;
+        let mut min = u32::MAX;
+        while m != 0 {
+            let l = m.trailing_zeros() as usize;
+            m &= m - 1;
+            min = min.min(self.pcs[l]);
+        }
+        self.pc = min;
+        self.merge();
+    }
+
+    /// Branch: lanes `taken` go to `target`, the other executing lanes fall through.
+    pub(crate) fn branch(&mut self, taken: u32, target: u32) {
+        let fall = self.mask & !taken;
+        if fall == 0 {
+            self.pc = target;
+            if self.waiting != 0 && target >= self.next_wait {
+                self.reschedule();
+            }
+        } else if taken == 0 {
+            self.advance();
+        } else {
+            let next = self.pc + 1;
+            self.park(taken, target);
+            self.park(fall, next);
+            self.reschedule();
+        }
+    }
+
+    /// Lanes `lanes` leave this frame (`ret`/`exit`); the rest move on.
+    pub(crate) fn leave(&mut self, lanes: u32) {
+        self.mask &= !lanes;
+        if self.mask == 0 {
+            self.reschedule();
+        } else {
+            self.advance();
+        }
+    }
+
+    pub(crate) fn finished(&self) -> bool {
+        self.mask == 0 && self.waiting == 0
+    }
+}
+
+/// One warp of a block.
+#[derive(Debug, Default)]
+pub(crate) struct Warp {
+    pub id: u32,
+    /// Lanes that are threads of the block.
+    pub valid: u32,
+    pub exited: u32,
+    pub frames: Vec<Frame>,
+    pub regs: Vec<u64>,
+    pub at_barrier: bool,
+    pub done: bool,
+}
+
+/// Everything a launch shares between its warps.
+pub(crate) struct Env<'a> {
+    pub prog: &'a Program,
+    pub params: &'a [u8],
+    pub gaddr: Vec<u64>,
+    pub mem: &'a mut dyn DeviceMemory,
+    pub printf: &'a mut dyn std::io::Write,
+    pub dims: LaunchDims,
+    pub stats: LaunchStats,
+    pub shared: Vec<u8>,
+    pub dyn_base: u64,
+    pub local: Vec<u8>,
+    pub stride: u64,
+    pub ctaid: [u32; 3],
+    pub start: Instant,
+}
+
+fn check_config(k: &Func, dims: &LaunchDims) -> Result<(), LaunchError> {
+    let bad = |m: String| Err(LaunchError::InvalidConfig(m));
+    let threads: u64 = dims.block.iter().map(|&d| u64::from(d)).product();
+    if dims.block.contains(&0) || dims.grid.contains(&0) {
+        return bad(format!(
+            "grid {:?} and block {:?} must not have a zero dimension",
+            dims.grid, dims.block
+        ));
+    }
+    if threads > 1024 || dims.block[2] > 64 {
+        return bad(format!(
+            "block {:?} has {threads} threads; at most 1024 (z at most 64)",
+            dims.block
+        ));
+    }
+    if dims.grid[1] > 65535 || dims.grid[2] > 65535 || dims.grid[0] > i32::MAX as u32 {
+        return bad(format!(
+            "grid {:?} is too large (y and z at most 65535)",
+            dims.grid
+        ));
+    }
+    if let Some(max) = k.maxntid.or(k.reqntid)
+        && threads > u64::from(max)
+    {
+        return bad(format!(
+            "kernel {} allows at most {max} threads per block, got {threads}",
+            k.name
+        ));
+    }
+    if let Some(req) = k.reqntid
+        && threads != u64::from(req)
+    {
+        return bad(format!(
+            "kernel {} requires exactly {req} threads per block, got {threads}",
+            k.name
+        ));
+    }
+    let dyn_base = crate::types::align_up(k.static_shared, 16);
+    if dyn_base + u64::from(dims.dynamic_shared) > MAX_SHARED {
+        return bad(format!(
+            "{} bytes of shared memory requested ({} static + {} dynamic); at most {MAX_SHARED}",
+            dyn_base + u64::from(dims.dynamic_shared),
+            k.static_shared,
+            dims.dynamic_shared
+        ));
+    }
+    Ok(())
+}
+
+/// Runs `kernel` over the grid. See [`crate::launch`].
+pub(crate) fn launch(
+    module: &Module,
+    kernel: &str,
+    dims: &LaunchDims,
+    params: &[u8],
+    symbol: &dyn Fn(&str) -> Option<u64>,
+    mem: &mut dyn DeviceMemory,
+    printf: &mut dyn std::io::Write,
+) -> Result<LaunchStats, LaunchError> {
+    let prog = &module.prog;
+    let kidx = prog
+        .funcs
+        .iter()
+        .position(|f| f.is_entry && f.defined && f.name == kernel)
+        .ok_or_else(|| LaunchError::NoSuchKernel(kernel.to_string()))?;
+    let k = &prog.funcs[kidx];
+    check_config(k, dims)?;
+    let need = k
+        .kparams
+        .iter()
+        .map(|p| p.offset + p.size)
+        .max()
+        .unwrap_or(0);
+    let need = usize::try_from(need).unwrap_or(usize::MAX);
+    if params.len() < need {
+        return Err(LaunchError::BadParams {
+            got: params.len(),
+            need,
+        });
+    }
+    // Resolve the module variables the code uses.
+    let mut gaddr = vec![0u64; module.variables.len()];
+    for f in &prog.funcs {
+        for i in &f.insts {
+            if let Base::Global(id) = i.addr.base
+                && matches!(
+                    i.op,
+                    Op::Ld(_) | Op::St(_) | Op::Atom(..) | Op::Red(..) | Op::MovAddr
+                )
+            {
+                let id = id as usize;
+                if gaddr[id] == 0 {
+                    let name = &module.variables[id].name;
+                    gaddr[id] =
+                        symbol(name).ok_or_else(|| LaunchError::UnresolvedSymbol(name.clone()))?;
+                }
+            }
+        }
+    }
+    let threads = dims.block.iter().map(|&d| d as usize).product::<usize>();
+    let has_funcs = prog.funcs.iter().any(|f| !f.is_entry && f.defined);
+    let stack = if has_funcs {
+        u64::from(prog.max_func_frame) * MAX_CALL_DEPTH as u64
+    } else {
+        0
+    };
+    let stride = crate::types::align_up(u64::from(k.frame_size) + stack, 16);
+    let local_len = usize::try_from(stride)
+        .ok()
+        .and_then(|s| s.checked_mul(threads))
+        .filter(|&l| l <= 1 << 32)
+        .ok_or_else(|| LaunchError::InvalidConfig("local memory per block exceeds 4 GiB".into()))?;
+    let dyn_base = crate::types::align_up(k.static_shared, prog.dyn_shared_align.max(16));
+    let shared_len = usize::try_from(dyn_base + u64::from(dims.dynamic_shared)).unwrap_or(0);
+    let mut env = Env {
+        prog,
+        params,
+        gaddr,
+        mem,
+        printf,
+        dims: *dims,
+        stats: LaunchStats::default(),
+        shared: vec![0; shared_len],
+        dyn_base,
+        local: vec![0; local_len],
+        stride,
+        ctaid: [0; 3],
+        start: Instant::now(),
+    };
+    let nwarps = threads.div_ceil(32);
+    let mut warps: Vec<Warp> = (0..nwarps).map(|_| Warp::default()).collect();
+    for z in 0..dims.grid[2] {
+        for y in 0..dims.grid[1] {
+            for x in 0..dims.grid[0] {
+                env.ctaid = [x, y, z];
+                env.shared.fill(0);
+                run_block(&mut env, kidx as u32, &mut warps, threads)?;
+            }
+        }
+    }
+    Ok(env.stats)
+}
+
+fn run_block(
+    env: &mut Env<'_>,
+    kidx: u32,
+    warps: &mut [Warp],
+    threads: usize,
+) -> Result<(), LaunchError> {
+    let k = &env.prog.funcs[kidx as usize];
+    for (w, warp) in warps.iter_mut().enumerate() {
+        let left = threads - w * 32;
+        warp.id = w as u32;
+        warp.valid = if left >= 32 { FULL } else { (1u32 << left) - 1 };
+        warp.exited = 0;
+        warp.at_barrier = false;
+        warp.done = false;
+        warp.frames.clear();
+        warp.frames.push(Frame::new(kidx, 0, 0, warp.valid));
+        warp.regs.clear();
+        warp.regs.resize(k.nregs as usize * 32, 0);
+        init_frame(env, k, &mut warp.regs, warp.id);
+    }
+    loop {
+        let mut live = false;
+        for warp in warps.iter_mut() {
+            if warp.done || warp.at_barrier {
+                continue;
+            }
+            step::run_warp(env, warp)?;
+            live |= !warp.done;
+        }
+        if !live {
+            return Ok(());
+        }
+        // Every warp that is not done waits at a barrier: release them.
+        for warp in warps.iter_mut().filter(|w| w.at_barrier) {
+            warp.at_barrier = false;
+            if let Some(f) = warp.frames.last_mut() {
+                f.advance();
+            }
+        }
+    }
+}
+
+/// Fills a new frame's constant and special registers.
+pub(crate) fn init_frame(env: &Env<'_>, f: &Func, regs: &mut [u64], warp: u32) {
+    for &(r, v) in &f.consts {
+        let r = r as usize * 32;
+        regs[r..r + 32].fill(v);
+    }
+    let [bx, by, bz] = env.dims.block;
+    let nwarps = (bx * by * bz).div_ceil(32);
+    for &(r, s) in &f.specials {
+        let r = r as usize * 32;
+        for lane in 0..32u32 {
+            let t = warp * 32 + lane;
+            let v: u64 = match s {
+                Special::Tid(0) => u64::from(t % bx),
+                Special::Tid(1) => u64::from((t / bx) % by),
+                Special::Tid(_) => u64::from(t / (bx * by)),
+                Special::Ntid(d) => u64::from(env.dims.block[usize::from(d.min(2))]),
+                Special::Ctaid(d) => u64::from(env.ctaid[usize::from(d.min(2))]),
+                Special::Nctaid(d) => u64::from(env.dims.grid[usize::from(d.min(2))]),
+                Special::LaneId => u64::from(lane),
+                Special::WarpId => u64::from(warp),
+                Special::NWarpId => u64::from(nwarps),
+                Special::SmId | Special::GridId => 0,
+                Special::NSmId => 1,
+                Special::LanemaskEq => 1u64 << lane,
+                Special::LanemaskLt => (1u64 << lane) - 1,
+                Special::LanemaskLe => (2u64 << lane) - 1,
+                Special::LanemaskGt => u64::from(!(((2u64 << lane) - 1) as u32)),
+                Special::LanemaskGe => u64::from(!(((1u64 << lane) - 1) as u32)),
+                Special::DynSmemSize => u64::from(env.dims.dynamic_shared),
+                Special::TotalSmemSize => env.shared.len() as u64,
+            };
+            regs[r + lane as usize] = v;
+        }
+    }
+}
+
+/// Calls `f(lane)` for every lane set in `mask`.
+#[inline(always)]
+pub(crate) fn lanes(mask: u32, mut f: impl FnMut(usize)) {
+    if mask == FULL {
+        for l in 0..32 {
+            f(l);
+        }
+    } else {
+        let mut m = mask;
+        while m != 0 {
+            f(m.trailing_zeros() as usize);
+            m &= m - 1;
+        }
+    }
+}
+
+/// Like [`lanes`], stopping at the first error.
+#[inline(always)]
+pub(crate) fn try_lanes<E>(mask: u32, mut f: impl FnMut(usize) -> Result<(), E>) -> Result<(), E> {
+    let mut m = mask;
+    while m != 0 {
+        f(m.trailing_zeros() as usize)?;
+        m &= m - 1;
+    }
+    Ok(())
+}

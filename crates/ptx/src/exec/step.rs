@@ -1,0 +1,146 @@
+//! The warp loop: fetch, guard, dispatch by instruction family, schedule the next PC.
+// Clock values wrap like the hardware counters do.
+#![allow(clippy::cast_possible_truncation)]
+
+use super::{Env, Warp, call, collective, cvt, float, int, mem};
+use crate::LaunchError;
+use crate::ops::{NONE, Op};
+
+/// Why the inner loop stopped running the current frame.
+enum Next {
+    /// The warp reached `bar.sync`.
+    Barrier,
+    /// Lanes executed `ret` (`false`) or `exit` (`true`).
+    Leave(u32, bool),
+    /// Lanes execute the `call` at this PC.
+    Call(u32, u32),
+}
+
+/// Runs `warp` until it finishes or waits at a barrier.
+pub(crate) fn run_warp(env: &mut Env<'_>, warp: &mut Warp) -> Result<(), LaunchError> {
+    let prog = env.prog;
+    'frames: loop {
+        let Some(fr) = warp.frames.last_mut() else {
+            warp.done = true;
+            return Ok(());
+        };
+        if fr.finished() {
+            call::pop_frame(env, warp)?;
+            continue 'frames;
+        }
+        let func = &prog.funcs[fr.func as usize];
+        let insts = &func.insts[..];
+        let nregs = func.nregs as usize * 32;
+        let regs = &mut warp.regs[fr.reg_base..fr.reg_base + nregs];
+        let mut warp_insts = 0u64;
+        let mut thread_insts = 0u64;
+        let result = loop {
+            let Some(inst) = insts.get(fr.pc as usize) else {
+                break Err(LaunchError::Trap {
+                    line: func.insts.last().map_or(0, |i| i.line),
+                });
+            };
+            let mut exec = fr.mask;
+            warp_insts += 1;
+            thread_insts += u64::from(exec.count_ones());
+            if inst.guard != NONE {
+                let g = inst.guard as usize * 32;
+                let mut bits = 0u32;
+                for (l, v) in regs[g..g + 32].iter().enumerate() {
+                    bits |= u32::from(*v != 0) << l;
+                }
+                if inst.gneg {
+                    bits = !bits;
+                }
+                exec &= bits;
+            }
+            match inst.op {
+                Op::Bra => {
+                    fr.branch(exec, inst.aux);
+                    continue;
+                }
+                Op::Bar | Op::Ret | Op::Exit | Op::Call if exec == 0 => {
+                    fr.advance();
+                    continue;
+                }
+                Op::Bar => break Ok(Next::Barrier),
+                Op::Ret => break Ok(Next::Leave(exec, false)),
+                Op::Exit => break Ok(Next::Leave(exec, true)),
+                Op::Call => break Ok(Next::Call(fr.pc, exec)),
+                _ => {}
+            }
+            if exec != 0 {
+                let r = match inst.op {
+                    Op::Cvt => cvt::exec(inst, regs, exec),
+                    Op::Ld(_)
+                    | Op::St(_)
+                    | Op::Atom(..)
+                    | Op::Red(..)
+                    | Op::MovAddr
+                    | Op::Cvta(..) => mem::exec(env, inst, regs, exec, warp.id, fr.local_base),
+                    Op::Shfl(_) | Op::Vote(_) | Op::Match(_) | Op::Activemask => {
+                        collective::exec(inst, regs, exec, fr.mask);
+                        Ok(())
+                    }
+                    Op::Printf => call::printf(env, inst, regs, exec, warp.id, fr.local_base),
+                    Op::Clock | Op::GlobalTimer => {
+                        let ns = env.start.elapsed().as_nanos() as u64;
+                        let d = inst.d as usize * 32;
+                        super::lanes(exec, |l| regs[d + l] = ns);
+                        Ok(())
+                    }
+                    Op::Nop => Ok(()),
+                    Op::Trap => Err(LaunchError::Trap { line: inst.line }),
+                    Op::Unsupported => Err(LaunchError::Unsupported {
+                        instr: prog
+                            .names
+                            .get(inst.aux as usize)
+                            .cloned()
+                            .unwrap_or_default(),
+                        line: inst.line,
+                    }),
+                    _ if inst.ty.is_float()
+                        && !matches!(
+                            inst.op,
+                            Op::Setp(..)
+                                | Op::Set(..)
+                                | Op::Selp
+                                | Op::Slct
+                                | Op::Mov
+                                | Op::Pack
+                                | Op::Unpack
+                        ) =>
+                    {
+                        float::exec(inst, regs, exec)
+                    }
+                    _ => int::exec(inst, regs, exec),
+                };
+                if let Err(e) = r {
+                    break Err(e);
+                }
+            }
+            fr.advance();
+        };
+        env.stats.warp_instructions += warp_insts;
+        env.stats.thread_instructions += thread_insts;
+        match result? {
+            Next::Barrier => {
+                warp.at_barrier = true;
+                return Ok(());
+            }
+            Next::Leave(exec, is_exit) => {
+                let exiting = is_exit || warp.frames.len() == 1;
+                if exiting {
+                    warp.exited |= exec;
+                }
+                if let Some(f) = warp.frames.last_mut() {
+                    if !exiting {
+                        f.returned |= exec;
+                    }
+                    f.leave(exec);
+                }
+            }
+            Next::Call(pc, exec) => call::push_frame(env, warp, pc, exec)?,
+        }
+    }
+}
