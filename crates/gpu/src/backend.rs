@@ -42,6 +42,12 @@ pub trait DeviceBackend: Send + Sync {
     /// asynchronous work raised since the last report.
     fn device_synchronize(&self) -> Result<()>;
 
+    /// `cudaDeviceReset`: waits for outstanding work, then frees every allocation, destroys
+    /// every created stream and event, clears any sticky error, and puts every module variable
+    /// back to its initial value (modules stay registered, at the same addresses, as cudart
+    /// reloads them after a reset).
+    fn device_reset(&self) -> Result<()>;
+
     // ---- memory ----
 
     /// Allocates `size` bytes, 256-byte aligned, inside the device window (`cudaMalloc`).
@@ -52,6 +58,10 @@ pub trait DeviceBackend: Send + Sync {
     /// Fails with [`GpuError::MemoryAllocation`] if any byte there is taken or outside the
     /// window, and [`GpuError::InvalidValue`] if `ptr` is not 256-byte aligned.
     fn malloc_at(&self, ptr: DevicePtr, size: u64) -> Result<()>;
+
+    /// The allocation or module variable holding `ptr`, if any (`cudaPointerGetAttributes`,
+    /// and the direction of `cudaMemcpyDefault` copies).
+    fn find_allocation(&self, ptr: DevicePtr) -> Result<Option<Allocation>>;
 
     /// Frees an allocation by its start address (`cudaFree`); null is a no-op. Waits for
     /// outstanding work first, as `cudaFree` does.

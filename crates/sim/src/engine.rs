@@ -357,6 +357,23 @@ impl Engine {
         self.wait_for(&points)
     }
 
+    /// Forgets every created stream and event and any error (`cudaDeviceReset`); the caller
+    /// has waited for outstanding work.
+    pub(crate) fn reset(&self) {
+        let mut st = self.state();
+        st.streams.retain(|k, _| *k == LEGACY);
+        if let Some(legacy) = st.streams.get_mut(&LEGACY) {
+            legacy.queue.clear();
+            legacy.completed = legacy.submitted;
+        }
+        st.events.clear();
+        st.per_thread.clear();
+        st.sticky = None;
+        st.pending = None;
+        drop(st);
+        self.work_done.notify_all();
+    }
+
     /// Stops the worker after its current operation; queued work is dropped.
     pub(crate) fn shutdown(&self) {
         self.state().shutdown = true;

@@ -227,6 +227,14 @@ impl DeviceMem {
             .collect()
     }
 
+    /// The block (allocation or variable) holding byte `addr`.
+    pub fn block_at(&self, addr: u64) -> Option<Allocation> {
+        self.find(addr, 1).map(|i| Allocation {
+            ptr: DevicePtr(self.blocks[i].start),
+            size: self.blocks[i].size,
+        })
+    }
+
     /// Index of the block holding all of `[addr, addr + len)`.
     fn find(&self, addr: u64, len: u64) -> Option<usize> {
         let hint = self.last_hit.get();
@@ -411,6 +419,8 @@ mod tests {
         assert_eq!(buf, [1, 2, 0xee, 0xee, 0xee, 6, 7, 8]);
         assert!(m.fill(b.0, 0, 9).is_err());
         assert_eq!(m.allocations().len(), 1);
+        assert_eq!(m.block_at(b.0 + 7).map(|a| a.ptr), Some(b));
+        assert_eq!(m.block_at(b.0 + 8), None);
         m.free_all(BlockKind::Variable(ModuleId(3)));
         assert!(m.read(b.0, &mut buf).is_err());
         assert_eq!(m.free_bytes(), (1 << 20) - 256);

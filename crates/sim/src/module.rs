@@ -25,6 +25,7 @@ struct Var {
     ptr: u64,
     size: u64,
     constant: bool,
+    init: Vec<u8>,
 }
 
 /// One registered fat binary.
@@ -124,6 +125,22 @@ impl Modules {
         self.functions.retain(|_, f| f.module != id);
         self.by_name.retain(|(m, _), _| *m != id);
         lock(mem).free_all(BlockKind::Variable(id));
+        Ok(())
+    }
+
+    /// Puts every variable of every module back to its initial value (`cudaDeviceReset`).
+    pub(crate) fn reinitialise(&self, mem: &mut DeviceMem) -> Result<()> {
+        for var in self.modules.values().flat_map(|m| &m.vars) {
+            let zeros = usize::try_from(var.size)
+                .unwrap_or(0)
+                .saturating_sub(var.init.len());
+            let lost = |f| GpuError::Unknown(format!("variable {} lost its memory: {f}", var.name));
+            mem.write(var.ptr, &var.init).map_err(lost)?;
+            if zeros > 0 {
+                let tail = var.ptr + var.init.len() as u64;
+                mem.fill(tail, 0, zeros as u64).map_err(lost)?;
+            }
+        }
         Ok(())
     }
 
@@ -381,6 +398,7 @@ fn place_variables(
             ptr: ptr.0,
             size: v.size,
             constant: v.space == VarSpace::Const,
+            init: init.to_vec(),
         });
     }
     Ok(vars)

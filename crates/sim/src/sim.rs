@@ -184,6 +184,19 @@ impl DeviceBackend for Sim {
         self.engine.wait_idle().take_error()
     }
 
+    fn device_reset(&self) -> Result<()> {
+        drop(self.engine.wait_idle());
+        self.engine.reset();
+        let modules = lock(&self.modules);
+        let mut mem = lock(&self.mem);
+        mem.free_all(BlockKind::Alloc);
+        modules.reinitialise(&mut mem)
+    }
+
+    fn find_allocation(&self, ptr: DevicePtr) -> Result<Option<Allocation>> {
+        Ok(lock(&self.mem).block_at(ptr.0))
+    }
+
     fn malloc(&self, size: u64) -> Result<DevicePtr> {
         self.alive()?;
         if size == 0 {
@@ -587,5 +600,100 @@ mod tests {
         assert!(restarted.module_variables().unwrap().is_empty());
         assert_eq!(restarted.function_params(f).unwrap_err().code(), 98);
         assert_eq!(restarted.mem_get_info().unwrap().0, 1 << 20);
+    }
+
+    fn ints(bytes: &[u8]) -> Vec<i32> {
+        bytes
+            .chunks_exact(4)
+            .map(|c| i32::from_le_bytes(c.try_into().unwrap()))
+            .collect()
+    }
+
+    /// Runs the fixture kernel `a[i] += counter + (int)coef[i % 4]` over `n` ints.
+    fn run_add(sim: &Sim, m: ModuleId, a: DevicePtr, n: u32, stream: Stream) -> Result<()> {
+        let f = sim.register_function(m, "_Z3addPii")?;
+        let mut params = a.0.to_le_bytes().to_vec();
+        params.extend_from_slice(&n.to_le_bytes());
+        let cfg = LaunchConfig {
+            grid: [n.div_ceil(64), 1, 1],
+            block: [64, 1, 1],
+            dynamic_shared: 0,
+            stream,
+        };
+        sim.launch(f, &cfg, &params)
+    }
+
+    #[test]
+    fn kernels_run_through_the_trait_and_see_module_variables() {
+        let sim = Sim::new(1 << 20);
+        let m = sim.register_fatbin(&fixture("ptx_lz4")).unwrap();
+        let n = 100u32;
+        let a = sim.malloc(u64::from(n) * 4).unwrap();
+        let init: Vec<u8> = (0..n as i32).flat_map(i32::to_le_bytes).collect();
+        let s = sim.stream_create(StreamFlags::NON_BLOCKING, 0).unwrap();
+        sim.memcpy_htod(a, &init, s).unwrap();
+        run_add(&sim, m, a, n, s).unwrap();
+        let (counter, _) = sim.register_variable(m, "counter").unwrap();
+        sim.memcpy_htod(counter, &100i32.to_le_bytes(), s).unwrap();
+        run_add(&sim, m, a, n, s).unwrap();
+        let mut out = vec![0; init.len()];
+        sim.memcpy_dtoh(&mut out, a, s).unwrap();
+        let want: Vec<i32> = (0..n as i32)
+            .map(|i| i + 5 + 100 + 2 * (i % 4 + 1))
+            .collect();
+        assert_eq!(ints(&out), want);
+
+        let attrs = sim.function_attributes(sim.register_function(m, "_Z3addPii").unwrap());
+        let attrs = attrs.unwrap();
+        assert_eq!((attrs.ptx_version, attrs.binary_version), (90, 80));
+        assert_eq!(attrs.const_size_bytes, 16);
+    }
+
+    #[test]
+    fn a_faulting_kernel_poisons_the_device_until_reset() {
+        let sim = Sim::new(1 << 20);
+        let m = sim.register_fatbin(&fixture("ptx_zstd")).unwrap();
+        let (counter, _) = sim.register_variable(m, "counter").unwrap();
+        sim.write_device(counter, &9i32.to_le_bytes()).unwrap();
+        let a = sim.malloc(64).unwrap();
+        assert_eq!(
+            sim.find_allocation(DevicePtr(a.0 + 63)).unwrap(),
+            Some(Allocation { ptr: a, size: 64 })
+        );
+        assert_eq!(sim.find_allocation(DevicePtr(a.0 + 64)).unwrap(), None);
+        assert_eq!(
+            sim.find_allocation(counter).unwrap().map(|v| v.size),
+            Some(4)
+        );
+        let s = sim.stream_create(StreamFlags::DEFAULT, 0).unwrap();
+        run_add(&sim, m, a, 1000, Stream::NULL).unwrap();
+        let e = sim.device_synchronize().unwrap_err();
+        assert_eq!(e.code(), 700, "{e}");
+        assert!(e.is_sticky());
+        assert_eq!(sim.malloc(4).unwrap_err().code(), 700);
+        assert_eq!(
+            run_add(&sim, m, a, 16, Stream::NULL).unwrap_err().code(),
+            700
+        );
+        assert_eq!(sim.register_variable(m, "counter").unwrap_err().code(), 700);
+        assert_eq!(sim.allocations().unwrap().len(), 1, "hooks still work");
+
+        sim.device_reset().unwrap();
+        assert!(sim.allocations().unwrap().is_empty());
+        assert_eq!(sim.stream_query(s).unwrap_err().code(), 400);
+        let mut four = [0; 4];
+        sim.read_device(counter, &mut four).unwrap();
+        assert_eq!(
+            i32::from_le_bytes(four),
+            5,
+            "variables are back to their initial values"
+        );
+        let a = sim.malloc(64).unwrap();
+        sim.memset_sync(a, 0, 64, Stream::NULL).unwrap();
+        run_add(&sim, m, a, 16, Stream::NULL).unwrap();
+        sim.device_synchronize().unwrap();
+        let mut out = [0; 64];
+        sim.memcpy_dtoh(&mut out, a, Stream::NULL).unwrap();
+        assert_eq!(ints(&out)[..4], [6, 7, 8, 9]);
     }
 }
