@@ -25,40 +25,19 @@ pub struct LoaderLowerHalf;
 
 impl LowerHalf for LoaderLowerHalf {
     fn register_current_thread(&self) {
-        pending_loader::lower::register_current_thread();
+        crac_loader::lower::register_current_thread();
     }
 
     fn intervals(&self) -> IntervalSet {
-        pending_loader::lower::intervals()
+        crac_loader::lower::intervals()
     }
 
     fn tids(&self) -> Vec<i32> {
-        pending_loader::lower::lower_tids()
+        crac_loader::lower::lower_tids()
     }
 
     fn protect_fd(&self, fd: OwnedFd) -> io::Result<OwnedFd> {
-        pending_loader::fds::move_high(fd)
+        crac_loader::fds::move_high(fd)
     }
 }
 
-/// TEMPORARY stand-in for `crac_loader`'s API until that crate lands; removed before the final
-/// commit. It records nothing: the whole process shows as program memory.
-mod pending_loader {
-    pub mod lower {
-        use crac_core::interval::IntervalSet;
-        pub fn register_current_thread() {}
-        pub fn intervals() -> IntervalSet {
-            IntervalSet::new()
-        }
-        pub fn lower_tids() -> Vec<i32> {
-            Vec::new()
-        }
-    }
-    pub mod fds {
-        use std::io;
-        use std::os::fd::OwnedFd;
-        pub fn move_high(fd: OwnedFd) -> io::Result<OwnedFd> {
-            Ok(fd)
-        }
-    }
-}

@@ -7,7 +7,6 @@ mod build_id;
 mod cli;
 mod commands;
 mod logging;
-mod pending_loader;
 mod render;
 
 use std::process::ExitCode;

@@ -12,7 +12,7 @@ use anyhow::Context;
 
 use crate::cli::LaunchArgs;
 use crate::logging;
-use crate::pending_loader::{exec, fds, startup};
+use crac_loader::{exec, fds, startup};
 
 /// Status when the program was found but could not be started (the shell's 126).
 const CANNOT_RUN: u8 = 126;
