@@ -40,4 +40,3 @@ impl LowerHalf for LoaderLowerHalf {
         crac_loader::fds::move_high(fd)
     }
 }
-
