@@ -1,0 +1,72 @@
+//! The kernel sources themselves: the PTX committed in `tests/cuda/ptx/` is what nvcc emits for
+//! `tests/cuda/kernels/` today, and every kernel file's fat binary registers on the sim device
+//! with every `.entry` it defines reachable by name.
+
+mod common;
+
+use common::{FatbinKind, Gpu, fatbin, nvcc::repo_root};
+
+/// Every `tests/cuda/kernels/*.cu`, by stem, sorted.
+fn kernel_files() -> Vec<String> {
+    let dir = repo_root().join("tests/cuda/kernels");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
+        .filter_map(|e| {
+            let path = e.expect("directory entry").path();
+            (path.extension()? == "cu").then(|| path.file_stem()?.to_str().map(String::from))?
+        })
+        .collect();
+    names.sort();
+    assert!(names.len() >= 16, "kernel sources missing: {names:?}");
+    names
+}
+
+/// The `.entry` names in PTX text.
+fn entries(ptx: &str) -> Vec<String> {
+    ptx.lines()
+        .filter_map(|l| l.trim().strip_prefix(".visible .entry "))
+        .map(|rest| rest.trim_end_matches('(').trim().to_string())
+        .collect()
+}
+
+#[test]
+fn committed_ptx_matches_nvcc() {
+    for name in kernel_files() {
+        let fresh = String::from_utf8(fatbin(&name, FatbinKind::PtxText)).expect("PTX is text");
+        let path = repo_root()
+            .join("tests/cuda/ptx")
+            .join(format!("{name}.ptx"));
+        let committed = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("read {}: {e}; run tests/cuda/gen-ptx.sh", path.display()));
+        assert!(
+            fresh == committed,
+            "{} is stale: run tests/cuda/gen-ptx.sh and commit the result",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn every_kernel_file_registers_with_all_its_entries() {
+    let gpu = Gpu::new();
+    for name in kernel_files() {
+        let ptx = String::from_utf8(fatbin(&name, FatbinKind::PtxText)).expect("PTX is text");
+        let names = entries(&ptx);
+        assert!(!names.is_empty(), "{name}.cu defines no kernel");
+        let module = gpu.load(&name);
+        for entry in names {
+            let f = gpu.func(module, &entry);
+            let params = gpu.dev().function_params(f).expect("parameter layout");
+            // Offsets are naturally aligned and increasing, as the CUDA ABI packs them.
+            let mut end = 0;
+            for p in &params {
+                assert!(
+                    p.size > 0 && p.offset % p.size.min(8) == 0,
+                    "{entry}: {params:?}"
+                );
+                assert!(p.offset >= end, "{entry}: {params:?}");
+                end = p.offset + p.size;
+            }
+        }
+    }
+}
