@@ -711,6 +711,17 @@ impl Parser {
                     Some(Tok::Word(_)) => Some(self.word()?),
                     _ => None,
                 };
+                if base.is_some() && self.eat(',') {
+                    // `[tex, {coords}]` of texture/surface instructions: keep as a list.
+                    let mut items = vec![Operand::Name(base.unwrap_or_default())];
+                    loop {
+                        items.push(self.operand()?);
+                        if self.eat(']') {
+                            return Ok(Operand::List(items));
+                        }
+                        self.expect(',')?;
+                    }
+                }
                 let mut off = 0i64;
                 if base.is_none() || self.eat('+') || self.is_punct('-') {
                     off = self.int()?;
