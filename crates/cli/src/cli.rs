@@ -27,6 +27,7 @@ pub struct Crac {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a program under crac (the same as crac_launch)
+    #[command(override_usage = "crac launch [--] PROGRAM [ARGS]...")]
     Launch(LaunchArgs),
     /// Show or checkpoint a process started by crac_launch (the same as crac_ckpt)
     Ckpt(CkptArgs),
@@ -44,16 +45,28 @@ pub enum Command {
         The program's stdin, stdout, stderr, exit status and signals behave as without crac."
 )]
 pub struct LaunchArgs {
-    /// The program to run, looked up in PATH when it has no `/`
-    #[arg(value_name = "PROGRAM", required = true)]
-    pub program: OsString,
-    /// Arguments for the program
+    /// The program to run (looked up in PATH when it has no `/`), then its arguments
     #[arg(
-        value_name = "ARGS",
-        trailing_var_arg = true,
-        allow_hyphen_values = true
+        value_name = "PROGRAM",
+        required = true,
+        num_args = 1..,
+        trailing_var_arg = true
     )]
-    pub args: Vec<OsString>,
+    command: Vec<OsString>,
+}
+
+impl LaunchArgs {
+    /// The program to run.
+    pub fn program(&self) -> &OsStr {
+        self.command
+            .first()
+            .map_or(OsStr::new(""), OsString::as_os_str)
+    }
+
+    /// The program's arguments.
+    pub fn args(&self) -> &[OsString] {
+        self.command.get(1..).unwrap_or_default()
+    }
 }
 
 /// Arguments of `crac_ckpt`.
@@ -90,7 +103,8 @@ pub struct InspectArgs {
 #[derive(Debug, Parser)]
 #[command(
     name = "crac_launch",
-    about = "Run a program under crac so that it can be checkpointed and restarted"
+    about = "Run a program under crac so that it can be checkpointed and restarted",
+    override_usage = "crac_launch [--] PROGRAM [ARGS]..."
 )]
 pub struct LaunchCli {
     #[command(flatten)]
@@ -180,13 +194,27 @@ mod tests {
     #[test]
     fn every_name_parses_its_verb() {
         let l = launch(&["/usr/local/bin/crac_launch", "ls", "-l"]);
-        assert_eq!(l.program, "ls");
-        assert_eq!(l.args, ["-l"]);
+        assert_eq!(l.program(), "ls");
+        assert_eq!(l.args(), ["-l"]);
         let l = launch(&["crac", "launch", "--", "ls", "--help", "-x", "--", "y"]);
-        assert_eq!((l.program.as_os_str(), l.args.len()), (OsStr::new("ls"), 4));
-        assert_eq!(l.args[0], "--help");
-        let l = launch(&["crac_launch", "--", "-dash"]);
-        assert_eq!(l.program, "-dash");
+        assert_eq!(l.program(), "ls");
+        assert_eq!(l.args(), ["--help", "-x", "--", "y"]);
+        let l = launch(&[
+            "crac_launch",
+            "prog",
+            "-h",
+            "--help",
+            "--",
+            "--version",
+            "-",
+        ]);
+        assert_eq!(l.args(), ["-h", "--help", "--", "--version", "-"]);
+        let l = launch(&["crac_launch", "--", "-dash", "-V"]);
+        assert_eq!(
+            (l.program(), l.args()),
+            (OsStr::new("-dash"), &["-V".into()][..])
+        );
+        assert!(launch(&["crac_launch", "ls"]).args().is_empty());
 
         let inv = parse_str(&["crac_ckpt", "--status", "42", "--json"]).unwrap();
         assert_eq!(inv.name, "crac_ckpt");
@@ -246,8 +274,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            help.contains("Usage: crac_launch [PROGRAM] [ARGS]...")
-                || help.contains("Usage: crac_launch <PROGRAM> [ARGS]..."),
+            help.contains("Usage: crac_launch [--] PROGRAM [ARGS]...\n"),
             "{help}"
         );
         assert!(help.contains("`crac_launch ls -l` runs `ls -l`"), "{help}");

@@ -28,7 +28,7 @@ pub fn run(name: &str, args: LaunchArgs) -> anyhow::Result<ExitCode> {
         .context("cannot keep a copy of stderr for crac's messages")?;
     logging::redirect(log_fd);
 
-    let target = match exec::resolve(&args.program, &args.args) {
+    let target = match exec::resolve(args.program(), args.args()) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("{name}: {e}");
@@ -43,7 +43,7 @@ pub fn run(name: &str, args: LaunchArgs) -> anyhow::Result<ExitCode> {
     drop(agent);
     eprintln!(
         "{name}: cannot start {}: {e}",
-        args.program.to_string_lossy()
+        args.program().to_string_lossy()
     );
     Ok(ExitCode::from(CANNOT_RUN))
 }
