@@ -45,6 +45,15 @@ fn half_word(half: Half) -> &'static str {
     }
 }
 
+/// Bytes of `half` mapped without any access (`---p`): reserved address space and guards.
+fn reserved(r: &StatusReport, half: Half) -> u64 {
+    r.regions
+        .iter()
+        .filter(|x| x.half == half && !(x.perms.read || x.perms.write || x.perms.exec))
+        .map(|x| x.len())
+        .sum()
+}
+
 /// The whole report as text.
 pub fn status(report: &StatusReport) -> String {
     let mut out = String::new();
@@ -55,16 +64,22 @@ pub fn status(report: &StatusReport) -> String {
 
 fn write_status(out: &mut String, r: &StatusReport) -> std::fmt::Result {
     let count = |h: Half| r.threads.iter().filter(|t| t.half == h).count();
+    let reserved_all = reserved(r, Half::Upper) + reserved(r, Half::Lower);
     writeln!(
         out,
-        "process {} under crac {}: {} threads ({} program, {} crac), {} program memory, {} crac memory",
+        "process {} under crac {}: {} threads ({} program, {} crac), {} program memory, {} crac memory{}",
         r.pid,
         r.crac_version,
         r.threads.len(),
         count(Half::Upper),
         count(Half::Lower),
-        size(r.total(Half::Upper)),
-        size(r.total(Half::Lower)),
+        size(r.total(Half::Upper) - reserved(r, Half::Upper)),
+        size(r.total(Half::Lower) - reserved(r, Half::Lower)),
+        if reserved_all > 0 {
+            format!(" (plus {} reserved without access)", size(reserved_all))
+        } else {
+            String::new()
+        },
     )?;
     writeln!(out, "\nthreads\n  {:<8} {:<8} NAME", "TID", "HALF")?;
     for t in &r.threads {
@@ -74,24 +89,28 @@ fn write_status(out: &mut String, r: &StatusReport) -> std::fmt::Result {
         let regions: Vec<_> = r.regions.iter().filter(|x| x.half == half).collect();
         writeln!(out, "\n{}", half_title(half))?;
         for x in &regions {
-            let path = if x.path.is_empty() { "" } else { &x.path };
+            let sep = if x.path.is_empty() { "" } else { " " };
             writeln!(
                 out,
-                "  {:#014x}-{:#014x} {:>10} {} {}",
+                "  {:#014x}-{:#014x} {:>10} {}{sep}{}",
                 x.start,
                 x.end,
                 size(x.len()),
                 x.perms,
-                path
+                x.path
             )?;
         }
         let n = regions.len();
         let plural = if n == 1 { "" } else { "s" };
-        writeln!(
+        write!(
             out,
             "  total {} in {n} interval{plural}",
             size(r.total(half))
         )?;
+        match reserved(r, half) {
+            0 => writeln!(out)?,
+            res => writeln!(out, ", {} of it reserved without access (---p)", size(res))?,
+        }
     }
     Ok(())
 }
@@ -117,7 +136,7 @@ mod tests {
         let region = |start, end, half, path: &str| Region {
             start,
             end,
-            perms: Perms::parse("r-xp").unwrap(),
+            perms: Perms::parse(if path.is_empty() { "---p" } else { "r-xp" }).unwrap(),
             offset: 0,
             path: path.into(),
             half,
@@ -145,17 +164,18 @@ mod tests {
                     "/usr/lib/libc.so.6",
                 ),
                 region(0x40_0000, 0x40_1000, Half::Lower, "/usr/bin/crac"),
+                region(0x40_1000, 0x50_1000, Half::Lower, ""),
                 region(0x7fff_f7fc_5000, 0x7fff_f7fc_7000, Half::Kernel, "[vdso]"),
             ],
         };
         let text = status(&r);
-        assert!(text.starts_with("process 7 under crac 0.1.0: 2 threads (1 program, 1 crac), 160 KiB program memory, 4 KiB crac memory\n"), "{text}");
+        assert!(text.starts_with("process 7 under crac 0.1.0: 2 threads (1 program, 1 crac), 160 KiB program memory, 4 KiB crac memory (plus 1 MiB reserved without access)\n"), "{text}");
         assert!(
             text.contains("  0x7ffff7d80000-0x7ffff7da8000    160 KiB r-xp /usr/lib/libc.so.6\n"),
             "{text}"
         );
         assert!(text.contains("  9        crac     crac-agent\n"), "{text}");
-        assert!(text.contains("crac memory (lower half, never saved)\n  0x000000400000-0x000000401000      4 KiB r-xp /usr/bin/crac\n  total 4 KiB in 1 interval\n"), "{text}");
+        assert!(text.contains("crac memory (lower half, never saved)\n  0x000000400000-0x000000401000      4 KiB r-xp /usr/bin/crac\n  0x000000401000-0x000000501000      1 MiB ---p\n  total 1.0 MiB in 2 intervals, 1 MiB of it reserved without access (---p)\n"), "{text}");
         assert!(text.contains("  total 8 KiB in 1 interval\n"), "{text}");
     }
 }
