@@ -220,5 +220,5 @@ pub fn launch(
     mem: &mut dyn DeviceMemory,
     printf: &mut dyn std::io::Write,
 ) -> Result<LaunchStats, LaunchError> {
-    exec::launch(module, kernel, dims, params, symbol, mem, printf)
+    exec::launch(module, kernel, dims, params, symbol, mem, printf, u64::MAX)
 }

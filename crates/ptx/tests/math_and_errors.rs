@@ -1,5 +1,9 @@
 //! Float/int/half conversions and math against CPU references, and the launch errors.
-#![allow(clippy::unwrap_used, clippy::cast_possible_truncation, clippy::float_cmp)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::cast_possible_truncation,
+    clippy::float_cmp
+)]
 
 mod common;
 
@@ -24,7 +28,11 @@ fn f16_bits(f: f32) -> u16 {
 fn f16_value(b: u16) -> f64 {
     let e = i32::from((b >> 10) & 0x1f);
     let m = f64::from(b & 0x3ff);
-    if e == 0 { m * 2f64.powi(-24) } else { (1.0 + m / 1024.0) * 2f64.powi(e - 15) }
+    if e == 0 {
+        m * 2f64.powi(-24)
+    } else {
+        (1.0 + m / 1024.0) * 2f64.powi(e - 15)
+    }
 }
 
 #[test]
@@ -34,9 +42,20 @@ fn mathmix_matches_cpu() {
         let n = 64usize;
         let x: Vec<f32> = (0..n).map(|i| (i as f32 - 30.0) * 0.37).collect();
         let px = d.mem.alloc(&bytes_f32(&x));
-        let (pf, pd, pi, ph) =
-            (d.mem.alloc(&vec![0; n * 32]), d.mem.alloc(&vec![0; n * 32]), d.mem.alloc(&vec![0; n * 16]), d.mem.alloc(&vec![0; n * 2]));
-        d.launch("mathmix", [1, 1, 1], [n as u32, 1, 1], 0, Params::default().u64(px).u64(pf).u64(pd).u64(pi).u64(ph)).unwrap();
+        let (pf, pd, pi, ph) = (
+            d.mem.alloc(&vec![0; n * 32]),
+            d.mem.alloc(&vec![0; n * 32]),
+            d.mem.alloc(&vec![0; n * 16]),
+            d.mem.alloc(&vec![0; n * 2]),
+        );
+        d.launch(
+            "mathmix",
+            [1, 1, 1],
+            [n as u32, 1, 1],
+            0,
+            Params::default().u64(px).u64(pf).u64(pd).u64(pi).u64(ph),
+        )
+        .unwrap();
         let of = d.mem.f32s(pf, n * 8);
         let od = d.mem.f64s(pd, n * 4);
         let oi = d.mem.i32s(pi, n * 4);
@@ -45,7 +64,10 @@ fn mathmix_matches_cpu() {
             let f = x[t];
             let dd = f64::from(f) * 1.5;
             let close = |got: f32, want: f32, what: &str| {
-                assert!((got - want).abs() <= 1e-5 * want.abs().max(1.0), "t={t} {what}: {got} vs {want}");
+                assert!(
+                    (got - want).abs() <= 1e-5 * want.abs().max(1.0),
+                    "t={t} {what}: {got} vs {want}"
+                );
             };
             assert_eq!(of[t * 8], f.abs().sqrt(), "sqrt");
             close(of[t * 8 + 1], (f * 0.1).exp(), "exp");
@@ -53,8 +75,17 @@ fn mathmix_matches_cpu() {
             close(of[t * 8 + 3], f.sin() + f.cos(), "sin+cos");
             close(of[t * 8 + 4], 1.0 / (f.abs() + 1.0).sqrt(), "rsqrt");
             assert_eq!(of[t * 8 + 5], f / 3.0, "div");
-            assert_eq!(of[t * 8 + 6], f.min(2.0) + f.max(-1.0) + 1f32.copysign(f), "min/max/copysign");
-            let want7 = (f as i32) as f32 + t as f32 + f.trunc() + f.floor() + f.ceil() + f.round_ties_even();
+            assert_eq!(
+                of[t * 8 + 6],
+                f.min(2.0) + f.max(-1.0) + 1f32.copysign(f),
+                "min/max/copysign"
+            );
+            let want7 = (f as i32) as f32
+                + t as f32
+                + f.trunc()
+                + f.floor()
+                + f.ceil()
+                + f.round_ties_even();
             close(of[t * 8 + 7], want7, "rounding");
             assert_eq!(od[t * 4], dd.abs().sqrt());
             assert_eq!(od[t * 4 + 1], dd / 7.0);
@@ -65,11 +96,22 @@ fn mathmix_matches_cpu() {
             assert_eq!(oi[t * 4 + 2], ((f * 100.0) as u32 % 7) as i32);
             let tt = t as u32;
             let ffs = if tt == 0 { 0 } else { tt.trailing_zeros() + 1 };
-            assert_eq!(oi[t * 4 + 3] as u32, tt.reverse_bits() ^ (tt + 1).leading_zeros() ^ ffs, "bit ops t={t}");
+            assert_eq!(
+                oi[t * 4 + 3] as u32,
+                tt.reverse_bits() ^ (tt + 1).leading_zeros() ^ ffs,
+                "bit ops t={t}"
+            );
             let h = f16_bits(f);
             let h2 = f16_bits((f16_value(h & 0x7fff) as f32).copysign(f) + 1.0);
-            let want = f16_bits((f16_value(h2 & 0x7fff) as f32 * if h2 & 0x8000 != 0 { -1.0 } else { 1.0 }) * (f16_value(h & 0x7fff) as f32 * if h & 0x8000 != 0 { -1.0 } else { 1.0 }));
-            assert_eq!(u16::from_le_bytes([oh[t * 2], oh[t * 2 + 1]]), want, "half t={t}");
+            let want = f16_bits(
+                (f16_value(h2 & 0x7fff) as f32 * if h2 & 0x8000 != 0 { -1.0 } else { 1.0 })
+                    * (f16_value(h & 0x7fff) as f32 * if h & 0x8000 != 0 { -1.0 } else { 1.0 }),
+            );
+            assert_eq!(
+                u16::from_le_bytes([oh[t * 2], oh[t * 2 + 1]]),
+                want,
+                "half t={t}"
+            );
         }
     }
 }
@@ -127,44 +169,100 @@ $L0:
 fn out_of_bounds_is_illegal_address_with_line() {
     let mut d = Dev::new(HAND);
     let p = d.mem.alloc(&[0; 64 * 4]);
-    d.launch("oob", [1, 1, 1], [64, 1, 1], 0, Params::default().u64(p)).unwrap();
-    let e = d.launch("oob", [1, 1, 1], [65, 1, 1], 0, Params::default().u64(p)).unwrap_err();
+    d.launch("oob", [1, 1, 1], [64, 1, 1], 0, Params::default().u64(p))
+        .unwrap();
+    let e = d
+        .launch("oob", [1, 1, 1], [65, 1, 1], 0, Params::default().u64(p))
+        .unwrap_err();
     assert_eq!(
         e,
-        LaunchError::IllegalAddress { fault: crac_ptx::Fault { addr: p + 256, len: 4 }, line: 13 }
+        LaunchError::IllegalAddress {
+            fault: crac_ptx::Fault {
+                addr: p + 256,
+                len: 4
+            },
+            line: 13
+        }
     );
-    let e = d.launch("shared_oob", [1, 1, 1], [1, 1, 1], 0, Params::default()).unwrap_err();
-    assert!(matches!(e, LaunchError::IllegalAddress { line: 34, .. }), "{e}");
+    let e = d
+        .launch("shared_oob", [1, 1, 1], [1, 1, 1], 0, Params::default())
+        .unwrap_err();
+    assert!(
+        matches!(e, LaunchError::IllegalAddress { line: 34, .. }),
+        "{e}"
+    );
 }
 
 #[test]
 fn unsupported_fails_only_when_executed() {
     let mut d = Dev::new(HAND);
     let p = Params::default().u64(0);
-    d.launch("weird", [1, 1, 1], [64, 1, 1], 0, Params::default().u64(0)).unwrap();
+    d.launch("weird", [1, 1, 1], [64, 1, 1], 0, Params::default().u64(0))
+        .unwrap();
     let e = d.launch("weird", [1, 1, 1], [128, 1, 1], 0, p).unwrap_err();
-    assert_eq!(e, LaunchError::Unsupported { instr: "tex.1d.v4.f32.s32".into(), line: 22 });
-    assert_eq!(d.launch("trapper", [1, 1, 1], [1, 1, 1], 0, Params::default()).unwrap_err(), LaunchError::Trap { line: 27 });
+    assert_eq!(
+        e,
+        LaunchError::Unsupported {
+            instr: "tex.1d.v4.f32.s32".into(),
+            line: 22
+        }
+    );
+    assert_eq!(
+        d.launch("trapper", [1, 1, 1], [1, 1, 1], 0, Params::default())
+            .unwrap_err(),
+        LaunchError::Trap { line: 27 }
+    );
 }
 
 #[test]
 fn bad_configurations() {
     let mut d = Dev::new(HAND);
     let cfg = |r: Result<_, LaunchError>| matches!(r, Err(LaunchError::InvalidConfig(_)));
-    assert!(cfg(d.launch("spin", [1, 1, 1], [0, 1, 1], 0, Params::default().u32(1))));
-    assert!(cfg(d.launch("spin", [1, 1, 1], [2048, 1, 1], 0, Params::default().u32(1))));
-    assert!(cfg(d.launch("spin", [1, 1, 1], [128, 1, 1], 0, Params::default().u32(1))), ".maxntid 64");
-    assert!(cfg(d.launch("spin", [1, 1, 1], [32, 1, 1], 1 << 20, Params::default().u32(1))));
-    assert!(cfg(d.launch("spin", [1, 70000, 1], [32, 1, 1], 0, Params::default().u32(1))));
+    assert!(cfg(d.launch(
+        "spin",
+        [1, 1, 1],
+        [0, 1, 1],
+        0,
+        Params::default().u32(1)
+    )));
+    assert!(cfg(d.launch(
+        "spin",
+        [1, 1, 1],
+        [2048, 1, 1],
+        0,
+        Params::default().u32(1)
+    )));
+    assert!(
+        cfg(d.launch("spin", [1, 1, 1], [128, 1, 1], 0, Params::default().u32(1))),
+        ".maxntid 64"
+    );
+    assert!(cfg(d.launch(
+        "spin",
+        [1, 1, 1],
+        [32, 1, 1],
+        1 << 20,
+        Params::default().u32(1)
+    )));
+    assert!(cfg(d.launch(
+        "spin",
+        [1, 70000, 1],
+        [32, 1, 1],
+        0,
+        Params::default().u32(1)
+    )));
     assert_eq!(
-        d.launch("spin", [1, 1, 1], [32, 1, 1], 0, Params::default()).unwrap_err(),
+        d.launch("spin", [1, 1, 1], [32, 1, 1], 0, Params::default())
+            .unwrap_err(),
         LaunchError::BadParams { got: 0, need: 4 }
     );
     assert_eq!(
-        d.launch("nope", [1, 1, 1], [32, 1, 1], 0, Params::default()).unwrap_err(),
+        d.launch("nope", [1, 1, 1], [32, 1, 1], 0, Params::default())
+            .unwrap_err(),
         LaunchError::NoSuchKernel("nope".into())
     );
-    let st = d.launch("spin", [2, 1, 1], [64, 1, 1], 0, Params::default().u32(10)).unwrap();
+    let st = d
+        .launch("spin", [2, 1, 1], [64, 1, 1], 0, Params::default().u32(10))
+        .unwrap();
     // 2 blocks × 2 warps × (ld + 10 × 3 + ret) warp-instructions.
     assert_eq!(st.warp_instructions, 4 * 32);
     assert_eq!(st.thread_instructions, 4 * 32 * 32);
@@ -175,7 +273,23 @@ fn unresolved_symbol() {
     let m = Module::parse(KERNELS_SM75).unwrap();
     let mut mem = Mem::default();
     let p = mem.alloc(&[0; 256]);
-    let dims = crac_ptx::LaunchDims { grid: [1, 1, 1], block: [32, 1, 1], dynamic_shared: 0 };
-    let e = crac_ptx::launch(&m, "const_counter", &dims, &p.to_le_bytes(), &|_| None, &mut mem, &mut Vec::new()).unwrap_err();
-    assert!(matches!(e, LaunchError::UnresolvedSymbol(ref s) if s == "coeffs" || s == "table" || s == "counter"), "{e}");
+    let dims = crac_ptx::LaunchDims {
+        grid: [1, 1, 1],
+        block: [32, 1, 1],
+        dynamic_shared: 0,
+    };
+    let e = crac_ptx::launch(
+        &m,
+        "const_counter",
+        &dims,
+        &p.to_le_bytes(),
+        &|_| None,
+        &mut mem,
+        &mut Vec::new(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(e, LaunchError::UnresolvedSymbol(ref s) if s == "coeffs" || s == "table" || s == "counter"),
+        "{e}"
+    );
 }

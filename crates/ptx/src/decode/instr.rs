@@ -250,6 +250,43 @@ impl FuncCtx<'_> {
         if let Some(o) = arith {
             inst.op = o;
             let nsrc = ops.len().saturating_sub(1);
+            let want = match o {
+                Op::Activemask => 0,
+                Op::Abs
+                | Op::Neg
+                | Op::Not
+                | Op::CNot
+                | Op::Brev
+                | Op::Clz
+                | Op::Popc
+                | Op::Bfind(_) => 1,
+                Op::Rcp
+                | Op::Sqrt
+                | Op::Rsqrt
+                | Op::Sin
+                | Op::Cos
+                | Op::Lg2
+                | Op::Ex2
+                | Op::Tanh
+                | Op::Testp(_) => 1,
+                Op::MadLo
+                | Op::MadHi
+                | Op::MadWide
+                | Op::Fma
+                | Op::Shf(..)
+                | Op::Bfe
+                | Op::Prmt
+                | Op::Sad => 3,
+                Op::Selp | Op::MadCarry(..) => 3,
+                Op::Bfi => 4,
+                _ => 2,
+            };
+            if nsrc != want || ops.is_empty() {
+                return Err(perr(
+                    line,
+                    format!("`{base}` takes {} operands, found {}", want + 1, ops.len()),
+                ));
+            }
             inst.d = self.dst(op(0)?, line)?;
             // Shift amounts, bfe/bfi positions and selp's predicate are not of the op type.
             let src_ty = |k: usize| -> Ty {
@@ -322,6 +359,7 @@ impl FuncCtx<'_> {
                     Operand::Vector(parts) => self.vector(&mut inst, parts, ty, line)?,
                     d => inst.v[0] = self.dst(d, line)?,
                 }
+                self.check_vec(&inst, m, line)?;
             }
             "st" => {
                 let (a, sp) = self.addr(op(0)?, m.space(), line)?;
@@ -332,6 +370,7 @@ impl FuncCtx<'_> {
                     Operand::Vector(parts) => self.vector(&mut inst, parts, ty, line)?,
                     s => inst.v[0] = self.src(s, ty, line)?,
                 }
+                self.check_vec(&inst, m, line)?;
             }
             "atom" | "red" => {
                 let Some(aop) = m.atom_op() else {
@@ -516,6 +555,20 @@ impl FuncCtx<'_> {
             _ => return Ok(None),
         }
         Ok(Some(inst))
+    }
+
+    fn check_vec(&self, inst: &Inst, m: &Mods<'_>, line: u32) -> Result<(), ParseError> {
+        if inst.vn != m.vec() {
+            return Err(perr(
+                line,
+                format!(
+                    "vector access needs {} registers, found {}",
+                    m.vec(),
+                    inst.vn
+                ),
+            ));
+        }
+        Ok(())
     }
 
     fn pred_src(&mut self, o: &Operand, line: u32) -> Result<u32, ParseError> {

@@ -203,6 +203,12 @@ pub(crate) fn exec(i: &Inst, regs: &mut [u64], exec: u32) -> Result<(), LaunchEr
     let m = mask_of(bits);
     let s = ty.is_signed();
     let sx = |v: u64| extend(v, bits, true) as i64;
+    if bits > 64 {
+        return Err(LaunchError::Unsupported {
+            instr: format!("{:?}.{:?}", i.op, i.ty).to_lowercase(),
+            line: i.line,
+        });
+    }
     match i.op {
         Op::Mov => {
             if ty == Ty::Pred {

@@ -32,6 +32,8 @@ mod int;
 mod mem;
 mod printf;
 mod step;
+#[cfg(test)]
+mod tests;
 
 use std::time::Instant;
 
@@ -209,6 +211,8 @@ pub(crate) struct Env<'a> {
     pub stride: u64,
     pub ctaid: [u32; 3],
     pub start: Instant,
+    /// Warp-instructions left before the launch is stopped.
+    pub budget: u64,
 }
 
 fn check_config(k: &Func, dims: &LaunchDims) -> Result<(), LaunchError> {
@@ -260,7 +264,9 @@ fn check_config(k: &Func, dims: &LaunchDims) -> Result<(), LaunchError> {
     Ok(())
 }
 
-/// Runs `kernel` over the grid. See [`crate::launch`].
+/// Runs `kernel` over the grid. See [`crate::launch`]. After `budget` warp-instructions the
+/// launch stops with [`LaunchError::Trap`] (tests use this to run arbitrary code safely).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn launch(
     module: &Module,
     kernel: &str,
@@ -269,6 +275,7 @@ pub(crate) fn launch(
     symbol: &dyn Fn(&str) -> Option<u64>,
     mem: &mut dyn DeviceMemory,
     printf: &mut dyn std::io::Write,
+    budget: u64,
 ) -> Result<LaunchStats, LaunchError> {
     let prog = &module.prog;
     let kidx = prog
@@ -339,6 +346,7 @@ pub(crate) fn launch(
         stride,
         ctaid: [0; 3],
         start: Instant::now(),
+        budget,
     };
     let nwarps = threads.div_ceil(32);
     let mut warps: Vec<Warp> = (0..nwarps).map(|_| Warp::default()).collect();

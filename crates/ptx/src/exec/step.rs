@@ -33,6 +33,7 @@ pub(crate) fn run_warp(env: &mut Env<'_>, warp: &mut Warp) -> Result<(), LaunchE
         let nregs = func.nregs as usize * 32;
         let regs = &mut warp.regs[fr.reg_base..fr.reg_base + nregs];
         let mut warp_insts = 0u64;
+        let budget = env.budget;
         let mut thread_insts = 0u64;
         let result = loop {
             let Some(inst) = insts.get(fr.pc as usize) else {
@@ -42,6 +43,9 @@ pub(crate) fn run_warp(env: &mut Env<'_>, warp: &mut Warp) -> Result<(), LaunchE
             };
             let mut exec = fr.mask;
             warp_insts += 1;
+            if warp_insts > budget {
+                break Err(LaunchError::Trap { line: inst.line });
+            }
             thread_insts += u64::from(exec.count_ones());
             if inst.guard != NONE {
                 let g = inst.guard as usize * 32;
@@ -121,6 +125,7 @@ pub(crate) fn run_warp(env: &mut Env<'_>, warp: &mut Warp) -> Result<(), LaunchE
             }
             fr.advance();
         };
+        env.budget = env.budget.saturating_sub(warp_insts);
         env.stats.warp_instructions += warp_insts;
         env.stats.thread_instructions += thread_insts;
         match result? {

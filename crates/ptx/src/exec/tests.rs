@@ -1,0 +1,107 @@
+//! Executor robustness: arbitrary (mutated) programs run under an instruction budget must
+//! end in `Ok` or an error, never a panic.
+#![allow(clippy::unwrap_used, clippy::cast_possible_truncation)]
+
+use proptest::prelude::*;
+
+use crate::{DeviceMemory, Fault, LaunchDims, Module};
+
+struct Small(Vec<u8>);
+const BASE: u64 = 0x1000;
+
+impl DeviceMemory for Small {
+    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), Fault> {
+        let f = Fault {
+            addr,
+            len: buf.len() as u64,
+        };
+        let o = addr.checked_sub(BASE).ok_or(f)? as usize;
+        buf.copy_from_slice(self.0.get(o..o.saturating_add(buf.len())).ok_or(f)?);
+        Ok(())
+    }
+    fn write(&mut self, addr: u64, data: &[u8]) -> Result<(), Fault> {
+        let f = Fault {
+            addr,
+            len: data.len() as u64,
+        };
+        let o = addr.checked_sub(BASE).ok_or(f)? as usize;
+        self.0
+            .get_mut(o..o.saturating_add(data.len()))
+            .ok_or(f)?
+            .copy_from_slice(data);
+        Ok(())
+    }
+}
+
+fn run_all(m: &Module) {
+    for k in m.kernels() {
+        let mut mem = Small(vec![0; 1 << 16]);
+        let params: Vec<u8> = (0..256)
+            .map(|i| if i % 8 == 1 { 0x10 } else { 0 })
+            .collect();
+        let dims = LaunchDims {
+            grid: [2, 1, 1],
+            block: [40, 1, 1],
+            dynamic_shared: 256,
+        };
+        let mut out = Vec::new();
+        let _ = super::launch(
+            m,
+            &k.name,
+            &dims,
+            &params,
+            &|_| Some(BASE),
+            &mut mem,
+            &mut out,
+            20_000,
+        );
+    }
+}
+
+const REAL: &str = include_str!("../../tests/data/kernels_sm75.ptx");
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
+
+    #[test]
+    fn mutated_programs_never_panic(cuts in proptest::collection::vec((0usize..REAL.len(), 1usize..30), 1..4)) {
+        let mut s = REAL.as_bytes().to_vec();
+        for (at, len) in cuts {
+            let at = at.min(s.len());
+            let end = (at + len).min(s.len());
+            s.drain(at..end);
+        }
+        if let Ok(m) = Module::parse(&String::from_utf8_lossy(&s)) {
+            run_all(&m);
+        }
+    }
+}
+
+#[test]
+fn every_sample_kernel_runs_on_junk_parameters() {
+    run_all(&Module::parse(REAL).unwrap());
+    run_all(&Module::parse(include_str!("../../tests/data/kernels_debug.ptx")).unwrap());
+}
+
+#[test]
+fn budget_stops_infinite_loops() {
+    let src = ".version 9.0\n.target sm_75\n.address_size 64\n.entry k()\n{\n$L: bra $L;\n}\n";
+    let m = Module::parse(src).unwrap();
+    let dims = LaunchDims {
+        grid: [1, 1, 1],
+        block: [32, 1, 1],
+        dynamic_shared: 0,
+    };
+    let e = super::launch(
+        &m,
+        "k",
+        &dims,
+        &[],
+        &|_| None,
+        &mut Small(vec![]),
+        &mut Vec::new(),
+        1000,
+    )
+    .unwrap_err();
+    assert_eq!(e, crate::LaunchError::Trap { line: 6 });
+}
