@@ -85,8 +85,16 @@ pub fn start_in(
         .protect_fd(OwnedFd::from(listener))
         .map(UnixListener::from)
         .map_err(AgentError::ProtectFd)?;
+    let dir = dir.to_owned();
     spawn_blocked(move || {
         lower.register_current_thread();
+        let swept = socket::sweep_stale(&dir, Path::new("/proc"));
+        if swept > 0 {
+            tracing::debug!(
+                "removed {swept} stale control sockets from {}",
+                dir.display()
+            );
+        }
         server::Server::new(listener, lower, allowed_uid).run();
     })?;
     tracing::debug!("control socket at {}", agent.path.display());

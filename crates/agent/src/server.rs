@@ -104,6 +104,14 @@ impl Server {
         let reply =
             match protocol::read_frame(&mut stream).and_then(|b| protocol::decode_request(&b)) {
                 Ok(req) => self.answer(req.body),
+                Err(protocol::ProtocolError::Truncated {
+                    got: 0,
+                    expected: 4,
+                }) => {
+                    // Connected and left without a word (a liveness probe): nothing to answer.
+                    tracing::debug!("pid {} closed its control connection unused", peer.pid);
+                    return;
+                }
                 Err(e) => {
                     tracing::warn!("bad control request from pid {}: {e}", peer.pid);
                     Reply::error(e.code(), e.to_string())

@@ -189,6 +189,39 @@ pub fn bind(path: &Path) -> Result<UnixListener, SocketError> {
     Ok(listener)
 }
 
+/// Removes the sockets in `dir` left by processes that have ended: named `<pid>.sock`, no
+/// `<proc>/<pid>` directory, and nobody listening (a process of another pid namespace sharing the
+/// directory still accepts, so its socket is kept). Returns how many were removed.
+pub fn sweep_stale(dir: &Path, proc: &Path) -> usize {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_suffix(".sock"))
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let is_socket = entry.file_type().is_ok_and(|t| t.is_socket());
+        if !is_socket || proc.join(pid.to_string()).exists() {
+            continue;
+        }
+        let path = entry.path();
+        let refused = matches!(
+            std::os::unix::net::UnixStream::connect(&path),
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused
+        );
+        if refused && fs::remove_file(&path).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -257,5 +290,26 @@ mod tests {
 
         let long = tmp.path().join("x".repeat(120));
         assert!(matches!(bind(&long), Err(SocketError::PathTooLong { .. })));
+    }
+
+    #[test]
+    fn sweep_removes_only_dead_unanswered_sockets() {
+        let tmp = tempfile::tempdir().unwrap();
+        let proc = tmp.path().join("proc");
+        fs::create_dir_all(proc.join("20")).unwrap();
+        let dir = tmp.path().join("crac");
+        prepare_dir(&dir, effective_uid()).unwrap();
+        drop(bind(&socket_path(&dir, 10)).unwrap()); // dead pid, nobody listening: removed
+        drop(bind(&socket_path(&dir, 20)).unwrap()); // live pid: kept
+        let _other_ns = bind(&socket_path(&dir, 30)).unwrap(); // unknown pid but answering: kept
+        fs::write(dir.join("40.sock"), b"").unwrap(); // not a socket: kept
+        fs::write(dir.join("notes.txt"), b"").unwrap();
+        assert_eq!(sweep_stale(&dir, &proc), 1);
+        let mut left: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["20.sock", "30.sock", "40.sock", "notes.txt"]);
     }
 }
