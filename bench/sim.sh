@@ -15,4 +15,4 @@ fi
 
 echo "-- sim device end to end: stencil (cargo test --release -p crac-sim --test bench)"
 cargo test --quiet --release -p crac-sim --test bench -- --ignored --nocapture --test-threads 1 \
-    2>&1 | grep -v '^running\|^test result\|^$'
+    2>&1 | grep -v '^running\|^test result\|^\.\?$'
