@@ -38,11 +38,12 @@ pub(crate) type KernelJob = Box<dyn FnOnce(&mut DeviceMem) -> Result<()> + Send>
 pub(crate) enum Work {
     /// Host-to-device copy of staged bytes.
     Write { dst: u64, data: Vec<u8> },
-    /// Device-to-host copy; the bytes are sent back to the waiting caller.
-    Read {
-        src: u64,
-        len: usize,
-        reply: mpsc::Sender<Vec<u8>>,
+    /// A point where the worker hands the device to a waiting host thread: it signals `ready`
+    /// and waits for `done` (synchronous copies run on the host thread in between, without a
+    /// staging buffer, and still in stream order).
+    Host {
+        ready: mpsc::Sender<()>,
+        done: mpsc::Receiver<()>,
     },
     /// Device-to-device copy.
     Copy { dst: u64, src: u64, len: u64 },
@@ -414,14 +415,12 @@ impl Engine {
         let fault = |f: crac_ptx::Fault| GpuError::IllegalAddress(format!("copy touched {f}"));
         let result = match work {
             Work::Write { dst, data } => lock(&self.mem).write(dst, &data).map_err(fault),
-            Work::Read { src, len, reply } => {
-                let mut buf = vec![0; len];
-                let r = lock(&self.mem).read(src, &mut buf).map_err(fault);
-                if r.is_ok() {
-                    // The caller may have given up waiting (engine shut down): nothing to do.
-                    let _ = reply.send(buf);
+            Work::Host { ready, done } => {
+                // The host may have given up (engine shut down): then there is nothing to wait for.
+                if ready.send(()).is_ok() {
+                    let _ = done.recv();
                 }
-                r
+                Ok(())
             }
             Work::Copy { dst, src, len } => {
                 lock(&self.mem).copy_within(dst, src, len).map_err(fault)

@@ -238,9 +238,18 @@ impl DeviceBackend for Sim {
             return Ok(());
         }
         self.check_range(src, dst.len() as u64)?;
-        let bytes = self.engine.read_in_order(stream, src.0, dst.len())?;
-        dst.copy_from_slice(&bytes);
-        Ok(())
+        self.engine
+            .at_point(stream, || lock(&self.mem).read(src.0, dst).map_err(fault))
+    }
+
+    fn memcpy_htod_sync(&self, dst: DevicePtr, src: &[u8], stream: Stream) -> Result<()> {
+        self.alive()?;
+        if src.is_empty() {
+            return Ok(());
+        }
+        self.check_range(dst, src.len() as u64)?;
+        self.engine
+            .at_point(stream, || lock(&self.mem).write(dst.0, src).map_err(fault))
     }
 
     fn memcpy_dtod(&self, dst: DevicePtr, src: DevicePtr, len: u64, stream: Stream) -> Result<()> {

@@ -93,15 +93,32 @@ impl Engine {
             .map(|_| ())
     }
 
-    /// Blocks until all work on `stream` is done and hands back the device-memory bytes at
-    /// `src` read in stream order (`cudaMemcpy` device to host).
-    pub(crate) fn read_in_order(&self, stream: Stream, src: u64, len: usize) -> Result<Vec<u8>> {
-        let (reply, bytes) = mpsc::channel();
-        let point = self.submit(stream, Work::Read { src, len, reply }, Vec::new())?;
-        self.wait_for(&[point]).take_error()?;
-        bytes
-            .try_recv()
-            .map_err(|_| GpuError::Unknown("the sim device stopped before the copy ran".into()))
+    /// Runs `f` on the calling thread at the current end of `stream`, in stream order, while
+    /// the worker waits (synchronous copies: `cudaMemcpy`). Reports the sticky error instead
+    /// of running `f` if the device is poisoned, and a pending asynchronous error after it.
+    pub(crate) fn at_point<R>(&self, stream: Stream, f: impl FnOnce() -> Result<R>) -> Result<R> {
+        let (ready_tx, ready) = mpsc::channel();
+        let (done, done_rx) = mpsc::channel();
+        let work = Work::Host {
+            ready: ready_tx,
+            done: done_rx,
+        };
+        let point = self.submit(stream, work, Vec::new())?;
+        if ready.recv().is_err() {
+            // The worker dropped the point unrun: the device is poisoned or shutting down.
+            self.state().take_error()?;
+            return Err(GpuError::Unknown(
+                "the sim device stopped before the copy ran".into(),
+            ));
+        }
+        let result = f();
+        // The worker is waiting for this; if it is gone there is nobody left to tell.
+        let _ = done.send(());
+        // Return only once the point counts as done, so queries after a copy see it finished.
+        let mut st = self.wait_for(&[point]);
+        let value = result?;
+        st.take_error()?;
+        Ok(value)
     }
 
     /// `cudaEventCreateWithFlags`.
@@ -241,6 +258,7 @@ mod tests {
     struct Harness {
         engine: Arc<Engine>,
         worker: Option<JoinHandle<()>>,
+        mem: Arc<Mutex<DeviceMem>>,
         base: u64,
         log: Arc<Mutex<Vec<&'static str>>>,
     }
@@ -249,12 +267,14 @@ mod tests {
         fn new() -> Harness {
             let mut mem = DeviceMem::new(Window::DEFAULT, 1 << 20);
             let base = mem.alloc(ALLOC_ALIGN, 1, BlockKind::Alloc).unwrap().0;
-            let engine = Arc::new(Engine::new(Arc::new(Mutex::new(mem))));
+            let mem = Arc::new(Mutex::new(mem));
+            let engine = Arc::new(Engine::new(mem.clone()));
             let runner = engine.clone();
             let worker = Some(std::thread::spawn(move || runner.run()));
             Harness {
                 engine,
                 worker,
+                mem,
                 base,
                 log: Arc::default(),
             }
@@ -289,7 +309,16 @@ mod tests {
         }
 
         fn byte(&self, stream: Stream) -> u8 {
-            self.engine.read_in_order(stream, self.base, 1).unwrap()[0]
+            let mem = self.mem.clone();
+            let mut b = [0];
+            self.engine
+                .at_point(stream, || {
+                    lock(&mem)
+                        .read(self.base, &mut b)
+                        .map_err(|e| GpuError::Unknown(e.to_string()))
+                })
+                .unwrap();
+            b[0]
         }
 
         fn log(&self) -> Vec<&'static str> {
