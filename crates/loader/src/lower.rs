@@ -52,6 +52,17 @@ pub fn forget(iv: Interval) {
     forget_mapped(iv.start, iv.end);
 }
 
+/// Test helpers reading the mmap-tracked set alone.
+#[cfg(test)]
+pub(crate) mod tests_support {
+    use super::*;
+
+    /// Whether the mmap-tracked set covers `iv`.
+    pub(crate) fn mapped_covers(iv: &Interval) -> bool {
+        with(&MAPPED, |m| m.as_ref().is_some_and(|s| s.covers(iv)))
+    }
+}
+
 /// Sets the start-up set (called once by `init_lower_half`).
 pub(crate) fn set_startup(set: IntervalSet) {
     with(&STARTUP, |s| {

@@ -185,4 +185,77 @@ mod tests {
         ))));
         assert!(!rseq_is_off(None));
     }
+
+    /// Runs `name` alone in a fresh copy of this test binary (process-wide state: personality,
+    /// brk guard, start-up set), and fails if it fails there.
+    pub(crate) fn in_fresh_process(name: &str) {
+        let exe = std::env::current_exe().expect("test binary");
+        let out = std::process::Command::new(exe)
+            .args(["--exact", name, "--nocapture", "--test-threads=1"])
+            .env("CRAC_LOADER_TEST_CHILD", "1")
+            .output()
+            .expect("spawn test child");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.contains("1 passed"),
+            "{name} failed in its child:\n{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    #[test]
+    fn reexec_in_a_fresh_process() {
+        in_fresh_process("startup::tests::reexec_turns_aslr_and_rseq_off_once");
+    }
+
+    #[test]
+    fn reexec_turns_aslr_and_rseq_off_once() {
+        if std::env::var_os("CRAC_LOADER_TEST_CHILD").is_none() {
+            return; // runs in the child started by reexec_in_a_fresh_process
+        }
+        // The first call re-execs this test binary with the same argv; the second image gets here
+        // again and the call returns.
+        ensure_no_aslr().expect("re-exec");
+        assert!(
+            std::env::var_os(REEXEC_MARKER).is_some(),
+            "went through the re-exec"
+        );
+        let p = sys::personality(None).expect("personality");
+        assert_ne!(p & ADDR_NO_RANDOMIZE, 0);
+        assert!(rseq_is_off(std::env::var_os("GLIBC_TUNABLES").as_deref()));
+        assert_eq!(
+            original_personality().map(|o| o & ADDR_NO_RANDOMIZE),
+            Some(0)
+        );
+        ensure_no_aslr().expect("second call is a no-op");
+    }
+
+    #[test]
+    fn startup_set_in_a_fresh_process() {
+        in_fresh_process("startup::tests::startup_set_holds_what_existed_and_nothing_made_after");
+    }
+
+    #[test]
+    fn startup_set_holds_what_existed_and_nothing_made_after() {
+        if std::env::var_os("CRAC_LOADER_TEST_CHILD").is_none() {
+            return; // runs in the child started by startup_set_in_a_fresh_process
+        }
+        let before = sys::mmap_anon(8192, libc::PROT_READ, 0).expect("map before");
+        init_lower_half().expect("init");
+        init_lower_half().expect("idempotent");
+        let after = sys::mmap_anon(8192, libc::PROT_READ, 0).expect("map after");
+        let set = crate::lower::intervals();
+        assert!(set.covers(&Interval::new(before as u64, before as u64 + 8192)));
+        assert!(
+            !set.contains(after as u64),
+            "a raw mapping made later is not lower"
+        );
+        let guard = sys::page_up(sys::current_brk() as u64);
+        assert!(set.contains(guard), "the brk guard is lower");
+        let maps = std::fs::read_to_string("/proc/self/maps").expect("maps");
+        assert!(
+            maps.lines()
+                .any(|l| l.starts_with(&format!("{guard:x}-")) && l.contains("---p"))
+        );
+    }
 }

@@ -304,3 +304,108 @@ pub const EXPORTED: [&str; 14] = [
     "munmap",
     "mremap",
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crac_core::interval::Interval;
+
+    #[test]
+    fn c_allocations_are_aligned_sized_and_in_the_arena() {
+        let (lo, hi) = arena::reservation().unwrap_or_else(|| {
+            drop(Box::new(1u8));
+            arena::reservation().expect("arena made by the first allocation")
+        });
+        let in_arena = move |p: *mut c_void| (p as usize) >= lo && (p as usize) < hi;
+        let workers: Vec<_> = (0..4)
+            .map(|t| {
+                std::thread::spawn(move || {
+                    let mut live = Vec::new();
+                    for i in 0..2000usize {
+                        let size = (i * 37 + t * 11) % 5000 + if i % 97 == 0 { 3 << 20 } else { 0 };
+                        let p = malloc(size);
+                        assert!(in_arena(p), "malloc({size}) outside the arena");
+                        assert_eq!(p as usize % MIN_ALIGN, 0);
+                        // SAFETY: p is a live block of at least `size` bytes.
+                        unsafe {
+                            assert!(malloc_usable_size(p) >= size);
+                            std::ptr::write_bytes(p.cast::<u8>(), 0xa5, size);
+                        }
+                        live.push(p);
+                        if i % 3 == 0 {
+                            let q = live.swap_remove(i % live.len());
+                            // SAFETY: q is a live block from malloc/realloc.
+                            let r = unsafe { realloc(q, size / 2 + 1) };
+                            assert!(in_arena(r));
+                            live.push(r);
+                        }
+                        if i % 2 == 0 {
+                            let q = live.swap_remove(0);
+                            // SAFETY: q is a live block.
+                            unsafe { free(q) };
+                        }
+                    }
+                    for p in live {
+                        // SAFETY: every pointer left is live.
+                        unsafe { free(p) };
+                    }
+                })
+            })
+            .collect();
+        for w in workers {
+            w.join().expect("worker");
+        }
+        for align in [32usize, 64, 4096, 1 << 16] {
+            let p = memalign(align, 100);
+            assert_eq!(p as usize % align, 0, "memalign({align})");
+            // SAFETY: p is live.
+            unsafe { free(p) };
+            let mut out = std::ptr::null_mut();
+            // SAFETY: out is a valid out-pointer.
+            assert_eq!(unsafe { posix_memalign(&mut out, align, 10) }, 0);
+            assert_eq!(out as usize % align, 0);
+            // SAFETY: out is live.
+            unsafe { free(out) };
+        }
+        let mut out = std::ptr::null_mut();
+        // SAFETY: out is a valid out-pointer.
+        assert_eq!(unsafe { posix_memalign(&mut out, 24, 10) }, libc::EINVAL);
+        // black_box: LLVM knows `calloc` by name and may fold a null check of a fresh block.
+        assert!(std::hint::black_box(calloc(std::hint::black_box(usize::MAX), 2)).is_null());
+        let z = calloc(1000, 8).cast::<u8>();
+        // SAFETY: z is a live zeroed block of 8000 bytes.
+        let zeroed = unsafe { std::slice::from_raw_parts(z, 8000) };
+        assert!(zeroed.iter().all(|b| *b == 0));
+        // SAFETY: z is live; realloc(p, 0) frees it.
+        let gone = unsafe { realloc(z.cast(), std::hint::black_box(0)) };
+        assert!(std::hint::black_box(gone).is_null());
+        assert_eq!(pvalloc(1) as usize % 4096, 0);
+    }
+
+    #[test]
+    fn the_mmap_export_records_and_forgets() {
+        let len = 3 * 4096;
+        // SAFETY: a fresh anonymous mapping without MAP_FIXED.
+        let p = unsafe {
+            mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        assert_ne!(p, libc::MAP_FAILED);
+        let iv = Interval::new(p as u64, p as u64 + len as u64);
+        assert!(lower::intervals().covers(&iv));
+        // SAFETY: growing our own mapping, letting it move.
+        let q = unsafe { mremap(p, len, 2 * len, libc::MREMAP_MAYMOVE, std::ptr::null_mut()) };
+        assert_ne!(q, libc::MAP_FAILED);
+        let iv2 = Interval::new(q as u64, q as u64 + 2 * len as u64);
+        assert!(lower::intervals().covers(&iv2));
+        // SAFETY: unmapping our own mapping.
+        assert_eq!(unsafe { munmap(q, 2 * len) }, 0);
+        assert!(!crate::lower::tests_support::mapped_covers(&iv2));
+    }
+}

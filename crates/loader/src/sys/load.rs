@@ -241,3 +241,61 @@ pub(crate) fn random16() -> io::Result<[u8; 16]> {
 pub(crate) fn restore_personality(p: u32) {
     let _ = super::personality(Some(p));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crac_core::interval::Interval;
+
+    #[test]
+    fn program_images_are_mapped_like_the_kernel_and_never_lower() {
+        // The start-up snapshot must precede the program's mappings, as in crac_launch.
+        crate::startup::init_lower_half().expect("init");
+        let path = Path::new("/bin/true");
+        let file = File::open(path).expect("open /bin/true");
+        let bytes = std::fs::read(path).expect("read");
+        let elf = Elf::parse(&bytes).expect("parse");
+        let bias = map_image(&file, &elf, path).expect("map");
+        let (lo, hi) = elf.span();
+        let span = Interval::new(bias + lo, bias + hi);
+        assert!(
+            crate::lower::intervals().intersect(&span).is_empty(),
+            "program image counted as lower"
+        );
+        let maps = std::fs::read_to_string("/proc/self/maps").expect("maps");
+        let entries = crac_core::procfs::parse_maps(&maps).expect("parse maps");
+        for ph in elf.loads() {
+            let start = page_down(bias + ph.vaddr);
+            let e = entries
+                .iter()
+                .find(|e| e.range.contains(start))
+                .expect("segment mapped");
+            assert_eq!(e.perms.read, ph.flags & PF_R != 0);
+            assert_eq!(e.perms.write, ph.flags & PF_W != 0);
+            assert_eq!(e.perms.exec, ph.flags & PF_X != 0);
+            if ph.filesz > 0 {
+                assert!(
+                    e.path.ends_with("true"),
+                    "{} maps {}",
+                    e.path,
+                    path.display()
+                );
+                let at = usize::try_from(bias + ph.vaddr).expect("address");
+                let off = usize::try_from(ph.offset).expect("offset");
+                // SAFETY: the first byte of the segment was just mapped readable from the file.
+                let first = unsafe { *(at as *const u8) };
+                assert_eq!(first, bytes[off], "segment content");
+            }
+            if ph.memsz > ph.filesz && ph.flags & PF_W != 0 {
+                let end = usize::try_from(bias + ph.vaddr + ph.memsz).expect("address");
+                // SAFETY: the last bss byte is mapped (zeroed anonymous or zeroed file tail).
+                assert_eq!(unsafe { *((end - 1) as *const u8) }, 0, "bss zeroed");
+            }
+        }
+        let top = map_stack(1 << 20, false, path).expect("stack");
+        assert!(
+            !crate::lower::intervals().contains(top - 8),
+            "program stack counted as lower"
+        );
+    }
+}
