@@ -95,15 +95,30 @@ impl Outcome {
     }
 }
 
+/// Longest piece of a command line or output shown in a message.
+const SHOW_MAX: usize = 6000;
+
+/// `text` cut to [`SHOW_MAX`] bytes (at a character boundary), saying how much was left out.
+fn shorten(text: &str) -> String {
+    if text.len() <= SHOW_MAX {
+        return text.to_owned();
+    }
+    let mut cut = SHOW_MAX;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}… ({} more bytes)", &text[..cut], text.len() - cut)
+}
+
 impl std::fmt::Display for Outcome {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
             "`{}` ended with {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-            self.command,
+            shorten(&self.command),
             self.status,
-            self.stdout_text(),
-            self.stderr_text()
+            shorten(&self.stdout_text()),
+            shorten(&self.stderr_text())
         )
     }
 }
@@ -542,6 +557,18 @@ mod tests {
             .unwrap();
         assert_eq!(out.code(), Some(0));
         assert_eq!(out.stdout, b"parent done\n");
+    }
+
+    #[test]
+    fn long_output_is_shortened_in_messages() {
+        let long = "é".repeat(SHOW_MAX);
+        let short = shorten(&long);
+        assert!(short.len() < SHOW_MAX + 40, "{}", short.len());
+        assert!(
+            short.ends_with(&format!("({} more bytes)", SHOW_MAX)),
+            "{short}"
+        );
+        assert_eq!(shorten("abc"), "abc");
     }
 
     #[test]

@@ -12,9 +12,35 @@ use std::collections::BTreeMap;
 use crac_e2e::compare::line_diff;
 use crac_e2e::{Cmd, Input, Link, Outcome, c_program};
 
+/// crac's v1 rseq policy (DESIGN.md): the program runs with `glibc.pthread.rseq=0` in
+/// `GLIBC_TUNABLES`, replacing any rseq entry and keeping the others in order. It is the one
+/// difference from a native run's environment that is expected; `env` holds `env KEY=VALUE`
+/// lines.
+fn with_rseq_off(env: &mut Vec<String>) {
+    let prefix = "env GLIBC_TUNABLES=";
+    let old = env
+        .iter()
+        .position(|l| l.starts_with(prefix))
+        .map(|i| env.remove(i));
+    let mut parts: Vec<String> = old
+        .as_deref()
+        .map(|l| {
+            l[prefix.len()..]
+                .split(':')
+                .filter(|p| !p.is_empty() && !p.starts_with("glibc.pthread.rseq="))
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    parts.push("glibc.pthread.rseq=0".into());
+    env.push(format!("{prefix}{}", parts.join(":")));
+    env.sort();
+}
+
 /// The info program's lines grouped by their first word (`argv[1]`, `env`, `rlimit`, …), with
-/// the environment sorted and crac's own `__CRAC_*` variables taken out.
-fn facts(out: &Outcome) -> BTreeMap<String, Vec<String>> {
+/// the environment sorted and crac's own `__CRAC_*` variables taken out. For a native run
+/// (`native` true) the environment is what crac is expected to give: rseq turned off.
+fn facts(out: &Outcome, native: bool) -> BTreeMap<String, Vec<String>> {
     assert_eq!(out.code(), Some(0), "{out}");
     let text = out.normalize_pipes(&out.stdout_text());
     let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -25,8 +51,10 @@ fn facts(out: &Outcome) -> BTreeMap<String, Vec<String>> {
         let key = line.split(' ').next().unwrap_or_default().to_owned();
         map.entry(key).or_default().push(line.to_owned());
     }
-    if let Some(env) = map.get_mut("env") {
-        env.sort();
+    let env = map.entry("env".to_owned()).or_default();
+    env.sort();
+    if native {
+        with_rseq_off(env);
     }
     map
 }
@@ -36,7 +64,7 @@ fn facts(out: &Outcome) -> BTreeMap<String, Vec<String>> {
 fn same_facts(cmd: &Cmd) -> Outcome {
     let native = cmd.run().unwrap();
     let crac = cmd.under_crac().run().unwrap();
-    let (n, c) = (facts(&native), facts(&crac));
+    let (n, c) = (facts(&native, true), facts(&crac, false));
     let keys: std::collections::BTreeSet<&String> = n.keys().chain(c.keys()).collect();
     for key in keys {
         let (nv, cv) = (
@@ -103,6 +131,19 @@ fn environment_is_the_same_minus_crac_variables() {
 }
 
 #[test]
+fn existing_glibc_tunables_are_kept() {
+    let crac = same_facts(&info().env(
+        "GLIBC_TUNABLES",
+        "glibc.malloc.arena_max=2:glibc.pthread.rseq=1",
+    ));
+    assert!(
+        crac.stdout_text()
+            .contains("env GLIBC_TUNABLES=glibc.malloc.arena_max=2:glibc.pthread.rseq=0\n"),
+        "{crac}"
+    );
+}
+
+#[test]
 fn an_almost_empty_environment() {
     // crac itself must cope without PATH, HOME or anything else.
     let exe = c_program("info", Link::Pie);
@@ -118,8 +159,12 @@ fn an_almost_empty_environment() {
         .arg(&exe)
         .run()
         .unwrap();
-    assert_eq!(facts(&native), facts(&crac), "\n{crac}");
-    assert_eq!(facts(&crac)["env"], ["env A=1"], "{crac}");
+    assert_eq!(facts(&native, true), facts(&crac, false), "\n{crac}");
+    assert_eq!(
+        facts(&crac, false)["env"],
+        ["env A=1", "env GLIBC_TUNABLES=glibc.pthread.rseq=0"],
+        "{crac}"
+    );
 }
 
 #[test]
@@ -157,7 +202,7 @@ fn working_directory_umask_and_rlimits() {
         .arg(&exe)
         .run()
         .unwrap();
-    let (n, c) = (facts(&native), facts(&crac));
+    let (n, c) = (facts(&native, true), facts(&crac, false));
     for key in ["umask", "rlimit", "cwd"] {
         assert_eq!(n.get(key), c.get(key), "`{key}` differs\n{crac}");
     }
@@ -185,7 +230,7 @@ fn blocked_and_ignored_signals_are_inherited() {
         .arg(&exe)
         .run()
         .unwrap();
-    let (n, c) = (facts(&native), facts(&crac));
+    let (n, c) = (facts(&native, true), facts(&crac, false));
     assert!(
         n["signal"].iter().any(|l| l == "signal 2 ignored"),
         "{native}"
