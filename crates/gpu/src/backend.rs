@@ -10,7 +10,11 @@
 //!   [`StreamFlags::NON_BLOCKING`](crate::StreamFlags::NON_BLOCKING) do not synchronise with it.
 //!   [`Stream::PER_THREAD`] is the calling OS thread's own default stream: a blocking stream
 //!   (it does synchronise with the legacy stream, as CUDA documents), but independent of other
-//!   threads' per-thread streams.
+//!   threads' per-thread streams. The shim's `_ptsz`/`_ptds` entry points (code built with
+//!   `--default-stream per-thread`) pass [`Stream::PER_THREAD`] where the app passes a null
+//!   stream. A backend tells threads apart by the calling OS thread's identity in the lower
+//!   half, which is per upper thread because each upper thread runs lower-half code on its own
+//!   lower-half TCB.
 //! - Errors from asynchronous work surface at a later call, as in CUDA: a kernel fault is
 //!   *sticky* ([`GpuError::is_sticky`]): from then on every call returns it, except the
 //!   checkpoint hooks, which keep working so a failed program can still be inspected.

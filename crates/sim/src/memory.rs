@@ -433,4 +433,65 @@ mod tests {
         let v = m.alloc(4, 4096, BlockKind::Alloc).unwrap();
         assert_eq!(v.0 % 4096, 0);
     }
+
+    #[derive(Clone, Debug)]
+    enum Step {
+        Alloc(u64, u64),
+        AllocAt(u64, u64),
+        Free(usize),
+    }
+
+    fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+        use proptest::prelude::*;
+        prop_oneof![
+            (0u64..3000, 0u32..13).prop_map(|(size, a)| Step::Alloc(size, 1 << a)),
+            (0u64..(W.size / 256), 1u64..3000).prop_map(|(slot, size)| Step::AllocAt(slot, size)),
+            any::<usize>().prop_map(Step::Free),
+        ]
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn random_alloc_free_keeps_blocks_disjoint_and_contents_intact(
+            steps in proptest::collection::vec(step(), 1..60),
+        ) {
+            let mut m = DeviceMem::new(W, 64 << 10);
+            let mut live: Vec<(DevicePtr, u64, u8)> = Vec::new();
+            for (i, st) in steps.into_iter().enumerate() {
+                let tag = (i % 250) as u8 + 1;
+                let placed = match st {
+                    Step::Alloc(size, align) => m
+                        .alloc(size, align, BlockKind::Alloc)
+                        .ok()
+                        .map(|p| (p, size)),
+                    Step::AllocAt(slot, size) => {
+                        let p = DevicePtr(W.base + slot * 256);
+                        m.alloc_at(p, size, BlockKind::Alloc).ok().map(|()| (p, size))
+                    }
+                    Step::Free(k) if !live.is_empty() => {
+                        let (p, _, _) = live.swap_remove(k % live.len());
+                        m.free(p, BlockKind::Alloc).unwrap();
+                        None
+                    }
+                    Step::Free(_) => None,
+                };
+                if let Some((p, size)) = placed {
+                    proptest::prop_assert!(W.contains(p.0, size.max(1)));
+                    m.fill(p.0, tag, size).unwrap();
+                    live.push((p, size, tag));
+                }
+                let reserved: u64 = m.blocks.iter().map(|b| b.reserved).sum();
+                proptest::prop_assert_eq!(reserved, m.used);
+                proptest::prop_assert!(m.used <= 64 << 10);
+                for w in m.blocks.windows(2) {
+                    proptest::prop_assert!(w[0].start + w[0].reserved <= w[1].start);
+                }
+                for &(p, size, tag) in &live {
+                    let mut buf = vec![0; usize::try_from(size).unwrap()];
+                    m.read(p.0, &mut buf).unwrap();
+                    proptest::prop_assert!(buf.iter().all(|&b| b == tag));
+                }
+            }
+        }
+    }
 }

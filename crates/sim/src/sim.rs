@@ -705,4 +705,89 @@ mod tests {
         sim.memcpy_dtoh(&mut out, a, Stream::NULL).unwrap();
         assert_eq!(ints(&out)[..4], [6, 7, 8, 9]);
     }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Write { at: u64, len: u64, seed: u8 },
+        Fill { at: u64, len: u64, value: u8 },
+        Copy { dst: u64, src: u64, len: u64 },
+        Check { at: u64, len: u64 },
+    }
+
+    const SPAN: u64 = 512;
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        let range = (0..SPAN).prop_flat_map(|at| (Just(at), 1..=SPAN - at));
+        prop_oneof![
+            (range.clone(), any::<u8>()).prop_map(|((at, len), seed)| Op::Write { at, len, seed }),
+            (range.clone(), any::<u8>()).prop_map(|((at, len), value)| Op::Fill { at, len, value }),
+            (range.clone(), 0..SPAN).prop_map(|((src, len), d)| Op::Copy {
+                dst: d.min(SPAN - len),
+                src,
+                len
+            }),
+            range.prop_map(|(at, len)| Op::Check { at, len }),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+        /// Work on streams of every kind, chained by events, gives the same bytes as running
+        /// it in order on the host.
+        #[test]
+        fn event_chained_work_across_streams_matches_a_sequential_model(
+            ops in proptest::collection::vec((op(), 0usize..5), 1..40),
+        ) {
+            let sim = Sim::new(1 << 20);
+            let base = sim.malloc(SPAN).unwrap();
+            sim.memset_sync(base, 0, SPAN, Stream::NULL).unwrap();
+            let streams = [
+                Stream::NULL,
+                Stream::PER_THREAD,
+                sim.stream_create(StreamFlags::NON_BLOCKING, -5).unwrap(),
+                sim.stream_create(StreamFlags::NON_BLOCKING, 0).unwrap(),
+                sim.stream_create(StreamFlags::DEFAULT, -2).unwrap(),
+            ];
+            let mut model = vec![0u8; SPAN as usize];
+            let mut last: Option<Event> = None;
+            let at = |o: u64| DevicePtr(base.0 + o);
+            for (op, which) in ops {
+                let s = streams[which];
+                if let Some(e) = last {
+                    sim.stream_wait_event(s, e).unwrap();
+                }
+                match op {
+                    Op::Write { at: o, len, seed } => {
+                        let data: Vec<u8> =
+                            (0..len).map(|i| seed.wrapping_add((i * 7) as u8)).collect();
+                        sim.memcpy_htod(at(o), &data, s).unwrap();
+                        model[o as usize..(o + len) as usize].copy_from_slice(&data);
+                    }
+                    Op::Fill { at: o, len, value } => {
+                        sim.memset(at(o), value, len, s).unwrap();
+                        model[o as usize..(o + len) as usize].fill(value);
+                    }
+                    Op::Copy { dst, src, len } => {
+                        sim.memcpy_dtod(at(dst), at(src), len, s).unwrap();
+                        let (d, sr, l) = (dst as usize, src as usize, len as usize);
+                        model.copy_within(sr..sr + l, d);
+                    }
+                    Op::Check { at: o, len } => {
+                        let mut got = vec![0; len as usize];
+                        sim.memcpy_dtoh(&mut got, at(o), s).unwrap();
+                        proptest::prop_assert_eq!(&got[..], &model[o as usize..(o + len) as usize]);
+                    }
+                }
+                let e = sim.event_create(EventFlags::DISABLE_TIMING).unwrap();
+                sim.event_record(e, s).unwrap();
+                last = Some(e);
+            }
+            sim.device_synchronize().unwrap();
+            let mut all = vec![0; SPAN as usize];
+            sim.read_device(base, &mut all).unwrap();
+            proptest::prop_assert_eq!(all, model);
+        }
+    }
 }
