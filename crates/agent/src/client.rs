@@ -66,6 +66,17 @@ pub enum ClientError {
         /// The socket.
         path: PathBuf,
     },
+    /// The process runs as another user, so its socket is in that user's directory.
+    #[error(
+        "process {pid} belongs to user {owner}, and only that user can control it; \
+         run crac_ckpt as user {owner}"
+    )]
+    OtherUser {
+        /// The pid asked for.
+        pid: u32,
+        /// The process's owner.
+        owner: u32,
+    },
     /// The socket's directory is not safe to trust.
     #[error(transparent)]
     UnsafeDir(#[from] SocketError),
@@ -202,11 +213,22 @@ pub fn connect_in(
     match (removed, alive) {
         (Some(path), _) => Err(ClientError::Ended { pid, path }),
         (None, false) => Err(ClientError::NoProcess { pid }),
-        (None, true) => Err(ClientError::NotUnderCrac {
-            pid,
-            paths: dirs.iter().map(|d| socket::socket_path(d, pid)).collect(),
-        }),
+        (None, true) => match owner(proc, pid) {
+            Some(owner) if owner != uid => Err(ClientError::OtherUser { pid, owner }),
+            _ => Err(ClientError::NotUnderCrac {
+                pid,
+                paths: dirs.iter().map(|d| socket::socket_path(d, pid)).collect(),
+            }),
+        },
     }
+}
+
+/// The user owning process `pid` (the owner of its `/proc` directory).
+fn owner(proc: &Path, pid: u32) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(proc.join(pid.to_string()))
+        .ok()
+        .map(|m| m.uid())
 }
 
 #[cfg(test)]
