@@ -428,6 +428,23 @@ impl Spawned {
         self.child.id()
     }
 
+    /// Sends signal `sig` to the child (not its group), as `kill PID` does.
+    pub fn signal(&self, sig: i32) -> Result<()> {
+        let pid = i32::try_from(self.child.id()).map_err(|_| Error::Spawn {
+            program: self.command.clone(),
+            source: std::io::Error::from(std::io::ErrorKind::InvalidInput),
+        })?;
+        // SAFETY: kill(2) takes plain integers and touches no memory of ours; the child is ours
+        // and not yet reaped (we hold its `Child`), so the pid cannot name another process.
+        if unsafe { libc::kill(pid, sig) } != 0 {
+            return Err(Error::Spawn {
+                program: self.command.clone(),
+                source: std::io::Error::last_os_error(),
+            });
+        }
+        Ok(())
+    }
+
     /// Every stdout line read so far.
     pub fn lines(&self) -> &[String] {
         &self.seen
