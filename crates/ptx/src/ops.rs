@@ -119,6 +119,14 @@ pub(crate) enum VoteMode {
     Ballot,
 }
 
+/// Reduction of `bar.red`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BarRedKind {
+    Popc,
+    And,
+    Or,
+}
+
 /// `testp` class.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum TestKind {
@@ -231,6 +239,18 @@ pub(crate) enum Op {
     Shfl(ShflMode),
     Vote(VoteMode),
     Activemask,
+    /// `redux.sync.op` over the executing lanes.
+    Redux(AtomOp),
+    /// `bar.red.{popc,and,or}`: a barrier that also reduces a predicate over the block.
+    BarRed(BarRedKind),
+    /// `lop3.b32 d, a, b, c, lut` (lut in `aux`).
+    Lop3,
+    /// `isspacep.space d, a`.
+    IsSpace(Space),
+    /// `cp.async` (copy done at once; `aux` holds the byte count).
+    CpAsync,
+    /// `cvt.rn.f16x2.f32 d, a, b` / `cvt.rn.bf16x2.f32`: pack two converted floats.
+    CvtPack,
     /// `match.any` (`false`) / `match.all` (`true`).
     Match(bool),
     /// `%clock`/`%clock64` reads.

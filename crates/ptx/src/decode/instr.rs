@@ -2,7 +2,9 @@
 
 use super::{CallInfo, FuncCtx, VarRef, perr};
 use crate::ParseError;
-use crate::ops::{Addr, AtomOp, Base, BoolOp, Cmp, Inst, Op, Rnd, ShflMode, TestKind, VoteMode};
+use crate::ops::{
+    Addr, AtomOp, BarRedKind, Base, BoolOp, Cmp, Inst, Op, Rnd, ShflMode, TestKind, VoteMode,
+};
 use crate::parser::{Instr, Operand};
 use crate::types::{Space, Ty};
 
@@ -339,6 +341,12 @@ impl FuncCtx<'_> {
                         inst.op = Op::Clock;
                         inst.d = self.dst(d, line)?;
                     }
+                    (_, Operand::Name(n))
+                        if self.g.funcs.contains_key(n.as_str())
+                            && !self.regs.contains_key(n.as_str()) =>
+                    {
+                        return Ok(None);
+                    }
                     (_, Operand::Name(n)) if n == "%globaltimer" => {
                         inst.op = Op::GlobalTimer;
                         inst.d = self.dst(d, line)?;
@@ -392,8 +400,10 @@ impl FuncCtx<'_> {
                 if aop == AtomOp::Cas {
                     inst.b = self.src(op(k + 2)?, ty, line)?;
                 }
-                if !matches!(ty.size(), 4 | 8)
-                    || (ty.is_float() && !matches!(aop, AtomOp::Add | AtomOp::Exch))
+                if !matches!(
+                    ty,
+                    Ty::U32 | Ty::S32 | Ty::B32 | Ty::U64 | Ty::S64 | Ty::B64 | Ty::F32 | Ty::F64
+                ) || (ty.is_float() && !matches!(aop, AtomOp::Add | AtomOp::Exch))
                 {
                     return Ok(None);
                 }
@@ -402,15 +412,28 @@ impl FuncCtx<'_> {
                 let to = m.has("to");
                 inst.op = Op::Cvta(m.space(), !to);
                 inst.d = self.dst(op(0)?, line)?;
-                match op(1)? {
-                    Operand::Name(n)
-                        if !self.regs.contains_key(n.as_str()) && self.var(n).is_some() =>
-                    {
-                        // `cvta.shared.u64 %rd, var` takes the variable's address first.
-                        return Ok(None);
+                let s = op(1)?;
+                let is_var = match s {
+                    Operand::Addr(..) => true,
+                    Operand::Name(n) => {
+                        !self.regs.contains_key(n.as_str()) && self.var(n).is_some()
                     }
-                    s => inst.a = self.src(s, ty, line)?,
+                    _ => false,
+                };
+                if is_var {
+                    // `cvta.shared.u64 %rd, var`: the variable's address, then the window.
+                    inst.addr = self.addr(s, Space::Generic, line)?.0;
+                } else {
+                    inst.a = self.src(s, ty, line)?;
                 }
+            }
+            "cvt" if matches!(types, [Ty::F16x2 | Ty::Bf16x2, Ty::F32]) && ops.len() == 3 => {
+                inst.op = Op::CvtPack;
+                inst.ty = types[0];
+                inst.ty2 = Ty::F32;
+                inst.d = self.dst(op(0)?, line)?;
+                inst.a = self.src(op(1)?, Ty::F32, line)?;
+                inst.b = self.src(op(2)?, Ty::F32, line)?;
             }
             "cvt" => {
                 let [dt, st] = types else { return Ok(None) };
@@ -474,7 +497,26 @@ impl FuncCtx<'_> {
             "exit" => inst.op = Op::Exit,
             "trap" | "brkpt" => inst.op = Op::Trap,
             "bar" | "barrier" => {
-                if m.has("warp") {
+                if m.has("red") {
+                    let kind = if m.has("popc") {
+                        BarRedKind::Popc
+                    } else if m.has("and") {
+                        BarRedKind::And
+                    } else if m.has("or") {
+                        BarRedKind::Or
+                    } else {
+                        return Ok(None);
+                    };
+                    inst.op = Op::BarRed(kind);
+                    inst.d = self.dst(op(0)?, line)?;
+                    let (p, neg) = match ops.last() {
+                        Some(Operand::Not(p)) => (p.as_str(), true),
+                        Some(Operand::Name(p)) => (p.as_str(), false),
+                        _ => return Err(perr(line, "bar.red needs a predicate")),
+                    };
+                    inst.c = self.reg(p, line)?;
+                    inst.sat = neg;
+                } else if m.has("warp") {
                     inst.op = Op::Nop;
                 } else if (m.has("sync") || m.parts.is_empty() || m.has("aligned"))
                     && !m.has("red")
@@ -552,6 +594,69 @@ impl FuncCtx<'_> {
                 inst.a = self.src(op(1)?, ty, line)?;
             }
             "call" => return self.call(ops, line).map(Some),
+            "lop3" if m.parts.len() == 1 => {
+                inst.op = Op::Lop3;
+                inst.d = self.dst(op(0)?, line)?;
+                inst.a = self.src(op(1)?, ty, line)?;
+                inst.b = self.src(op(2)?, ty, line)?;
+                inst.c = self.src(op(3)?, ty, line)?;
+                let Operand::Int(lut) = op(4)? else {
+                    return Err(perr(line, "lop3 needs an immediate lookup table"));
+                };
+                inst.aux = u32::try_from(*lut & 0xff).unwrap_or(0);
+            }
+            "redux" => {
+                let Some(aop) = m.atom_op() else {
+                    return Ok(None);
+                };
+                if !matches!(
+                    aop,
+                    AtomOp::Add
+                        | AtomOp::Min
+                        | AtomOp::Max
+                        | AtomOp::And
+                        | AtomOp::Or
+                        | AtomOp::Xor
+                ) || ty.is_float()
+                {
+                    return Ok(None);
+                }
+                inst.op = Op::Redux(aop);
+                inst.d = self.dst(op(0)?, line)?;
+                inst.a = self.src(op(1)?, ty, line)?;
+            }
+            "isspacep" => {
+                inst.op = Op::IsSpace(m.space());
+                inst.d = self.dst(op(0)?, line)?;
+                inst.a = self.src(op(1)?, Ty::U64, line)?;
+            }
+            "cp" if m.has("async") && !m.has("bulk") => {
+                if m.has("commit_group") || m.has("wait_group") || m.has("wait_all") {
+                    inst.op = Op::Nop;
+                    return Ok(Some(inst));
+                }
+                let (dst, _) = self.addr(op(0)?, Space::Shared, line)?;
+                let (src, _) = self.addr(op(1)?, Space::Global, line)?;
+                let Operand::Int(n) = op(2)? else {
+                    return Ok(None);
+                };
+                let Base::Reg(sreg) = src.base else {
+                    return Ok(None);
+                };
+                inst.op = Op::CpAsync;
+                inst.addr = dst;
+                inst.a = sreg;
+                inst.e = u32::try_from(src.off).unwrap_or(0);
+                inst.aux = u32::try_from(*n)
+                    .ok()
+                    .filter(|n| matches!(n, 4 | 8 | 16))
+                    .ok_or_else(|| perr(line, "cp.async copies 4, 8 or 16 bytes"))?;
+                // `cp-size, src-size`: fewer source bytes means zero fill.
+                inst.b = match ops.get(3) {
+                    Some(o) => self.src(o, Ty::U32, line)?,
+                    None => self.konst(u64::from(inst.aux), line)?,
+                };
+            }
             _ => return Ok(None),
         }
         Ok(Some(inst))

@@ -7,7 +7,7 @@
 #![allow(clippy::cast_possible_truncation)]
 
 use super::lanes;
-use crate::ops::{Inst, NONE, Op, ShflMode, VoteMode};
+use crate::ops::{AtomOp, Inst, NONE, Op, ShflMode, VoteMode};
 
 /// Executes a collective for the executing lanes `exec`; `active` is every lane running now.
 pub(crate) fn exec(i: &Inst, regs: &mut [u64], exec: u32, active: u32) {
@@ -103,6 +103,33 @@ pub(crate) fn exec(i: &Inst, regs: &mut [u64], exec: u32, active: u32) {
             });
         }
         Op::Activemask => lanes(exec, |l| regs[d + l] = u64::from(active)),
+        Op::Redux(aop) => {
+            let a = i.a as usize * 32;
+            let signed = i.ty.is_signed();
+            let mut acc: Option<u64> = None;
+            lanes(exec, |l| {
+                let v = regs[a + l] & 0xffff_ffff;
+                acc = Some(match acc {
+                    None => v,
+                    Some(x) => match aop {
+                        AtomOp::Add => x.wrapping_add(v) & 0xffff_ffff,
+                        AtomOp::Min if signed => {
+                            (x as u32 as i32).min(v as u32 as i32) as u32 as u64
+                        }
+                        AtomOp::Max if signed => {
+                            (x as u32 as i32).max(v as u32 as i32) as u32 as u64
+                        }
+                        AtomOp::Min => x.min(v),
+                        AtomOp::Max => x.max(v),
+                        AtomOp::And => x & v,
+                        AtomOp::Or => x | v,
+                        _ => x ^ v,
+                    },
+                });
+            });
+            let r = acc.unwrap_or(0);
+            lanes(exec, |l| regs[d + l] = r);
+        }
         _ => {}
     }
 }

@@ -77,6 +77,23 @@ fn write_int(ty: Ty, v: i128) -> u64 {
     (v as u64) & m
 }
 
+/// Executes `cvt.rn.f16x2.f32 d, a, b` (`a` to the upper half).
+pub(crate) fn pack(i: &Inst, regs: &mut [u64], exec: u32) {
+    let (dt, rnd, sat) = (
+        if i.ty == Ty::Bf16x2 {
+            Ty::Bf16
+        } else {
+            Ty::F16
+        },
+        i.rnd,
+        i.sat,
+    );
+    map3(regs, i, exec, |a, b, _| {
+        let h = |v: u64| write_float(dt, read_float(Ty::F32, v), rnd, false, sat);
+        (h(a) << 16) | h(b)
+    });
+}
+
 /// Executes `cvt.dty.sty`.
 pub(crate) fn exec(i: &Inst, regs: &mut [u64], exec: u32) -> Result<(), LaunchError> {
     let (dt, st, rnd, ftz, sat) = (i.ty, i.ty2, i.rnd, i.ftz, i.sat);

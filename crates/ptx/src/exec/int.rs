@@ -396,6 +396,21 @@ pub(crate) fn exec(i: &Inst, regs: &mut [u64], exec: u32) -> Result<(), LaunchEr
             }
         }),
         Op::Prmt => map3(regs, i, exec, prmt),
+        Op::Lop3 => {
+            let lut = i.aux;
+            map3(regs, i, exec, |a, b, c| {
+                let mut r = 0u64;
+                for k in 0..8 {
+                    if lut >> k & 1 == 1 {
+                        let x = if k & 4 != 0 { a } else { !a };
+                        let y = if k & 2 != 0 { b } else { !b };
+                        let z = if k & 1 != 0 { c } else { !c };
+                        r |= x & y & z;
+                    }
+                }
+                r & m
+            });
+        }
         Op::Sad => map3(regs, i, exec, |a, b, c| {
             let diff = if s {
                 sx(a).abs_diff(sx(b))

@@ -223,8 +223,10 @@ pub(crate) fn exec(
             } else {
                 0xffff_ffff
             };
+            let var = (i.a == crate::ops::NONE)
+                .then(|| env.base(i.addr.base, regs, 0, local_base).wrapping_add(off));
             lanes(exec, |l| {
-                let v = regs[a + l];
+                let v = var.unwrap_or_else(|| regs[a + l]);
                 regs[d + l] = if to_generic {
                     v.wrapping_add(win)
                 } else {
@@ -284,6 +286,41 @@ pub(crate) fn exec(
                 env.store(space, addr, size, tid0 + l, new).map_err(fault)?;
                 if is_atom {
                     regs[d + l] = old;
+                }
+                Ok(())
+            })?;
+        }
+        Op::IsSpace(space) => {
+            let (d, a) = (i.d as usize * 32, i.a as usize * 32);
+            lanes(exec, |l| {
+                let v = regs[a + l];
+                let in_win = |w: u64| v.wrapping_sub(w) < WINDOW_SIZE;
+                let r = match space {
+                    Space::Shared => in_win(SHARED_WINDOW),
+                    Space::Local => in_win(LOCAL_WINDOW),
+                    Space::Param => in_win(PARAM_WINDOW),
+                    _ => !in_win(SHARED_WINDOW) && !in_win(LOCAL_WINDOW) && !in_win(PARAM_WINDOW),
+                };
+                regs[d + l] = u64::from(r);
+            });
+        }
+        Op::CpAsync => {
+            let (a, b) = (i.a as usize * 32, i.b as usize * 32);
+            let n = i.aux as usize;
+            try_lanes(exec, |l| {
+                let dst = env.base(i.addr.base, regs, l, local_base).wrapping_add(off);
+                let src = regs[a + l].wrapping_add(u64::from(i.e));
+                let valid = (regs[b + l] as usize).min(n);
+                for k in (0..n).step_by(4) {
+                    let v = if k < valid {
+                        let take = (valid - k).min(4);
+                        env.load(Space::Generic, src + k as u64, take, tid0 + l)
+                            .map_err(fault)?
+                    } else {
+                        0
+                    };
+                    env.store(Space::Shared, dst + k as u64, 4, tid0 + l, v)
+                        .map_err(fault)?;
                 }
                 Ok(())
             })?;

@@ -38,7 +38,7 @@ mod tests;
 use std::time::Instant;
 
 use crate::decode::{Func, Program};
-use crate::ops::{Base, Op, Special};
+use crate::ops::{BarRedKind, Base, Op, Special};
 use crate::{DeviceMemory, LaunchDims, LaunchError, LaunchStats, Module};
 
 /// Generic-address window of the block's shared memory.
@@ -213,6 +213,10 @@ pub(crate) struct Env<'a> {
     pub start: Instant,
     /// Warp-instructions left before the launch is stopped.
     pub budget: u64,
+    /// `bar.red` accumulators of the barrier being filled: count, all, any.
+    pub bar_popc: u64,
+    pub bar_all: bool,
+    pub bar_any: bool,
 }
 
 fn check_config(k: &Func, dims: &LaunchDims) -> Result<(), LaunchError> {
@@ -347,6 +351,9 @@ pub(crate) fn launch(
         ctaid: [0; 3],
         start: Instant::now(),
         budget,
+        bar_popc: 0,
+        bar_all: true,
+        bar_any: false,
     };
     let nwarps = threads.div_ceil(32);
     let mut warps: Vec<Warp> = (0..nwarps).map(|_| Warp::default()).collect();
@@ -397,10 +404,26 @@ fn run_block(
         // Every warp that is not done waits at a barrier: release them.
         for warp in warps.iter_mut().filter(|w| w.at_barrier) {
             warp.at_barrier = false;
-            if let Some(f) = warp.frames.last_mut() {
-                f.advance();
+            let Some(f) = warp.frames.last_mut() else {
+                continue;
+            };
+            let func = &env.prog.funcs[f.func as usize];
+            if let Some(inst) = func.insts.get(f.pc as usize)
+                && let Op::BarRed(kind) = inst.op
+            {
+                let v = match kind {
+                    BarRedKind::Popc => env.bar_popc,
+                    BarRedKind::And => u64::from(env.bar_all),
+                    BarRedKind::Or => u64::from(env.bar_any),
+                };
+                let (d, base) = (inst.d as usize * 32, f.reg_base);
+                lanes(f.mask, |l| warp.regs[base + d + l] = v);
             }
+            f.advance();
         }
+        env.bar_popc = 0;
+        env.bar_all = true;
+        env.bar_any = false;
     }
 }
 

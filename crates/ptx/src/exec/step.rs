@@ -63,11 +63,22 @@ pub(crate) fn run_warp(env: &mut Env<'_>, warp: &mut Warp) -> Result<(), LaunchE
                     fr.branch(exec, inst.aux);
                     continue;
                 }
-                Op::Bar | Op::Ret | Op::Exit | Op::Call if exec == 0 => {
+                Op::Bar | Op::BarRed(_) | Op::Ret | Op::Exit | Op::Call if exec == 0 => {
                     fr.advance();
                     continue;
                 }
                 Op::Bar => break Ok(Next::Barrier),
+                Op::BarRed(_) => {
+                    let c = inst.c as usize * 32;
+                    let mut on = 0u32;
+                    super::lanes(exec, |l| {
+                        on |= u32::from((regs[c + l] != 0) != inst.sat) << l
+                    });
+                    env.bar_popc += u64::from(on.count_ones());
+                    env.bar_all &= on == exec;
+                    env.bar_any |= on != 0;
+                    break Ok(Next::Barrier);
+                }
                 Op::Ret => break Ok(Next::Leave(exec, false)),
                 Op::Exit => break Ok(Next::Leave(exec, true)),
                 Op::Call => break Ok(Next::Call(fr.pc, exec)),
@@ -81,8 +92,14 @@ pub(crate) fn run_warp(env: &mut Env<'_>, warp: &mut Warp) -> Result<(), LaunchE
                     | Op::Atom(..)
                     | Op::Red(..)
                     | Op::MovAddr
-                    | Op::Cvta(..) => mem::exec(env, inst, regs, exec, warp.id, fr.local_base),
-                    Op::Shfl(_) | Op::Vote(_) | Op::Match(_) | Op::Activemask => {
+                    | Op::Cvta(..)
+                    | Op::IsSpace(_)
+                    | Op::CpAsync => mem::exec(env, inst, regs, exec, warp.id, fr.local_base),
+                    Op::CvtPack => {
+                        cvt::pack(inst, regs, exec);
+                        Ok(())
+                    }
+                    Op::Shfl(_) | Op::Vote(_) | Op::Match(_) | Op::Activemask | Op::Redux(_) => {
                         collective::exec(inst, regs, exec, fr.mask);
                         Ok(())
                     }
