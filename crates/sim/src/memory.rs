@@ -297,6 +297,8 @@ impl DeviceMemory for DeviceMem {
 }
 
 #[cfg(test)]
+// Test sizes and offsets are small: narrowing casts cannot lose bits here.
+#[allow(clippy::cast_possible_truncation)]
 mod tests {
     use super::*;
 

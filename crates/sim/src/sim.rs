@@ -401,6 +401,8 @@ impl DeviceBackend for Sim {
 }
 
 #[cfg(test)]
+// Test sizes and offsets are small: narrowing casts cannot lose bits here.
+#[allow(clippy::cast_possible_truncation)]
 mod tests {
     use super::*;
 
