@@ -173,6 +173,40 @@ fn launch_errors_are_shell_like() {
     assert_eq!(o.status.code(), Some(127));
 }
 
+fn build_bare(dir: &Path, name: &str, extra: &[&str]) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/programs/exit42.c");
+    let out = dir.join(name);
+    let st = Command::new("cc")
+        .args(["-O1", "-nostdlib", "-static", "-fno-pie", "-no-pie", "-o"])
+        .arg(&out)
+        .arg(&src)
+        .args(extra)
+        .status()
+        .expect("run cc");
+    assert!(st.success(), "cc {name} failed");
+    out
+}
+
+#[test]
+fn a_libc_free_static_program_runs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = build_bare(dir.path(), "bare", &[]);
+    same(&[p.to_str().expect("utf-8")]);
+}
+
+#[test]
+fn a_fixed_address_program_over_crac_is_refused_clearly() {
+    // Linked where crac itself lives with ASLR off (the kernel's PIE base).
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = build_bare(dir.path(), "clash", &["-Wl,-Ttext-segment=0x555555554000"]);
+    let native = run(&p, &[], &[]);
+    assert_eq!(native.status.code(), Some(42));
+    let o = run(&minilaunch(), &[p.to_str().expect("utf-8")], &[]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(126), "{err}");
+    assert!(err.contains("rebuild the program as PIE"), "{err}");
+}
+
 #[test]
 fn the_binary_exports_the_lower_allocator() {
     let out = Command::new("readelf")
