@@ -1,9 +1,15 @@
 /* Prints what a program inherits from whoever started it, one fact per line with a key first:
- * argv, environment, cwd, umask, rlimits, signal mask and ignored signals, the targets of fds
- * 0-2, the other open fds below 100, and its process name. The e2e tests compare this output
- * natively and under crac line by line. */
+ * argv, environment, cwd, umask, rlimits, signal mask, ignored and handled signals, the
+ * alternate signal stack, the targets of fds 0-2, the other open fds below 100, its process
+ * name, personality, scheduling, process flags (prctl), interval timer, ids and auxv values.
+ * The e2e tests compare this output natively and under crac line by line. */
 #define _GNU_SOURCE
 #include <dirent.h>
+#include <sched.h>
+#include <sys/auxv.h>
+#include <sys/personality.h>
+#include <sys/prctl.h>
+#include <sys/time.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -34,7 +40,7 @@ static void put_escaped(const char *s) {
 
 int main(int argc, char **argv) {
     printf("argc %d\n", argc);
-    for (int i = 1; i < argc; i++) {
+    for (int i = 0; i < argc; i++) {
         printf("argv[%d] len %zu [", i, strlen(argv[i]));
         put_escaped(argv[i]);
         printf("]\n");
@@ -62,7 +68,12 @@ int main(int argc, char **argv) {
         if (sigismember(&blocked, sig) == 1) printf("signal %d blocked\n", sig);
         if (sigaction(sig, NULL, &sa) == 0 && sa.sa_handler == SIG_IGN)
             printf("signal %d ignored\n", sig);
+        else if (sigaction(sig, NULL, &sa) == 0 && sa.sa_handler != SIG_DFL)
+            printf("signal %d handled\n", sig);
     }
+    stack_t ss;
+    if (sigaltstack(NULL, &ss) == 0)
+        printf("sigaltstack %s\n", ss.ss_flags & SS_DISABLE ? "disabled" : "set");
     for (int fd = 0; fd < 3; fd++) {
         char link[64], target[PATH_MAX];
         snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
@@ -89,5 +100,29 @@ int main(int argc, char **argv) {
     }
     comm[strcspn(comm, "\n")] = 0;
     printf("comm %s\n", comm);
+    printf("personality %x\n", (unsigned)personality(0xffffffff));
+    cpu_set_t cpus;
+    if (sched_getaffinity(0, sizeof cpus, &cpus) == 0) printf("sched affinity %d cpus\n", CPU_COUNT(&cpus));
+    printf("sched policy %d nice %d\n", sched_getscheduler(0), getpriority(PRIO_PROCESS, 0));
+    int pdeathsig = 0;
+    prctl(PR_GET_PDEATHSIG, &pdeathsig);
+    int subreaper = 0;
+    prctl(PR_GET_CHILD_SUBREAPER, &subreaper);
+    printf("prctl dumpable %d no_new_privs %d pdeathsig %d subreaper %d\n",
+           prctl(PR_GET_DUMPABLE), prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0), pdeathsig, subreaper);
+    struct itimerval it;
+    getitimer(ITIMER_REAL, &it);
+    printf("itimer real %ld\n", (long)it.it_value.tv_sec + (long)it.it_value.tv_usec);
+    printf("ids pgid-is-pid %d uid %d euid %d gid %d egid %d\n", getpgrp() == getpid(),
+           (int)getuid(), (int)geteuid(), (int)getgid(), (int)getegid());
+    const char *execfn = (const char *)getauxval(AT_EXECFN);
+    const char *platform = (const char *)getauxval(AT_PLATFORM);
+    printf("auxv execfn %s\n", execfn ? execfn : "(none)");
+    printf("auxv platform %s\n", platform ? platform : "(none)");
+    printf("auxv hwcap %lx hwcap2 %lx pagesz %lu clktck %lu secure %lu minsigstksz %lu\n",
+           getauxval(AT_HWCAP), getauxval(AT_HWCAP2), getauxval(AT_PAGESZ), getauxval(AT_CLKTCK),
+           getauxval(AT_SECURE), getauxval(AT_MINSIGSTKSZ));
+    printf("auxv uid %lu euid %lu gid %lu egid %lu random-set %d\n", getauxval(AT_UID),
+           getauxval(AT_EUID), getauxval(AT_GID), getauxval(AT_EGID), getauxval(AT_RANDOM) != 0);
     return 0;
 }

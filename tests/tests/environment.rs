@@ -144,6 +144,24 @@ fn existing_glibc_tunables_are_kept() {
 }
 
 #[test]
+fn a_program_found_in_path_sees_the_name_it_was_called_by() {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = dir.path().join("crac-e2e-info");
+    std::fs::copy(c_program("info", Link::Pie), &exe).unwrap();
+    let path = format!(
+        "{}:{}",
+        dir.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let crac = same_facts(&Cmd::new("crac-e2e-info").arg("x").env("PATH", path));
+    assert!(
+        crac.stdout_text()
+            .contains("argv[0] len 13 [crac-e2e-info]\n"),
+        "{crac}"
+    );
+}
+
+#[test]
 fn an_almost_empty_environment() {
     // crac itself must cope without PATH, HOME or anything else.
     let exe = c_program("info", Link::Pie);
