@@ -5,7 +5,7 @@
 //! write timeout so a silent client cannot hold the agent. Whatever a client sends, the agent
 //! answers with a reply or closes the connection; it never stops serving because of a client.
 
-use std::io::Write;
+use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -119,12 +119,13 @@ impl Server {
             };
         let sent = protocol::encode_frame(&reply)
             .map_err(|e| e.to_string())
-            .and_then(|bytes| stream.write_all(&bytes).map_err(|e| e.to_string()));
+            .and_then(|bytes| send_all(&stream, &bytes).map_err(|e| e.to_string()));
         if let Err(e) = sent {
             tracing::warn!("cannot send the control reply to pid {}: {e}", peer.pid);
         }
     }
 
+    /// What the agent answers to a request.
     fn answer(&self, body: RequestBody) -> Reply {
         match body {
             RequestBody::Status => match status::collect(self.lower.as_ref()) {
@@ -133,4 +134,17 @@ impl Server {
             },
         }
     }
+}
+
+/// Writes all of `bytes` to `stream` without ever raising `SIGPIPE`.
+fn send_all(stream: &UnixStream, mut bytes: &[u8]) -> io::Result<()> {
+    while !bytes.is_empty() {
+        match sys::send_nosignal(stream.as_fd(), bytes) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }

@@ -40,6 +40,14 @@ pub fn redirect(fd: OwnedFd) {
     }
 }
 
+/// Reports panics of crac's own threads through the log (so on the protected stderr copy)
+/// instead of on fd 2, which belongs to the program once it runs.
+pub fn route_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        tracing::error!("internal error, please report it: {info}");
+    }));
+}
+
 /// Writes to the redirected fd if there is one, else to stderr.
 struct Sink;
 

@@ -96,6 +96,23 @@ pub fn peer_cred(fd: BorrowedFd<'_>) -> io::Result<PeerCred> {
     })
 }
 
+/// Sends bytes on the connected socket `fd` without raising `SIGPIPE` if the peer is gone
+/// (`MSG_NOSIGNAL`): the program may have `SIGPIPE` at its default action, and a signal raised
+/// on the agent thread, where every signal is blocked, would stay pending forever.
+pub fn send_nosignal(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
+    // SAFETY: `fd` is an open descriptor borrowed for the call; `buf` is valid for reads of
+    // `buf.len()` bytes, which is all the kernel reads.
+    let n = unsafe {
+        libc::send(
+            fd.as_raw_fd(),
+            buf.as_ptr().cast(),
+            buf.len(),
+            libc::MSG_NOSIGNAL,
+        )
+    };
+    usize::try_from(n).map_err(|_| io::Error::last_os_error())
+}
+
 /// The effective user id of this process.
 pub fn effective_uid() -> u32 {
     // SAFETY: geteuid has no preconditions and cannot fail.
@@ -121,6 +138,15 @@ mod tests {
         let cred = peer_cred(a.as_fd()).unwrap();
         assert_eq!(cred.uid, effective_uid());
         assert_eq!(cred.pid, i32::try_from(std::process::id()).unwrap());
+    }
+
+    #[test]
+    fn send_to_a_closed_peer_is_an_error_not_a_signal() {
+        let (a, b) = UnixStream::pair().unwrap();
+        assert_eq!(send_nosignal(a.as_fd(), b"hi").unwrap(), 2);
+        drop(b);
+        let err = send_nosignal(a.as_fd(), b"hi").unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EPIPE));
     }
 
     #[test]

@@ -27,6 +27,7 @@ pub fn run(name: &str, args: LaunchArgs) -> anyhow::Result<ExitCode> {
         .and_then(fds::move_high)
         .context("cannot keep a copy of stderr for crac's messages")?;
     logging::redirect(log_fd);
+    logging::route_panics();
 
     let target = match exec::resolve(args.program(), args.args()) {
         Ok(t) => t,
