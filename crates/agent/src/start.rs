@@ -1,0 +1,258 @@
+//! Starting the agent: bind the control socket, move it to crac's fds, and spawn the agent
+//! thread with every signal blocked.
+
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::lower::{LoaderLowerHalf, LowerHalf};
+use crate::{AgentError, server, socket, sys};
+
+/// A running agent. Dropping it removes the socket file (the thread keeps running until the
+/// process ends; in a launched process this is never dropped, because entering the program does
+/// not return).
+#[derive(Debug)]
+pub struct Agent {
+    path: PathBuf,
+}
+
+impl Agent {
+    /// Where the control socket is.
+    pub fn socket_path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_file(&self.path) {
+            tracing::debug!("cannot remove {}: {e}", self.path.display());
+        }
+    }
+}
+
+/// Starts the agent of this process, with the lower half as the loader recorded it.
+pub fn start() -> Result<Agent, AgentError> {
+    let uid = sys::effective_uid();
+    let xdg = std::env::var_os("XDG_RUNTIME_DIR");
+    let dir = socket::choose_dir(xdg.as_deref(), uid)?;
+    start_in(&dir, Arc::new(LoaderLowerHalf), uid)
+}
+
+/// Starts an agent whose socket is `<dir>/<pid>.sock` (`dir` already prepared), answering peers
+/// of user `allowed_uid` only.
+pub fn start_in(
+    dir: &Path,
+    lower: Arc<dyn LowerHalf>,
+    allowed_uid: u32,
+) -> Result<Agent, AgentError> {
+    let path = socket::socket_path(dir, std::process::id());
+    let listener = socket::bind(&path)?;
+    // From here on, dropping `agent` removes the socket file if a later step fails.
+    let agent = Agent { path };
+    let listener = lower
+        .protect_fd(OwnedFd::from(listener))
+        .map(UnixListener::from)
+        .map_err(AgentError::ProtectFd)?;
+    let dir = dir.to_owned();
+    spawn_blocked(move || {
+        lower.register_current_thread();
+        let swept = socket::sweep_stale(&dir, Path::new("/proc"));
+        if swept > 0 {
+            tracing::debug!(
+                "removed {swept} stale control sockets from {}",
+                dir.display()
+            );
+        }
+        server::Server::new(listener, lower, allowed_uid).run();
+    })?;
+    tracing::debug!("control socket at {}", agent.path.display());
+    Ok(agent)
+}
+
+/// Spawns the agent thread with every signal blocked: blocks them in the calling thread, spawns
+/// (the new thread inherits the mask), and restores the caller's mask whatever happened.
+fn spawn_blocked(f: impl FnOnce() + Send + 'static) -> Result<(), AgentError> {
+    let old = sys::block_all_signals().map_err(AgentError::SignalMask)?;
+    let spawned = std::thread::Builder::new()
+        .name("crac-agent".into())
+        .spawn(f);
+    sys::set_signal_mask(&old).map_err(AgentError::SignalMask)?;
+    spawned.map(drop).map_err(AgentError::Spawn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client;
+    use crac_core::interval::{Interval, IntervalSet};
+    use crac_core::protocol::{self, ErrorCode, Half, ReplyBody};
+    use std::io::{self, Read, Write};
+    use std::os::unix::net::UnixStream;
+    use std::sync::Mutex;
+
+    /// A lower half that owns one fake interval and records the agent thread.
+    #[derive(Default)]
+    struct Fake {
+        agent: Mutex<Option<(i32, bool, bool)>>,
+    }
+
+    impl LowerHalf for Fake {
+        fn register_current_thread(&self) {
+            let blocked = |s| sys::signal_is_blocked(s).unwrap();
+            *self.agent.lock().unwrap() = Some((
+                sys::thread_id(),
+                blocked(libc::SIGTERM),
+                blocked(libc::SIGUSR1) && blocked(libc::SIGINT),
+            ));
+        }
+        fn intervals(&self) -> IntervalSet {
+            // Our own text: some lines of /proc/self/maps belong to "crac".
+            let here = (Fake::default as fn() -> Fake) as usize as u64 & !0xfff;
+            [Interval::new(here, here + 0x1000)].into_iter().collect()
+        }
+        fn tids(&self) -> Vec<i32> {
+            self.agent.lock().unwrap().iter().map(|a| a.0).collect()
+        }
+        fn protect_fd(&self, fd: OwnedFd) -> io::Result<OwnedFd> {
+            Ok(fd)
+        }
+    }
+
+    fn started(allowed_uid: Option<u32>) -> (tempfile::TempDir, Agent, Arc<Fake>) {
+        let tmp = tempfile::tempdir().unwrap();
+        let fake = Arc::new(Fake::default());
+        let uid = allowed_uid.unwrap_or_else(sys::effective_uid);
+        let agent = start_in(tmp.path(), fake.clone(), uid).unwrap();
+        (tmp, agent, fake)
+    }
+
+    fn raw_exchange(path: &Path, bytes: &[u8]) -> protocol::Reply {
+        let mut s = UnixStream::connect(path).unwrap();
+        s.write_all(bytes).unwrap();
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        let body = protocol::read_frame(&mut s).unwrap();
+        protocol::decode_reply(&body).unwrap()
+    }
+
+    fn error_code(reply: protocol::Reply) -> ErrorCode {
+        match reply.body {
+            ReplyBody::Error { code, .. } => code,
+            other => panic!("expected an error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn status_over_a_real_socket() {
+        let (_tmp, agent, fake) = started(None);
+        let stream = UnixStream::connect(agent.socket_path()).unwrap();
+        let report = client::status_over(stream, 0).unwrap();
+        assert_eq!(report.pid, i32::try_from(std::process::id()).unwrap());
+        let (agent_tid, ..) = fake.agent.lock().unwrap().unwrap();
+        let agent_thread = report.threads.iter().find(|t| t.tid == agent_tid).unwrap();
+        assert_eq!(
+            (agent_thread.half, agent_thread.name.as_str()),
+            (Half::Lower, "crac-agent")
+        );
+        assert!(report.threads.iter().any(|t| t.half == Half::Upper));
+        assert_eq!(report.total(Half::Lower), 0x1000);
+        assert!(report.total(Half::Upper) > 0);
+    }
+
+    #[test]
+    fn agent_thread_has_every_signal_blocked_and_the_caller_keeps_its_mask() {
+        let (_tmp, agent, fake) = started(None);
+        // The agent registers itself asynchronously; a status round trip orders us after it.
+        client::status_over(UnixStream::connect(agent.socket_path()).unwrap(), 0).unwrap();
+        let (_, term, others) = fake.agent.lock().unwrap().unwrap();
+        assert!(term && others);
+        assert!(!sys::signal_is_blocked(libc::SIGTERM).unwrap());
+    }
+
+    #[test]
+    fn garbage_gets_error_replies_and_the_agent_keeps_serving() {
+        let (_tmp, agent, _fake) = started(None);
+        let path = agent.socket_path();
+        let frame = |b: &[u8]| {
+            let mut v = u32::try_from(b.len()).unwrap().to_le_bytes().to_vec();
+            v.extend_from_slice(b);
+            v
+        };
+        assert_eq!(
+            error_code(raw_exchange(path, &frame(b"\xff\x00junk"))),
+            ErrorCode::Garbage
+        );
+        assert_eq!(
+            error_code(raw_exchange(
+                path,
+                &frame(br#"{"version":9,"body":{"type":"status"}}"#)
+            )),
+            ErrorCode::WrongVersion
+        );
+        assert_eq!(
+            error_code(raw_exchange(
+                path,
+                &frame(br#"{"version":1,"body":{"type":"boom"}}"#)
+            )),
+            ErrorCode::Malformed
+        );
+        assert_eq!(
+            error_code(raw_exchange(path, &u32::MAX.to_le_bytes())),
+            ErrorCode::TooLarge
+        );
+        assert_eq!(
+            error_code(raw_exchange(path, &[7, 0])),
+            ErrorCode::Truncated
+        );
+        let mut cut = frame(br#"{"version":1}"#);
+        cut.truncate(9);
+        assert_eq!(error_code(raw_exchange(path, &cut)), ErrorCode::Truncated);
+        // A client that connects and leaves without a word.
+        drop(UnixStream::connect(path).unwrap());
+        client::status_over(UnixStream::connect(path).unwrap(), 0).unwrap();
+    }
+
+    #[test]
+    fn peers_of_another_user_are_refused() {
+        let (_tmp, agent, _fake) = started(Some(sys::effective_uid() + 1));
+        let mut s = UnixStream::connect(agent.socket_path()).unwrap();
+        let err = client::status_over(s.try_clone().unwrap(), 7).unwrap_err();
+        assert!(
+            matches!(err, client::ClientError::Refused { pid: 7 }),
+            "{err}"
+        );
+        let mut rest = Vec::new();
+        assert_eq!(s.read_to_end(&mut rest).unwrap_or(0), 0);
+    }
+
+    #[test]
+    fn idle_agent_sleeps_in_accept_and_drop_removes_the_socket() {
+        let (_tmp, agent, fake) = started(None);
+        let path = agent.socket_path().to_owned();
+        client::status_over(UnixStream::connect(&path).unwrap(), 0).unwrap();
+        let (tid, ..) = fake.agent.lock().unwrap().unwrap();
+        let stat_path = format!("/proc/self/task/{tid}/stat");
+        let cpu = || {
+            let stat = std::fs::read_to_string(&stat_path).unwrap();
+            let after = &stat[stat.rfind(')').unwrap() + 2..];
+            let f: Vec<&str> = after.split(' ').collect();
+            (
+                f[0].to_owned(),
+                f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap(),
+            )
+        };
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let (state, before) = cpu();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let (_, after) = cpu();
+        assert_eq!(state, "S");
+        assert!(
+            after - before <= 1,
+            "idle agent used {} ticks",
+            after - before
+        );
+        drop(agent);
+        assert!(!path.exists());
+    }
+}
