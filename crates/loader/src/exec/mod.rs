@@ -175,6 +175,7 @@ pub fn enter(target: Target, env: Vec<OsString>) -> Result<Infallible, LoadError
     // From here on the process is the program's: its signal state, name and persona.
     crate::sys::signals::restore_for_program().map_err(LoadError::Signals)?;
     let _ = crate::sys::set_comm(&comm);
+    let _ = crate::sys::mm::describe_program(image.args, image.env, &image.auxv, sp);
     if let Some(p) = crate::startup::original_personality() {
         load::restore_personality(p);
     }

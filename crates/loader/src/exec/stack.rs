@@ -109,6 +109,12 @@ pub struct StackImage {
     pub bytes: Vec<u8>,
     /// The initial stack pointer (address of `argc`), 16-byte aligned.
     pub sp: u64,
+    /// `[start, end)` of the argument strings (what `/proc/PID/cmdline` shows).
+    pub args: (u64, u64),
+    /// `[start, end)` of the environment strings (`/proc/PID/environ`).
+    pub env: (u64, u64),
+    /// The final auxv, `AT_NULL` pair included (what `/proc/PID/auxv` shows).
+    pub auxv: Vec<(u64, u64)>,
 }
 
 /// Lays out the stack for a mapping whose highest address is `top` (16-byte aligned).
@@ -126,6 +132,11 @@ pub fn build(spec: &StackSpec<'_>, top: u64) -> StackImage {
     let argv_offs: Vec<u64> = spec.argv.iter().map(|a| push(a)).collect();
     let envp_offs: Vec<u64> = spec.envp.iter().map(|e| push(e)).collect();
     let execfn_off = push(spec.execfn);
+    let args_off = argv_offs
+        .first()
+        .copied()
+        .unwrap_or(envp_offs.first().copied().unwrap_or(execfn_off));
+    let env_off = envp_offs.first().copied().unwrap_or(execfn_off);
     let strings_low = top - 8 - strings.len() as u64;
     let random_addr = (strings_low - 16) & !15;
     let auxv: Vec<(u64, u64)> = spec
@@ -162,7 +173,13 @@ pub fn build(spec: &StackSpec<'_>, top: u64) -> StackImage {
     bytes[r..r + 16].copy_from_slice(&spec.random);
     let s = (strings_low - sp) as usize;
     bytes[s..s + strings.len()].copy_from_slice(&strings);
-    StackImage { bytes, sp }
+    StackImage {
+        bytes,
+        sp,
+        args: (strings_low + args_off, strings_low + env_off),
+        env: (strings_low + env_off, strings_low + execfn_off),
+        auxv,
+    }
 }
 
 #[cfg(test)]
@@ -280,6 +297,11 @@ mod tests {
             prop_assert_eq!(get(AT_PLATFORM).is_some(), platform.is_some());
             prop_assert_eq!(get(AT_PHDR), Some(1));
             prop_assert_eq!(get(6), Some(4096));
+            let range = |(a, b): (u64, u64)| img.bytes[(a - img.sp) as usize..(b - img.sp) as usize].to_vec();
+            let joined = |v: &[Vec<u8>]| v.iter().flat_map(|s| s.iter().copied().chain([0])).collect::<Vec<u8>>();
+            prop_assert_eq!(range(img.args), joined(&argv));
+            prop_assert_eq!(range(img.env), joined(&envp));
+            prop_assert_eq!(img.auxv.last(), Some(&(AT_NULL, 0)));
         }
     }
 }

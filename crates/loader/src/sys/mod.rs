@@ -9,6 +9,7 @@
 pub(crate) mod arena;
 pub(crate) mod exports;
 pub(crate) mod load;
+pub(crate) mod mm;
 pub(crate) mod objects;
 pub(crate) mod signals;
 

@@ -1,0 +1,95 @@
+//! Telling the kernel where the program's argv, environment, auxv and stack now are
+//! (`prctl(PR_SET_MM, PR_SET_MM_MAP)`, the unprivileged checkpoint/restore interface), so
+//! `/proc/PID/cmdline` (what `ps` shows), `environ`, `auxv` and the `[stack]` label describe the
+//! program, not crac. Code, data and brk fields are passed back unchanged. Best effort: a
+//! kernel without `CONFIG_CHECKPOINT_RESTORE` or a seccomp filter leaves crac's values.
+
+use std::io;
+
+/// `struct prctl_mm_map` from `<linux/prctl.h>`.
+#[repr(C)]
+struct PrctlMmMap {
+    start_code: u64,
+    end_code: u64,
+    start_data: u64,
+    end_data: u64,
+    start_brk: u64,
+    brk: u64,
+    start_stack: u64,
+    arg_start: u64,
+    arg_end: u64,
+    env_start: u64,
+    env_end: u64,
+    auxv: *const u64,
+    auxv_size: u32,
+    exe_fd: u32,
+}
+
+const PR_SET_MM: i32 = 35;
+const PR_SET_MM_MAP: u64 = 14;
+
+/// Fields 26.. of `/proc/self/stat` this needs, by their 1-based field numbers.
+fn stat_fields() -> io::Result<Vec<u64>> {
+    let text = std::fs::read_to_string("/proc/self/stat")?;
+    let rest = text.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+    // Field 3 is the first after the ')'.
+    Ok(rest
+        .split_whitespace()
+        .map(|f| f.parse::<u64>().unwrap_or(0))
+        .collect())
+}
+
+/// Points the kernel's view of argv/env/auxv/stack at the program's stack.
+pub(crate) fn describe_program(
+    args: (u64, u64),
+    env: (u64, u64),
+    auxv: &[(u64, u64)],
+    stack: u64,
+) -> io::Result<()> {
+    let f = stat_fields()?;
+    let field = |n: usize| f.get(n - 3).copied().unwrap_or(0);
+    let flat: Vec<u64> = auxv.iter().flat_map(|(k, v)| [*k, *v]).collect();
+    let mut map = PrctlMmMap {
+        start_code: field(26),
+        end_code: field(27),
+        start_data: field(45),
+        end_data: field(46),
+        start_brk: field(47),
+        brk: super::current_brk() as u64,
+        start_stack: stack,
+        arg_start: args.0,
+        arg_end: args.1,
+        env_start: env.0,
+        env_end: env.1,
+        auxv: flat.as_ptr(),
+        auxv_size: u32::try_from(flat.len() * 8).unwrap_or(0),
+        exe_fd: u32::MAX,
+    };
+    let call = |map: &PrctlMmMap| {
+        // SAFETY: PR_SET_MM_MAP reads one prctl_mm_map of the given size and `auxv_size`
+        // bytes at `auxv` (a live Vec); every address in it is the process's own.
+        let rc = unsafe {
+            libc::prctl(
+                PR_SET_MM,
+                PR_SET_MM_MAP,
+                map as *const PrctlMmMap,
+                std::mem::size_of::<PrctlMmMap>(),
+                0,
+            )
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    };
+    match call(&map) {
+        // The kernel's saved auxv may be smaller than ours: keep its auxv, set the rest.
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+            map.auxv = std::ptr::null();
+            map.auxv_size = 0;
+            call(&map)
+        }
+        other => other,
+    }
+}
