@@ -11,6 +11,7 @@
 //! [`PARAM_WINDOW`]).
 #![forbid(unsafe_code)]
 
+mod ast;
 mod decode;
 mod exec;
 mod lexer;

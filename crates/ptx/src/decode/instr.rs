@@ -1,90 +1,11 @@
 //! One instruction's opcode, modifiers and operands → [`Inst`].
 
-use super::{CallInfo, FuncCtx, VarRef, perr};
+use super::mods::Mods;
+use super::{FuncCtx, VarRef, perr};
 use crate::ParseError;
-use crate::ops::{
-    Addr, AtomOp, BarRedKind, Base, BoolOp, Cmp, Inst, Op, Rnd, ShflMode, TestKind, VoteMode,
-};
-use crate::parser::{Instr, Operand};
+use crate::ast::{Instr, Operand};
+use crate::ops::{Addr, AtomOp, BarRedKind, Base, BoolOp, Inst, Op, ShflMode, VoteMode};
 use crate::types::{Space, Ty};
-
-/// The dot-separated modifiers of an opcode.
-struct Mods<'s> {
-    parts: Vec<&'s str>,
-}
-
-impl<'s> Mods<'s> {
-    fn has(&self, m: &str) -> bool {
-        self.parts.contains(&m)
-    }
-    fn types(&self) -> Vec<Ty> {
-        self.parts.iter().filter_map(|p| Ty::from_name(p)).collect()
-    }
-    fn space(&self) -> Space {
-        self.parts
-            .iter()
-            .find_map(|p| Space::from_name(p))
-            .unwrap_or(Space::Generic)
-    }
-    fn rnd(&self) -> Rnd {
-        for p in &self.parts {
-            let r = match *p {
-                "rn" => Rnd::Rn,
-                "rz" => Rnd::Rz,
-                "rm" => Rnd::Rm,
-                "rp" => Rnd::Rp,
-                "rni" => Rnd::Rni,
-                "rzi" => Rnd::Rzi,
-                "rmi" => Rnd::Rmi,
-                "rpi" => Rnd::Rpi,
-                "rna" => Rnd::Rna,
-                _ => continue,
-            };
-            return r;
-        }
-        Rnd::Default
-    }
-    fn cmp(&self) -> Option<Cmp> {
-        self.parts.iter().find_map(|p| Cmp::from_name(p))
-    }
-    fn boolop(&self) -> BoolOp {
-        if self.has("and") {
-            BoolOp::And
-        } else if self.has("or") {
-            BoolOp::Or
-        } else if self.has("xor") {
-            BoolOp::Xor
-        } else {
-            BoolOp::None
-        }
-    }
-    fn vec(&self) -> u8 {
-        if self.has("v4") {
-            4
-        } else if self.has("v2") {
-            2
-        } else {
-            1
-        }
-    }
-    fn atom_op(&self) -> Option<AtomOp> {
-        self.parts.iter().find_map(|p| {
-            Some(match *p {
-                "add" => AtomOp::Add,
-                "min" => AtomOp::Min,
-                "max" => AtomOp::Max,
-                "inc" => AtomOp::Inc,
-                "dec" => AtomOp::Dec,
-                "and" => AtomOp::And,
-                "or" => AtomOp::Or,
-                "xor" => AtomOp::Xor,
-                "exch" => AtomOp::Exch,
-                "cas" => AtomOp::Cas,
-                _ => return None,
-            })
-        })
-    }
-}
 
 impl FuncCtx<'_> {
     /// Decodes one instruction; an opcode the executor does not implement becomes
@@ -113,14 +34,19 @@ impl FuncCtx<'_> {
         Ok(inst)
     }
 
-    fn operand(ops: &[Operand], n: usize, line: u32) -> Result<&Operand, ParseError> {
+    pub(super) fn operand(ops: &[Operand], n: usize, line: u32) -> Result<&Operand, ParseError> {
         ops.get(n)
             .ok_or_else(|| perr(line, format!("missing operand {}", n + 1)))
     }
 
     /// Resolves an address operand `[base+off]` (or a bare symbol) in `space`.
     /// Returns the address and the space the access really goes to.
-    fn addr(&mut self, o: &Operand, space: Space, line: u32) -> Result<(Addr, Space), ParseError> {
+    pub(super) fn addr(
+        &mut self,
+        o: &Operand,
+        space: Space,
+        line: u32,
+    ) -> Result<(Addr, Space), ParseError> {
         let (name, off) = match o {
             Operand::Addr(n, off) => (n.as_deref(), *off),
             Operand::Name(n) => (Some(n.as_str()), 0),
@@ -172,143 +98,11 @@ impl FuncCtx<'_> {
         line: u32,
     ) -> Result<Option<Inst>, ParseError> {
         let op = |n: usize| Self::operand(ops, n, line);
-        let simple = |o: Op| -> Option<Op> { Some(o) };
         let mut inst = Inst::new(Op::Nop, ty, line);
         inst.rnd = m.rnd();
         inst.ftz = m.has("ftz");
         inst.sat = m.has("sat") || m.has("satfinite");
-        // Ops with the common shape `op d, a[, b[, c]]`.
-        let arith = match base {
-            "add" if m.has("cc") => simple(Op::AddCarry(false, false, true)),
-            "sub" if m.has("cc") => simple(Op::AddCarry(true, false, true)),
-            "addc" => simple(Op::AddCarry(false, true, m.has("cc"))),
-            "subc" => simple(Op::AddCarry(true, true, m.has("cc"))),
-            "mad" if m.has("cc") => simple(Op::MadCarry(m.has("hi"), false, true)),
-            "madc" => simple(Op::MadCarry(m.has("hi"), true, m.has("cc"))),
-            "add" => simple(Op::Add),
-            "sub" => simple(Op::Sub),
-            "mul" if m.has("hi") => simple(Op::MulHi),
-            "mul" if m.has("wide") => simple(Op::MulWide),
-            "mul" => simple(Op::MulLo),
-            "mul24" if m.has("lo") => simple(Op::Mul24Lo),
-            "mad" if m.has("hi") => simple(Op::MadHi),
-            "mad" if m.has("wide") => simple(Op::MadWide),
-            "mad" if ty.is_float() => simple(Op::Fma),
-            "mad" => simple(Op::MadLo),
-            "fma" => simple(Op::Fma),
-            "div" => simple(Op::Div),
-            "rem" => simple(Op::Rem),
-            "abs" => simple(Op::Abs),
-            "neg" => simple(Op::Neg),
-            "min" => simple(Op::Min),
-            "max" => simple(Op::Max),
-            "and" => simple(Op::And),
-            "or" => simple(Op::Or),
-            "xor" => simple(Op::Xor),
-            "not" => simple(Op::Not),
-            "cnot" => simple(Op::CNot),
-            "shl" => simple(Op::Shl),
-            "shr" => simple(Op::Shr),
-            "shf" => simple(Op::Shf(m.has("l"), m.has("clamp"))),
-            "bfe" => simple(Op::Bfe),
-            "bfi" => simple(Op::Bfi),
-            "brev" => simple(Op::Brev),
-            "clz" => simple(Op::Clz),
-            "popc" => simple(Op::Popc),
-            "bfind" => simple(Op::Bfind(m.has("shiftamt"))),
-            "prmt" if m.parts.len() == 1 => simple(Op::Prmt),
-            "sad" => simple(Op::Sad),
-            "selp" => simple(Op::Selp),
-            "rcp" => simple(Op::Rcp),
-            "sqrt" => simple(Op::Sqrt),
-            "rsqrt" => simple(Op::Rsqrt),
-            "sin" => simple(Op::Sin),
-            "cos" => simple(Op::Cos),
-            "lg2" => simple(Op::Lg2),
-            "ex2" => simple(Op::Ex2),
-            "tanh" => simple(Op::Tanh),
-            "copysign" => simple(Op::Copysign),
-            "activemask" => simple(Op::Activemask),
-            "testp" => {
-                let k = if m.has("finite") {
-                    TestKind::Finite
-                } else if m.has("infinite") {
-                    TestKind::Infinite
-                } else if m.has("number") {
-                    TestKind::Number
-                } else if m.has("notanumber") {
-                    TestKind::NotANumber
-                } else if m.has("normal") {
-                    TestKind::Normal
-                } else if m.has("subnormal") {
-                    TestKind::Subnormal
-                } else {
-                    return Ok(None);
-                };
-                simple(Op::Testp(k))
-            }
-            _ => None,
-        };
-        if let Some(o) = arith {
-            inst.op = o;
-            let nsrc = ops.len().saturating_sub(1);
-            let want = match o {
-                Op::Activemask => 0,
-                Op::Abs
-                | Op::Neg
-                | Op::Not
-                | Op::CNot
-                | Op::Brev
-                | Op::Clz
-                | Op::Popc
-                | Op::Bfind(_) => 1,
-                Op::Rcp
-                | Op::Sqrt
-                | Op::Rsqrt
-                | Op::Sin
-                | Op::Cos
-                | Op::Lg2
-                | Op::Ex2
-                | Op::Tanh
-                | Op::Testp(_) => 1,
-                Op::MadLo
-                | Op::MadHi
-                | Op::MadWide
-                | Op::Fma
-                | Op::Shf(..)
-                | Op::Bfe
-                | Op::Prmt
-                | Op::Sad => 3,
-                Op::Selp | Op::MadCarry(..) => 3,
-                Op::Bfi => 4,
-                _ => 2,
-            };
-            if nsrc != want || ops.is_empty() {
-                return Err(perr(
-                    line,
-                    format!("`{base}` takes {} operands, found {}", want + 1, ops.len()),
-                ));
-            }
-            inst.d = self.dst(op(0)?, line)?;
-            // Shift amounts, bfe/bfi positions and selp's predicate are not of the op type.
-            let src_ty = |k: usize| -> Ty {
-                match (o, k) {
-                    (Op::Shl | Op::Shr, 1) | (Op::Bfe, 1 | 2) | (Op::Bfi, 2 | 3) => Ty::U32,
-                    (Op::Shf(..), 2) => Ty::U32,
-                    (Op::MulWide | Op::MadWide, 2) => ty,
-                    _ => ty,
-                }
-            };
-            let slots = [&mut inst.a, &mut inst.b, &mut inst.c, &mut inst.e];
-            for (k, slot) in slots.into_iter().enumerate().take(nsrc) {
-                *slot = self.src(op(k + 1)?, src_ty(k), line)?;
-            }
-            if matches!(o, Op::AddCarry(..) | Op::MadCarry(..)) {
-                inst.d2 = self.cc();
-            }
-            if o == Op::Activemask {
-                inst.a = inst.d;
-            }
+        if let Some(inst) = self.arith(base, m, ty, ops, line)? {
             return Ok(Some(inst));
         }
         match base {
@@ -660,110 +454,5 @@ impl FuncCtx<'_> {
             _ => return Ok(None),
         }
         Ok(Some(inst))
-    }
-
-    fn check_vec(&self, inst: &Inst, m: &Mods<'_>, line: u32) -> Result<(), ParseError> {
-        if inst.vn != m.vec() {
-            return Err(perr(
-                line,
-                format!(
-                    "vector access needs {} registers, found {}",
-                    m.vec(),
-                    inst.vn
-                ),
-            ));
-        }
-        Ok(())
-    }
-
-    fn pred_src(&mut self, o: &Operand, line: u32) -> Result<u32, ParseError> {
-        match o {
-            Operand::Not(_) => Err(perr(line, "not supported yet: negated predicate operand")),
-            o => self.src(o, Ty::Pred, line),
-        }
-    }
-
-    fn vector(
-        &mut self,
-        inst: &mut Inst,
-        parts: &[Operand],
-        ty: Ty,
-        line: u32,
-    ) -> Result<(), ParseError> {
-        if parts.is_empty() || parts.len() > 4 {
-            return Err(perr(line, "vector operands have 1 to 4 elements"));
-        }
-        inst.vn = u8::try_from(parts.len()).unwrap_or(4);
-        for (k, p) in parts.iter().enumerate() {
-            inst.v[k] = self.src(p, ty, line)?;
-        }
-        if matches!(inst.op, Op::Pack | Op::Unpack) {
-            let part_bits = ty.bits() / u32::from(inst.vn);
-            inst.ty2 = match part_bits {
-                8 => Ty::B8,
-                16 => Ty::B16,
-                32 => Ty::B32,
-                64 => Ty::B64,
-                _ => return Err(perr(line, "bad vector split")),
-            };
-        }
-        Ok(())
-    }
-
-    fn call(&mut self, ops: &[Operand], line: u32) -> Result<Inst, ParseError> {
-        let mut it = ops.iter().peekable();
-        let rets = match it.peek() {
-            Some(Operand::List(l)) => {
-                it.next();
-                l.clone()
-            }
-            _ => Vec::new(),
-        };
-        let target = match it.next() {
-            Some(Operand::Name(n)) => n.clone(),
-            _ => return Err(perr(line, "call needs a target")),
-        };
-        let args = match it.next() {
-            Some(Operand::List(l)) => l.clone(),
-            _ => Vec::new(),
-        };
-        let mut inst = Inst::new(Op::Call, Ty::B32, line);
-        let Some(&callee) = self.g.funcs.get(&target) else {
-            inst.op = Op::Unsupported;
-            inst.aux =
-                self.unsupported_name(format!("call {target} (not a function of this module)"));
-            return Ok(inst);
-        };
-        let slot = |cx: &Self, o: &Operand| -> Result<(u32, u32), ParseError> {
-            match o {
-                Operand::Name(n) => match cx.var(n) {
-                    Some(VarRef::Frame(off)) => Ok((off, 0)),
-                    _ => Err(perr(
-                        line,
-                        format!("call argument `{n}` is not a .param variable"),
-                    )),
-                },
-                _ => Err(perr(line, "call arguments must be .param variables")),
-            }
-        };
-        let mut info = CallInfo {
-            callee,
-            args: Vec::new(),
-            rets: Vec::new(),
-        };
-        for a in &args {
-            info.args.push(slot(self, a)?);
-        }
-        for r in &rets {
-            info.rets.push(slot(self, r)?);
-        }
-        inst.aux = u32::try_from(self.prog.calls.len()).unwrap_or(u32::MAX);
-        self.prog.calls.push(info);
-        if target == "vprintf" {
-            inst.op = Op::Printf;
-        } else if target == "__assertfail" || target == "__assert_fail" {
-            inst.op = Op::Trap;
-        }
-        Ok(inst)
     }
 }

@@ -10,12 +10,15 @@
 // Float immediates are rounded to the instruction's width, as ptxas does.
 #![allow(clippy::cast_possible_truncation)]
 
+mod arith;
 mod instr;
+mod mods;
+mod operands;
 
 use std::collections::HashMap;
 
+use crate::ast::{Ast, FuncDecl, Operand, Stmt, VarDecl};
 use crate::ops::{Inst, Special};
-use crate::parser::{Ast, FuncDecl, Operand, Stmt, VarDecl};
 use crate::types::{Space, Ty, align_up};
 use crate::{KernelInfo, ParamInfo, ParseError, VarSpace, VariableInfo};
 

@@ -24,9 +24,11 @@
 #![allow(clippy::cast_possible_truncation)]
 
 mod call;
+mod cmp;
 mod collective;
 mod cvt;
 mod float;
+mod frame;
 pub(crate) mod half;
 mod int;
 mod mem;
@@ -36,6 +38,8 @@ mod step;
 mod tests;
 
 use std::time::Instant;
+
+pub(crate) use frame::Frame;
 
 use crate::decode::{Func, Program};
 use crate::ops::{BarRedKind, Base, Op, Special};
@@ -55,133 +59,6 @@ pub const MAX_CALL_DEPTH: usize = 64;
 pub const MAX_SHARED: u64 = 227 * 1024;
 
 const FULL: u32 = u32::MAX;
-
-/// One call frame of a warp.
-#[derive(Clone, Debug)]
-pub(crate) struct Frame {
-    pub func: u32,
-    pub reg_base: usize,
-    pub local_base: u32,
-    pub pc: u32,
-    /// Lanes executing at `pc`.
-    pub mask: u32,
-    /// Lanes waiting at `pcs[lane]`.
-    pub waiting: u32,
-    pub pcs: [u32; 32],
-    /// Smallest PC among waiting lanes (`u32::MAX` when none).
-    pub next_wait: u32,
-    /// Lanes that executed `ret` in this frame.
-    pub returned: u32,
-    /// Index of the `call` instruction in the caller (for results).
-    pub call_inst: u32,
-}
-
-impl Frame {
-    fn new(func: u32, reg_base: usize, local_base: u32, mask: u32) -> Frame {
-        Frame {
-            func,
-            reg_base,
-            local_base,
-            pc: 0,
-            mask,
-            waiting: 0,
-            pcs: [0; 32],
-            next_wait: u32::MAX,
-            returned: 0,
-            call_inst: 0,
-        }
-    }
-
-    /// The executing lanes move on to the next instruction.
-    #[inline(always)]
-    pub(crate) fn advance(&mut self) {
-        self.pc += 1;
-        if self.pc == self.next_wait {
-            self.merge();
-        }
-    }
-
-    fn merge(&mut self) {
-        let mut m = self.waiting;
-        let mut next = u32::MAX;
-        while m != 0 {
-            let l = m.trailing_zeros() as usize;
-            m &= m - 1;
-            if self.pcs[l] == self.pc {
-                self.mask |= 1 << l;
-                self.waiting &= !(1 << l);
-            } else {
-                next = next.min(self.pcs[l]);
-            }
-        }
-        self.next_wait = next;
-    }
-
-    /// Moves lanes `lanes` to wait at `pc`.
-    fn park(&mut self, lanes: u32, pc: u32) {
-        let mut m = lanes;
-        while m != 0 {
-            let l = m.trailing_zeros() as usize;
-            m &= m - 1;
-            self.pcs[l] = pc;
-        }
-        self.waiting |= lanes;
-        self.mask &= !lanes;
-    }
-
-    /// Picks the lanes with the lowest PC to run next (none if the frame is finished).
-    pub(crate) fn reschedule(&mut self) {
-        if self.mask != 0 {
-            let (mask, pc) = (self.mask, self.pc);
-            self.park(mask, pc);
-        }
-        if self.waiting == 0 {
-            self.next_wait = u32::MAX;
-            return;
-        }
-        let mut m = self.waiting;
-        let mut min = u32::MAX;
-        while m != 0 {
-            let l = m.trailing_zeros() as usize;
-            m &= m - 1;
-            min = min.min(self.pcs[l]);
-        }
-        self.pc = min;
-        self.merge();
-    }
-
-    /// Branch: lanes `taken` go to `target`, the other executing lanes fall through.
-    pub(crate) fn branch(&mut self, taken: u32, target: u32) {
-        let fall = self.mask & !taken;
-        if fall == 0 {
-            self.pc = target;
-            if self.waiting != 0 && target >= self.next_wait {
-                self.reschedule();
-            }
-        } else if taken == 0 {
-            self.advance();
-        } else {
-            let next = self.pc + 1;
-            self.park(taken, target);
-            self.park(fall, next);
-            self.reschedule();
-        }
-    }
-
-    /// Lanes `lanes` leave this frame (`ret`/`exit`); the rest move on.
-    pub(crate) fn leave(&mut self, lanes: u32) {
-        self.mask &= !lanes;
-        if self.mask == 0 {
-            self.reschedule();
-        } else {
-            self.advance();
-        }
-    }
-
-    pub(crate) fn finished(&self) -> bool {
-        self.mask == 0 && self.waiting == 0
-    }
-}
 
 /// One warp of a block.
 #[derive(Debug, Default)]
