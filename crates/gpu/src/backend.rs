@@ -162,7 +162,9 @@ pub trait DeviceBackend: Send + Sync {
     fn register_fatbin(&self, image: &[u8]) -> Result<ModuleId>;
 
     /// Like [`Self::register_fatbin`], but puts each named variable exactly at its old address
-    /// (restart); a variable not named is placed anywhere. Taken addresses are an error.
+    /// (restart); a variable not named is placed anywhere. Taken addresses are an error. At
+    /// restart, recreate allocations with [`Self::malloc_at`] first, so that unnamed variables
+    /// cannot land on an address an allocation must get back.
     fn register_fatbin_at(&self, image: &[u8], vars: &[VariablePlacement]) -> Result<ModuleId>;
 
     /// Unloads a module and frees its variables (`__cudaUnregisterFatBinary`); its functions

@@ -46,6 +46,12 @@ fn main() -> Result<()> {
     let us = t.elapsed().as_secs_f64() * 1e6 / f64::from(n);
     println!("queued memsets: {us:.2} us each");
 
+    let t = Instant::now();
+    let big = sim.malloc(512 << 20)?;
+    sim.free(big)?;
+    let ms = t.elapsed().as_secs_f64() * 1e3;
+    println!("malloc + free of 512 MiB: {ms:.2} ms");
+
     let module = sim.register_fatbin(FATBIN)?;
     let add = sim.register_function(module, "_Z3addPii")?;
     let launch = |n: u32| -> Result<()> {
