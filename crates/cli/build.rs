@@ -4,7 +4,7 @@
 //! `readelf --dyn-syms target/debug/crac`.
 
 /// Must match `crac_loader::EXPORTED_SYMBOLS` (a build script cannot depend on the crate).
-const EXPORTED: [&str; 14] = [
+const EXPORTED: [&str; 15] = [
     "malloc",
     "free",
     "calloc",
@@ -19,6 +19,7 @@ const EXPORTED: [&str; 14] = [
     "mmap64",
     "munmap",
     "mremap",
+    "pthread_create",
 ];
 
 fn main() {

@@ -17,6 +17,7 @@ fn main() {
         "mmap64",
         "munmap",
         "mremap",
+        "pthread_create",
     ] {
         println!("cargo:rustc-link-arg-examples=-Wl,--export-dynamic-symbol={sym}");
     }

@@ -30,7 +30,7 @@ pub use sys::arena::LowerAlloc;
 static GLOBAL: LowerAlloc = LowerAlloc;
 
 /// The symbols the `crac` executable must export dynamically (for build scripts and checks).
-pub const EXPORTED_SYMBOLS: [&str; 14] = sys::exports::EXPORTED;
+pub const EXPORTED_SYMBOLS: [&str; 15] = sys::exports::EXPORTED;
 
 use std::ffi::OsString;
 use std::io;

@@ -131,6 +131,7 @@ pub fn init_lower_half() -> Result<(), StartupError> {
     // Keep the exports and the signal-capturing constructor linked into every binary that
     // calls this, whatever object file the linker would otherwise drop.
     std::hint::black_box(sys::exports::keep());
+    std::hint::black_box(sys::threads::keep());
     if !sys::signals::captured() {
         return Err(StartupError::SignalsNotCaptured);
     }

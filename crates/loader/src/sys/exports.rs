@@ -288,7 +288,7 @@ pub(crate) fn keep() -> usize {
 }
 
 /// The exported names, for the build scripts' `--export-dynamic-symbol` and for tests.
-pub const EXPORTED: [&str; 14] = [
+pub const EXPORTED: [&str; 15] = [
     "malloc",
     "free",
     "calloc",
@@ -303,6 +303,7 @@ pub const EXPORTED: [&str; 14] = [
     "mmap64",
     "munmap",
     "mremap",
+    "pthread_create",
 ];
 
 #[cfg(test)]
