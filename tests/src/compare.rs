@@ -28,13 +28,29 @@ pub fn assert_same(native: &Outcome, crac: &Outcome) {
 /// # Panics
 /// When any of that does not hold.
 pub fn assert_clean_failure(out: &Outcome, code: i32, mentions: &[&str]) {
-    assert_no_crash(out);
-    assert_eq!(out.code(), Some(code), "wrong exit code\n{out}");
-    let stderr = out.stderr_text();
-    assert!(!stderr.trim().is_empty(), "no message on stderr\n{out}");
-    for m in mentions {
-        assert!(stderr.contains(m), "stderr does not mention {m:?}\n{out}");
+    if let Some(problem) = clean_failure_problem(out, code, mentions) {
+        panic!("{problem}");
     }
+}
+
+/// What keeps `out` from being a clean failure with `code` whose message mentions every string
+/// of `mentions` (see [`assert_clean_failure`]), or `None` when it is one.
+pub fn clean_failure_problem(out: &Outcome, code: i32, mentions: &[&str]) -> Option<String> {
+    let stderr = out.stderr_text();
+    let problem = if let Some(sig) = out.signal() {
+        format!("killed by signal {sig}")
+    } else if stderr.contains("panicked") || stderr.contains("RUST_BACKTRACE") {
+        "crac panicked".to_owned()
+    } else if out.code() != Some(code) {
+        format!("exit code {:?}, expected {code}", out.code())
+    } else if stderr.trim().is_empty() {
+        "no message on stderr".to_owned()
+    } else if let Some(m) = mentions.iter().find(|m| !stderr.contains(**m)) {
+        format!("stderr does not mention {m:?}")
+    } else {
+        return None;
+    };
+    Some(format!("{problem}\n{out}"))
 }
 
 /// Asserts that crac itself did not crash: no death by signal and no Rust panic message.
@@ -75,6 +91,45 @@ pub fn line_diff(a: &str, b: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn outcome(status: i32, stderr: &str) -> Outcome {
+        use std::os::unix::process::ExitStatusExt;
+        Outcome {
+            command: "x".into(),
+            stdout: Vec::new(),
+            stderr: stderr.as_bytes().to_vec(),
+            status: std::process::ExitStatus::from_raw(status),
+            pipes: [None; 3],
+        }
+    }
+
+    #[test]
+    fn clean_failures_are_told_from_crashes() {
+        assert_eq!(
+            clean_failure_problem(&outcome(126 << 8, "crac: x: bad\n"), 126, &["x"]),
+            None
+        );
+        let cases = [
+            (outcome(7, "crac: x: bad\n"), "killed by signal 7"),
+            (
+                outcome(101 << 8, "thread 'main' panicked at x\n"),
+                "crac panicked",
+            ),
+            (
+                outcome(127 << 8, "crac: x: bad\n"),
+                "exit code Some(127), expected 126",
+            ),
+            (outcome(126 << 8, " \n"), "no message on stderr"),
+            (
+                outcome(126 << 8, "crac: bad\n"),
+                "stderr does not mention \"x\"",
+            ),
+        ];
+        for (out, want) in cases {
+            let got = clean_failure_problem(&out, 126, &["x"]).unwrap();
+            assert!(got.starts_with(want), "{got}");
+        }
+    }
 
     #[test]
     fn diff_names_lines_on_each_side() {

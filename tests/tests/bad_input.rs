@@ -10,7 +10,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use crac_e2e::compare::assert_clean_failure;
+use crac_e2e::compare::{assert_clean_failure, clean_failure_problem};
 use crac_e2e::{Cmd, Link, Outcome, assert_no_crash, c_program, tools};
 
 /// Runs `program` under crac in a scratch directory: a launcher that wrongly ran a binary as a
@@ -131,6 +131,44 @@ fn an_elf_whose_interpreter_is_missing_is_126() {
     assert_clean_failure(&out, 126, &["no-interpreter"]);
 }
 
+/// `elf` with its PT_INTERP string replaced by `interp` (at most as long, NUL-padded).
+fn with_interpreter(elf: &[u8], interp: &str) -> Vec<u8> {
+    let old: &[u8] = b"/lib64/ld-linux-x86-64.so.2";
+    let at = elf
+        .windows(old.len())
+        .position(|w| w == old)
+        .expect("PIE has PT_INTERP");
+    assert!(interp.len() <= old.len());
+    let mut out = elf.to_vec();
+    out[at..at + old.len()].fill(0);
+    out[at..at + interp.len()].copy_from_slice(interp.as_bytes());
+    out
+}
+
+#[test]
+fn an_elf_whose_interpreter_is_no_interpreter_is_126() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = good_elf();
+    let problems: Vec<String> = [
+        ("interp-text-file", "/etc/passwd"),
+        ("interp-directory", "/"),
+        ("interp-empty", ""),
+        ("interp-relative", "no-such-relative-ld.so"),
+    ]
+    .into_iter()
+    .filter_map(|(name, interp)| {
+        let out = launch(file(
+            dir.path(),
+            name,
+            &with_interpreter(&good, interp),
+            0o755,
+        ));
+        clean_failure_problem(&out, 126, &[name]).map(|p| format!("[{name}] {p}"))
+    })
+    .collect();
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
 #[test]
 fn corrupt_elf_headers_are_126() {
     let dir = tempfile::tempdir().unwrap();
@@ -149,10 +187,16 @@ fn corrupt_elf_headers_are_126() {
     put_u16(&mut etype, 16, 1); // e_type = ET_REL
     cases.push(("relocatable-object", etype));
     cases.push(("headers-only", good[..good.len().min(4096)].to_vec()));
-    for (name, bytes) in cases {
-        let out = launch(file(dir.path(), name, &bytes, 0o755));
-        assert_clean_failure(&out, 126, &[name]);
-    }
+    cases.push(("cut-in-half", good[..good.len() / 2].to_vec()));
+    // Every case runs, then all problems are reported together.
+    let problems: Vec<String> = cases
+        .into_iter()
+        .filter_map(|(name, bytes)| {
+            let out = launch(file(dir.path(), name, &bytes, 0o755));
+            clean_failure_problem(&out, 126, &[name]).map(|p| format!("[{name}] {p}"))
+        })
+        .collect();
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
 #[test]
