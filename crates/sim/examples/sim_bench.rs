@@ -75,10 +75,16 @@ fn main() -> Result<()> {
     println!("launch of a 32-thread kernel, queued: {us:.1} us each");
 
     let threads = 1u32 << 20;
+    let before = sim.stats();
     let t = Instant::now();
     launch(threads)?;
     sim.stream_synchronize(s)?;
-    let rate = f64::from(threads) / t.elapsed().as_secs_f64() / 1e6;
-    println!("kernel over 2^20 threads: {rate:.1} M threads/s");
+    let secs = t.elapsed().as_secs_f64();
+    let instructions = sim.stats().thread_instructions - before.thread_instructions;
+    println!(
+        "kernel over 2^20 threads: {:.1} M threads/s, {:.0} M thread-instructions/s",
+        f64::from(threads) / secs / 1e6,
+        instructions as f64 / secs / 1e6
+    );
     Ok(())
 }

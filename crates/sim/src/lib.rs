@@ -25,4 +25,5 @@ mod module;
 mod sim;
 mod stream;
 
+pub use module::SimStats;
 pub use sim::{CapturedOutput, Sim, SimOptions};

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use crac_gpu::{
     DeviceProps, DevicePtr, FuncAttributes, FunctionId, GpuError, LaunchConfig, ModuleId,
@@ -17,6 +18,28 @@ use crate::memory::{BlockKind, DeviceMem};
 
 /// Where `printf` output of kernels goes.
 pub(crate) type Printf = Arc<Mutex<Box<dyn Write + Send>>>;
+
+/// What the device's kernels have done so far ([`crate::Sim::stats`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SimStats {
+    /// Kernels that ran to completion.
+    pub launches: u64,
+    /// Kernels that failed while running.
+    pub failed_launches: u64,
+    /// Warp-instructions issued, summed over completed kernels.
+    pub warp_instructions: u64,
+    /// Thread-instructions executed, summed over completed kernels.
+    pub thread_instructions: u64,
+    /// Wall time spent running kernels.
+    pub kernel_time: Duration,
+}
+
+/// Where a kernel's side outputs go: `printf` text and the statistics.
+#[derive(Clone)]
+pub(crate) struct Sinks {
+    pub(crate) printf: Printf,
+    pub(crate) stats: Arc<Mutex<SimStats>>,
+}
 
 /// A module variable placed in device memory.
 #[derive(Clone, Debug)]
@@ -284,7 +307,7 @@ impl Modules {
         cfg: &LaunchConfig,
         params: &[u8],
         props: &DeviceProps,
-        printf: &Printf,
+        sinks: &Sinks,
     ) -> Result<KernelJob> {
         let func = self.function(f)?;
         let loaded = func.loaded.clone();
@@ -328,16 +351,30 @@ impl Modules {
             dynamic_shared: cfg.dynamic_shared,
         };
         let params = params.to_vec();
-        let printf = printf.clone();
+        let sinks = sinks.clone();
         Ok(Box::new(move |mem: &mut DeviceMem| {
             let resolve = |s: &str| loaded.symbol(s).or_else(|| externs.get(s).copied());
-            let mut out = lock(&printf);
+            let mut out = lock(&sinks.printf);
             let mem: &mut dyn DeviceMemory = mem;
+            let start = Instant::now();
             let result =
                 crac_ptx::launch(&loaded.ptx, &name, &dims, &params, &resolve, mem, &mut *out);
             // printf output is best effort, as on a GPU: a broken writer never fails a kernel.
             let _ = out.flush();
-            result.map(|_| ()).map_err(launch_error)
+            let mut stats = lock(&sinks.stats);
+            stats.kernel_time += start.elapsed();
+            match result {
+                Ok(ran) => {
+                    stats.launches += 1;
+                    stats.warp_instructions += ran.warp_instructions;
+                    stats.thread_instructions += ran.thread_instructions;
+                    Ok(())
+                }
+                Err(e) => {
+                    stats.failed_launches += 1;
+                    Err(launch_error(e))
+                }
+            }
         }))
     }
 }

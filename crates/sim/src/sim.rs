@@ -13,7 +13,7 @@ use crac_ptx::DeviceMemory;
 
 use crate::engine::{Engine, Work, lock};
 use crate::memory::{BlockKind, DeviceMem};
-use crate::module::{Modules, Printf};
+use crate::module::{Modules, SimStats, Sinks};
 
 /// How to build a [`Sim`].
 pub struct SimOptions {
@@ -71,7 +71,7 @@ pub struct Sim {
     mem: Arc<Mutex<DeviceMem>>,
     engine: Arc<Engine>,
     modules: Mutex<Modules>,
-    printf: Printf,
+    sinks: Sinks,
     worker: Option<JoinHandle<()>>,
 }
 
@@ -116,14 +116,22 @@ impl Sim {
             mem,
             engine,
             modules: Mutex::new(Modules::default()),
-            printf: Arc::new(Mutex::new(options.printf)),
+            sinks: Sinks {
+                printf: Arc::new(Mutex::new(options.printf)),
+                stats: Arc::default(),
+            },
             worker,
         }
     }
 
     /// Sends kernels' `printf` output to `out` from now on.
     pub fn set_printf(&self, out: Box<dyn Write + Send>) {
-        *lock(&self.printf) = out;
+        *lock(&self.sinks.printf) = out;
+    }
+
+    /// What kernels have done so far.
+    pub fn stats(&self) -> SimStats {
+        *lock(&self.sinks.stats)
     }
 
     /// Captures kernels' `printf` output from now on; read it from the returned handle.
@@ -372,7 +380,7 @@ impl DeviceBackend for Sim {
             config,
             params,
             &self.props,
-            &self.printf,
+            &self.sinks,
         )?;
         self.engine
             .submit(config.stream, Work::Kernel(job), Vec::new())
@@ -542,7 +550,7 @@ mod tests {
     fn printf_capture_replaces_the_writer() {
         let sim = Sim::new(1 << 20);
         let out = sim.capture_printf();
-        lock(&sim.printf).write_all(b"hello").unwrap();
+        lock(&sim.sinks.printf).write_all(b"hello").unwrap();
         assert_eq!(out.text(), "hello");
         assert_eq!(out.contents(), b"hello");
     }
@@ -654,6 +662,13 @@ mod tests {
             .collect();
         assert_eq!(ints(&out), want);
 
+        let stats = sim.stats();
+        assert_eq!((stats.launches, stats.failed_launches), (2, 0));
+        assert!(stats.thread_instructions >= 2 * u64::from(n), "{stats:?}");
+        assert!(
+            stats.warp_instructions * 32 >= stats.thread_instructions,
+            "{stats:?}"
+        );
         let attrs = sim.function_attributes(sim.register_function(m, "_Z3addPii").unwrap());
         let attrs = attrs.unwrap();
         assert_eq!((attrs.ptx_version, attrs.binary_version), (90, 80));
@@ -681,6 +696,7 @@ mod tests {
         let e = sim.device_synchronize().unwrap_err();
         assert_eq!(e.code(), 700, "{e}");
         assert!(e.is_sticky());
+        assert_eq!(sim.stats().failed_launches, 1);
         assert_eq!(sim.malloc(4).unwrap_err().code(), 700);
         assert_eq!(
             run_add(&sim, m, a, 16, Stream::NULL).unwrap_err().code(),
