@@ -26,6 +26,8 @@ pub(crate) struct VarDecl {
     pub count: Option<u64>,
     /// Initial bytes (may be shorter than the size; the rest is zero).
     pub init: Vec<u8>,
+    /// Addresses to store into the initial bytes.
+    pub relocs: Vec<crate::Reloc>,
     /// Declared `.extern`.
     pub is_extern: bool,
     /// Line of the declaration.

@@ -49,6 +49,20 @@ pub struct VariableInfo {
     pub init: Vec<u8>,
     /// Whether the variable is `.extern` (declared here, defined elsewhere).
     pub is_extern: bool,
+    /// Addresses of other variables the initial value holds (`.u64 p = generic(x)`): the
+    /// device writes `address(symbol) + addend` at `offset`, `init` holding zeros there.
+    pub relocs: Vec<Reloc>,
+}
+
+/// One address in a variable's initial value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reloc {
+    /// Byte offset in the variable (the slot is as wide as the variable's element type).
+    pub offset: u64,
+    /// The variable (or function) whose address goes there.
+    pub symbol: String,
+    /// Added to the address.
+    pub addend: i64,
 }
 
 /// One kernel parameter's place in the parameter buffer.

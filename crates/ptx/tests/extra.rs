@@ -183,3 +183,32 @@ fn struct_by_value_parameter() {
     d.launch("structs", [1, 1, 1], [6, 1, 1], 0, p).unwrap();
     assert_eq!(d.mem.i32s(po, 6), vec![13, 14, 9, 13, 14, 9]);
 }
+
+#[test]
+fn address_initializers_are_relocated() {
+    let m = crac_ptx::Module::parse(SRC).unwrap();
+    let p = m
+        .variables()
+        .iter()
+        .find(|v| v.name == "ptr_to_target")
+        .unwrap();
+    assert_eq!(
+        p.relocs,
+        vec![crac_ptx::Reloc {
+            offset: 0,
+            symbol: "target_var".into(),
+            addend: 4
+        }]
+    );
+    let mut d = Dev::new(SRC);
+    d.launch(
+        "relocated",
+        [1, 1, 1],
+        [32, 1, 1],
+        0,
+        Params::default().i32(42),
+    )
+    .unwrap();
+    assert_eq!(d.mem.i32s(d.syms["target_var"], 4), vec![0, 42, 0, 0]);
+    assert_eq!(String::from_utf8(d.out.clone()).unwrap(), "hi 42\n");
+}

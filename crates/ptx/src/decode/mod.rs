@@ -147,6 +147,7 @@ pub(crate) fn decode(
                         size,
                         align: v.align.max(1),
                         init,
+                        relocs: v.relocs.clone(),
                         is_extern: v.is_extern,
                     });
                     VarRef::Global(id, v.space)

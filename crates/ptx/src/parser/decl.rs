@@ -19,6 +19,7 @@ impl Parser {
             align,
             count,
             init: Vec::new(),
+            relocs: Vec::new(),
             is_extern: false,
             line,
         };
@@ -126,10 +127,28 @@ impl Parser {
                 _ => return Err(perr(line, format!("bad initializer value `{n}`"))),
             },
             Tok::Word(w) => {
-                return Err(perr(
-                    line,
-                    format!("not supported yet: address initializer `{w}`"),
-                ));
+                // `sym`, `generic(sym)`, `sym+4`: the address of a variable or function.
+                let name = if w == "generic" {
+                    self.expect('(')?;
+                    let n = self.word()?;
+                    self.expect(')')?;
+                    n
+                } else {
+                    w
+                };
+                let addend = if self.eat('+') { self.int()? } else { 0 };
+                if neg || !matches!(size, 4 | 8) {
+                    return Err(perr(
+                        line,
+                        format!("address of `{name}` must initialize a 32- or 64-bit value"),
+                    ));
+                }
+                v.relocs.push(crate::Reloc {
+                    offset: v.init.len() as u64,
+                    symbol: name,
+                    addend,
+                });
+                0
             }
             _ => return Err(perr(line, "bad initializer value")),
         };
@@ -158,6 +177,7 @@ impl Parser {
                 align,
                 count,
                 init: Vec::new(),
+                relocs: Vec::new(),
                 is_extern: false,
                 line,
             });

@@ -130,6 +130,13 @@ impl Dev {
         for v in module.variables() {
             syms.insert(v.name.clone(), mem.alloc(&v.init));
         }
+        for v in module.variables() {
+            for r in &v.relocs {
+                let at = syms[&v.name] + r.offset;
+                let val = syms[&r.symbol].wrapping_add(r.addend as u64);
+                mem.write(at, &val.to_le_bytes()).unwrap();
+            }
+        }
         Dev {
             module,
             mem,

@@ -43,3 +43,11 @@ struct S { int a; double b; char c[3]; };
 extern "C" __global__ void structs(S s, int *out) {
     out[threadIdx.x] = s.a + (int)s.b + s.c[threadIdx.x % 3];
 }
+
+__device__ int target_var[4];
+__device__ int *ptr_to_target = &target_var[1];
+__device__ const char *greeting = "hi";
+extern "C" __global__ void relocated(int v) {
+    *ptr_to_target = v;
+    if (threadIdx.x == 0) printf("%s %d\n", greeting, target_var[1]);
+}
