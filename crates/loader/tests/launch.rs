@@ -223,3 +223,21 @@ fn the_binary_exports_the_lower_allocator() {
         assert!(defined, "{sym} is not exported by minilaunch");
     }
 }
+
+#[test]
+fn a_tight_address_space_limit_still_launches() {
+    // 4 GB of address space: the 64 GiB arena reservation must fall back to a smaller one.
+    let o = Command::new("/bin/sh")
+        .arg("-c")
+        .arg("ulimit -v 4000000 && exec \"$0\" /bin/echo fits")
+        .arg(minilaunch())
+        .output()
+        .expect("spawn");
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "fits\n",
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(o.status.success());
+}

@@ -15,8 +15,9 @@ use dlmalloc::{Allocator, Dlmalloc};
 
 use super::PAGE;
 
-/// Virtual size of the reservation (address space only; memory is committed as used).
-pub(crate) const ARENA_SIZE: usize = 64 << 30;
+/// Virtual sizes tried for the reservation, largest first (address space only; memory is
+/// committed as used). Smaller ones serve a process under a tight `RLIMIT_AS`.
+const ARENA_SIZES: [usize; 5] = [64 << 30, 16 << 30, 4 << 30, 1 << 30, 256 << 20];
 /// Smallest chunk committed at once.
 const COMMIT_GRAIN: usize = 1 << 20;
 /// Released extents remembered for reuse; beyond that a released extent is left unused.
@@ -24,11 +25,13 @@ const FREE_SLOTS: usize = 256;
 
 /// Start of the reservation, 0 until the first allocation.
 static ARENA_BASE: AtomicUsize = AtomicUsize::new(0);
+/// Length of the reservation (set before ARENA_BASE is published).
+static ARENA_LEN: AtomicUsize = AtomicUsize::new(0);
 
 /// The reservation `[start, end)`, if made.
 pub(crate) fn reservation() -> Option<(usize, usize)> {
     let base = ARENA_BASE.load(Ordering::Acquire);
-    (base != 0).then_some((base, base + ARENA_SIZE))
+    (base != 0).then(|| (base, base + ARENA_LEN.load(Ordering::Acquire)))
 }
 
 /// Hands dlmalloc committed chunks of the reservation: first fit over released extents, else
@@ -57,14 +60,14 @@ impl ArenaSys {
         if base != 0 {
             return base;
         }
-        let flags = libc::MAP_NORESERVE;
-        match super::mmap_anon(ARENA_SIZE, libc::PROT_NONE, flags) {
-            Ok(addr) => {
+        for len in ARENA_SIZES {
+            if let Ok(addr) = super::mmap_anon(len, libc::PROT_NONE, libc::MAP_NORESERVE) {
+                ARENA_LEN.store(len, Ordering::Release);
                 ARENA_BASE.store(addr, Ordering::Release);
-                addr
+                return addr;
             }
-            Err(_) => 0,
         }
+        0
     }
 
     fn take(&self, len: usize) -> Option<usize> {
@@ -77,7 +80,7 @@ impl ArenaSys {
             return Some(off);
         }
         let off = self.bump.get();
-        if ARENA_SIZE - off < len {
+        if ARENA_LEN.load(Ordering::Acquire).saturating_sub(off) < len {
             return None;
         }
         self.bump.set(off + len);
