@@ -8,9 +8,12 @@
 //! order is a valid schedule and nothing can deadlock.
 //!
 //! One worker runs the work, one operation at a time: of the operations whose dependencies are
-//! met, the one on the highest-priority stream, oldest first. Kernels hold the device memory for their whole run, so a second worker
-//! would gain nothing; CUDA never promises that streams run concurrently. Host threads wait on a
-//! condition variable for the counters they need.
+//! met, the one on the highest-priority stream, oldest first. Kernels hold the device memory for
+//! their whole run, so a second worker would gain nothing; CUDA never promises that streams run
+//! concurrently. The price: a host call that needs the memory (an allocation, the range check of
+//! an asynchronous copy) waits while a kernel runs, which CUDA allows (copies from pageable
+//! memory may be synchronous). Host threads wait on a condition variable for the counters they
+//! need.
 //!
 //! Errors of asynchronous work are kept: a sticky one (a kernel fault) poisons the device — later
 //! work is skipped and every call reports it — and a non-sticky one is reported once by the next
