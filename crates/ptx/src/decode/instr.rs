@@ -61,7 +61,7 @@ impl FuncCtx<'_> {
                 space,
             ));
         };
-        if let Some(&(r, _)) = self.regs.get(name) {
+        if let Some(r) = self.reg_lookup(name) {
             return Ok((
                 Addr {
                     base: Base::Reg(r),
@@ -120,7 +120,7 @@ impl FuncCtx<'_> {
                         self.vector(&mut inst, parts, ty, line)?;
                     }
                     (_, Operand::Name(n))
-                        if !self.regs.contains_key(n.as_str()) && self.var(n).is_some() =>
+                        if self.reg_lookup(n).is_none() && self.var(n).is_some() =>
                     {
                         inst.op = Op::MovAddr;
                         inst.d = self.dst(d, line)?;
@@ -137,7 +137,7 @@ impl FuncCtx<'_> {
                     }
                     (_, Operand::Name(n))
                         if self.g.funcs.contains_key(n.as_str())
-                            && !self.regs.contains_key(n.as_str()) =>
+                            && self.reg_lookup(n).is_none() =>
                     {
                         return Ok(None);
                     }
@@ -209,9 +209,7 @@ impl FuncCtx<'_> {
                 let s = op(1)?;
                 let is_var = match s {
                     Operand::Addr(..) => true,
-                    Operand::Name(n) => {
-                        !self.regs.contains_key(n.as_str()) && self.var(n).is_some()
-                    }
+                    Operand::Name(n) => self.reg_lookup(n).is_none() && self.var(n).is_some(),
                     _ => false,
                 };
                 if is_var {

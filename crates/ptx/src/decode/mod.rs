@@ -226,7 +226,8 @@ pub(crate) fn decode(
 pub(crate) struct FuncCtx<'a> {
     pub g: &'a Globals,
     pub prog: &'a mut Program,
-    pub regs: HashMap<String, (u32, Ty)>,
+    /// Register names by scope, innermost last.
+    pub regs: Vec<HashMap<String, (u32, Ty)>>,
     pub consts: HashMap<u64, u32>,
     pub specials: HashMap<Special, u32>,
     pub labels: HashMap<String, u32>,
@@ -244,7 +245,7 @@ impl<'a> FuncCtx<'a> {
         let mut cx = FuncCtx {
             g,
             prog,
-            regs: HashMap::new(),
+            regs: vec![HashMap::new()],
             consts: HashMap::new(),
             specials: HashMap::new(),
             labels: HashMap::new(),
@@ -309,8 +310,19 @@ impl<'a> FuncCtx<'a> {
         let Some(body) = &f.body else {
             return Ok(self.out);
         };
-        // Pass 1: registers and labels.
+        // Pass 1: labels (function-wide).
         let mut n = 0u32;
+        for s in body {
+            match s {
+                Stmt::Label(l, line) if self.labels.insert(l.clone(), n).is_some() => {
+                    return Err(perr(*line, format!("label `{l}` defined twice")));
+                }
+                Stmt::Instr(_) => n += 1,
+                _ => {}
+            }
+        }
+        // Pass 2: registers and variables (scoped: inline-asm blocks redeclare names), and
+        // instructions.
         for s in body {
             match s {
                 Stmt::Reg { ty, name, count } => match count {
@@ -321,21 +333,14 @@ impl<'a> FuncCtx<'a> {
                         }
                     }
                 },
-                Stmt::Label(l, line) if self.labels.insert(l.clone(), n).is_some() => {
-                    return Err(perr(*line, format!("label `{l}` defined twice")));
+                Stmt::Open => {
+                    self.scopes.push(HashMap::new());
+                    self.regs.push(HashMap::new());
                 }
-                Stmt::Instr(_) => n += 1,
-                _ => {}
-            }
-        }
-        self.out.declared_regs = self.nregs - 2;
-        // Pass 2: variables (scoped) and instructions.
-        for s in body {
-            match s {
-                Stmt::Open => self.scopes.push(HashMap::new()),
                 Stmt::Close => {
                     self.scopes.pop();
-                    if self.scopes.is_empty() {
+                    self.regs.pop();
+                    if self.scopes.is_empty() || self.regs.is_empty() {
                         return Err(perr(f.line, "unbalanced `}`"));
                     }
                 }
@@ -367,7 +372,7 @@ impl<'a> FuncCtx<'a> {
                     let inst = self.instr(i)?;
                     self.out.insts.push(inst);
                 }
-                Stmt::Reg { .. } | Stmt::Label(..) => {}
+                Stmt::Label(..) => {}
             }
         }
         // Falling off the end returns.

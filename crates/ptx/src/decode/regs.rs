@@ -41,7 +41,7 @@ impl FuncCtx<'_> {
 
     /// Register index of a named register or special register.
     pub(crate) fn reg(&mut self, name: &str, line: u32) -> Result<u32, ParseError> {
-        if let Some(&(r, _)) = self.regs.get(name) {
+        if let Some(r) = self.reg_lookup(name) {
             return Ok(r);
         }
         if name == "_" {
@@ -60,11 +60,23 @@ impl FuncCtx<'_> {
     }
 
     pub(super) fn declare(&mut self, name: String, ty: Ty, line: u32) -> Result<(), ParseError> {
-        if !self.regs.contains_key(&name) {
+        let known = self.regs.last().is_some_and(|s| s.contains_key(&name));
+        if !known {
             let r = self.new_reg(line)?;
-            self.regs.insert(name, (r, ty));
+            self.out.declared_regs += 1;
+            if let Some(s) = self.regs.last_mut() {
+                s.insert(name, (r, ty));
+            }
         }
         Ok(())
+    }
+
+    /// The register a name means here (innermost declaration first).
+    pub(crate) fn reg_lookup(&self, name: &str) -> Option<u32> {
+        self.regs
+            .iter()
+            .rev()
+            .find_map(|s| s.get(name).map(|&(r, _)| r))
     }
 
     /// Register of a source operand (registers, immediates, specials).
