@@ -39,6 +39,7 @@ static void put_escaped(const char *s) {
 }
 
 int main(int argc, char **argv) {
+    char **initial_environ = environ;
     printf("argc %d\n", argc);
     for (int i = 0; i < argc; i++) {
         printf("argv[%d] len %zu [", i, strlen(argv[i]));
@@ -101,6 +102,24 @@ int main(int argc, char **argv) {
     comm[strcspn(comm, "\n")] = 0;
     printf("comm %s\n", comm);
     printf("personality %x\n", (unsigned)personality(0xffffffff));
+    /* What ps and other tools read: /proc/self/cmdline and /proc/self/environ. */
+    static char buf[1 << 20];
+    const char *files[] = {"/proc/self/cmdline", "/proc/self/environ"};
+    for (int i = 0; i < 2; i++) {
+        FILE *pf = fopen(files[i], "r");
+        size_t n = pf ? fread(buf, 1, sizeof buf - 1, pf) : 0;
+        if (pf) fclose(pf);
+        size_t expected = 0;
+        int same = 1;
+        char **list = i == 0 ? argv : initial_environ;
+        for (char **e = list; *e; e++) {
+            size_t len = strlen(*e) + 1;
+            if (expected + len > n || memcmp(buf + expected, *e, len) != 0) same = 0;
+            expected += len;
+        }
+        printf("proc %s %s %s\n", files[i] + 11, same && expected == n ? "matches" : "differs from",
+               i == 0 ? "argv" : "environ");
+    }
     cpu_set_t cpus;
     if (sched_getaffinity(0, sizeof cpus, &cpus) == 0) printf("sched affinity %d cpus\n", CPU_COUNT(&cpus));
     printf("sched policy %d nice %d\n", sched_getscheduler(0), getpriority(PRIO_PROCESS, 0));
