@@ -123,7 +123,13 @@ impl Modules {
         let id = ModuleId(self.next_module + 1);
         let vars = {
             let mut mem = lock(mem);
-            place_variables(&ptx, id, &mut mem, placements).inspect_err(|_| {
+            let modules = &self.modules;
+            let elsewhere = |name: &str| {
+                modules
+                    .values()
+                    .find_map(|m| m.vars.iter().find(|v| v.name == name).map(|v| v.ptr))
+            };
+            place_variables(&ptx, id, &mut mem, placements, &elsewhere).inspect_err(|_| {
                 mem.free_all(BlockKind::Variable(id));
             })?
         };
@@ -412,9 +418,11 @@ fn place_variables(
     id: ModuleId,
     mem: &mut DeviceMem,
     placements: &[VariablePlacement],
+    elsewhere: &dyn Fn(&str) -> Option<u64>,
 ) -> Result<Vec<Var>> {
     let mut vars = Vec::new();
-    for v in ptx.variables().iter().filter(|v| !v.is_extern) {
+    let defined: Vec<_> = ptx.variables().iter().filter(|v| !v.is_extern).collect();
+    for v in &defined {
         let kind = BlockKind::Variable(id);
         let ptr = match placements.iter().find(|p| p.name == v.name) {
             Some(p) => {
@@ -423,20 +431,56 @@ fn place_variables(
             }
             None => mem.alloc(v.size, v.align.max(1), kind)?,
         };
-        let init = &v.init[..v
+        let len = v
             .init
             .len()
-            .min(usize::try_from(v.size).unwrap_or(usize::MAX))];
-        mem.write(ptr.0, init).map_err(|f| {
-            GpuError::InvalidPtx(format!("initialiser of {} does not fit it: {f}", v.name))
-        })?;
+            .min(usize::try_from(v.size).unwrap_or(usize::MAX));
         vars.push(Var {
             name: v.name.clone(),
             ptr: ptr.0,
             size: v.size,
             constant: v.space == VarSpace::Const,
-            init: init.to_vec(),
+            init: v.init[..len].to_vec(),
         });
+    }
+    // Addresses in initialisers (`.u64 p = generic(x)+4`), now that every variable has one.
+    let address = |name: &str| {
+        vars.iter()
+            .find(|v| v.name == name)
+            .map(|v| v.ptr)
+            .or_else(|| elsewhere(name))
+    };
+    let mut patched = Vec::with_capacity(vars.len());
+    for (v, info) in vars.iter().zip(&defined) {
+        let mut init = v.init.clone();
+        for r in &info.relocs {
+            let target = address(&r.symbol).ok_or_else(|| {
+                GpuError::NotSupported(format!(
+                    "the initialiser of {} holds the address of {}, which is no variable of a                      loaded module (function addresses in initialisers are not supported yet)",
+                    v.name, r.symbol
+                ))
+            })?;
+            let value = target.wrapping_add_signed(r.addend).to_le_bytes();
+            // The slot is as wide as the element type: 8 bytes, or 4 for 32-bit elements
+            // (alignment under 8, or no room for 8).
+            let at = usize::try_from(r.offset).unwrap_or(usize::MAX);
+            let width = if info.align >= 8 && at.saturating_add(8) <= init.len() {
+                8
+            } else {
+                4
+            };
+            let slot = init.get_mut(at..at.saturating_add(width)).ok_or_else(|| {
+                GpuError::InvalidPtx(format!("address slot past the end of {}", v.name))
+            })?;
+            slot.copy_from_slice(&value[..width]);
+        }
+        patched.push(init);
+    }
+    for (v, init) in vars.iter_mut().zip(patched) {
+        mem.write(v.ptr, &init).map_err(|f| {
+            GpuError::InvalidPtx(format!("initialiser of {} does not fit it: {f}", v.name))
+        })?;
+        v.init = init;
     }
     Ok(vars)
 }

@@ -724,6 +724,44 @@ mod tests {
         assert_eq!(ints(&out)[..4], [6, 7, 8, 9]);
     }
 
+    /// `fatbin_reloc.bin` is nvcc 13.0 `-fatbin -gencode arch=compute_75,code=compute_75` of:
+    ///
+    /// ```cuda
+    /// __device__ int target_var[4];
+    /// __device__ int *ptr_to_target = &target_var[1];
+    /// extern "C" __global__ void relocated(int v) { *ptr_to_target = v; }
+    /// ```
+    #[test]
+    fn address_initialisers_point_at_the_placed_variables() {
+        let sim = Sim::new(1 << 20);
+        let m = sim.register_fatbin(&fixture("reloc")).unwrap();
+        let (target, _) = sim.register_variable(m, "target_var").unwrap();
+        let (ptr, size) = sim.register_variable(m, "ptr_to_target").unwrap();
+        assert_eq!(size, 8);
+        let mut word = [0; 8];
+        sim.read_device(ptr, &mut word).unwrap();
+        assert_eq!(u64::from_le_bytes(word), target.0 + 4);
+        let f = sim.register_function(m, "relocated").unwrap();
+        let cfg = LaunchConfig {
+            grid: [1, 1, 1],
+            block: [1, 1, 1],
+            dynamic_shared: 0,
+            stream: Stream::NULL,
+        };
+        sim.launch(f, &cfg, &42i32.to_le_bytes()).unwrap();
+        let mut four = [0; 16];
+        sim.memcpy_dtoh(&mut four, target, Stream::NULL).unwrap();
+        assert_eq!(ints(&four), [0, 42, 0, 0]);
+        sim.write_device(ptr, &0u64.to_le_bytes()).unwrap();
+        sim.device_reset().unwrap();
+        sim.read_device(ptr, &mut word).unwrap();
+        assert_eq!(
+            u64::from_le_bytes(word),
+            target.0 + 4,
+            "reset restores the address"
+        );
+    }
+
     #[derive(Clone, Debug)]
     enum Op {
         Write { at: u64, len: u64, seed: u8 },
