@@ -8,7 +8,13 @@
 //! does not return: the main thread becomes the program's.
 //!
 //! Linking this crate makes the binary's allocator the lower arena: it defines Rust's global
-//! allocator and exports the C malloc and mmap families (see `sys/exports.rs`).
+//! allocator and exports the C malloc and mmap families (see `sys/exports.rs`) and
+//! `pthread_create` (every lower thread registers itself, `sys/threads.rs`). Lower code that
+//! maps memory *for the upper half* through `mmap` (restart) must call [`lower::forget`].
+//!
+//! Known differences from a native run, all deliberate: the program's environment carries
+//! `GLIBC_TUNABLES=…glibc.pthread.rseq=0` (see [`exec`]), `/proc/self/exe` names crac, and
+//! set-user-ID bits and file capabilities of the program are not applied (no kernel exec).
 //!
 //! Unsafe code lives only in `sys/` (system calls, exports, the arena) and `arch/x86_64.rs`
 //! (the jump).
