@@ -351,7 +351,7 @@ impl Elf {
                     problem: "load segments overlap or are out of address order",
                 });
             }
-            prev_end = ph.vaddr + ph.memsz;
+            prev_end = ph.vaddr.saturating_add(ph.memsz);
             any = true;
         }
         if !any {
@@ -368,7 +368,7 @@ impl Elf {
     /// Page-aligned `[start, end)` of all load segments (relative to the base for ET_DYN).
     pub fn span(&self) -> (u64, u64) {
         let start = self.loads().map(|p| p.vaddr).min().unwrap_or(0);
-        let end = self.loads().map(|p| p.vaddr + p.memsz).max().unwrap_or(0);
+        let end = self.loads().map(|p| p.vaddr.saturating_add(p.memsz)).max().unwrap_or(0);
         (
             start - start % PAGE_SIZE,
             end.div_ceil(PAGE_SIZE) * PAGE_SIZE,
@@ -398,7 +398,7 @@ impl Elf {
         let off = self.header.phoff;
         self.loads()
             .find(|p| p.offset <= off && off - p.offset < p.filesz)
-            .map(|p| p.vaddr + (off - p.offset))
+            .map(|p| p.vaddr.saturating_add(off - p.offset))
     }
 }
 

@@ -2,7 +2,7 @@
 //! `PT_LOAD` segments (ET_EXEC at their addresses, PIE at a free base), its `PT_INTERP` ld.so
 //! at a free base, a fresh stack with argv, envp and a patched auxv, then a jump to the
 //! interpreter's entry (the program's own for static and static-pie programs). The program sees
-//! its own argv[0] and `AT_EXECFN` exactly as after `execve`.
+//! its own `argv[0]` and `AT_EXECFN` exactly as after `execve`.
 //!
 //! rseq: DESIGN.md's v1 policy keeps glibc from registering rseq in both halves. The upper
 //! glibc reads `GLIBC_TUNABLES` only from the program's own environment, at its start, so the
