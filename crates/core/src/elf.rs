@@ -368,7 +368,11 @@ impl Elf {
     /// Page-aligned `[start, end)` of all load segments (relative to the base for ET_DYN).
     pub fn span(&self) -> (u64, u64) {
         let start = self.loads().map(|p| p.vaddr).min().unwrap_or(0);
-        let end = self.loads().map(|p| p.vaddr.saturating_add(p.memsz)).max().unwrap_or(0);
+        let end = self
+            .loads()
+            .map(|p| p.vaddr.saturating_add(p.memsz))
+            .max()
+            .unwrap_or(0);
         (
             start - start % PAGE_SIZE,
             end.div_ceil(PAGE_SIZE) * PAGE_SIZE,
