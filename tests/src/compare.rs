@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::run::Outcome;
+use crate::outcome::Outcome;
 
 /// Asserts that a run under crac is indistinguishable from the native run: same stdout, same
 /// stderr, same exit status (code or signal), and crac did not panic.

@@ -8,18 +8,23 @@
 //!   underscore-named links to it.
 //! - [`programs`] compiles the C and Rust test programs once per test process.
 //! - [`run`] starts a child with a time limit (a hang fails the test instead of blocking CI),
-//!   natively or under `crac_launch`, and captures stdout, stderr and the exit status.
+//!   natively or under `crac_launch`, and captures stdout, stderr and the exit status
+//!   ([`outcome`]); [`spawned`] keeps one running while the test inspects it.
 //! - [`compare`] holds the assertions shared by the test files.
 
 pub mod binaries;
 pub mod compare;
+pub mod outcome;
 pub mod programs;
 pub mod run;
+pub mod spawned;
 
 pub use binaries::{crac_bin, tools};
 pub use compare::{assert_clean_failure, assert_no_crash, assert_same};
+pub use outcome::Outcome;
 pub use programs::{Link, c_program, rust_program};
-pub use run::{Cmd, Input, Outcome, Spawned, run_both};
+pub use run::{Cmd, Input, run_both};
+pub use spawned::Spawned;
 
 use std::path::PathBuf;
 

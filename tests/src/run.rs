@@ -5,17 +5,18 @@
 
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::MetadataExt;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::binaries::tools;
+use crate::outcome::Outcome;
 use crate::{Error, Result, io_err};
 
 /// How long a child may run before it is killed, unless the test says otherwise.
@@ -43,84 +44,7 @@ pub struct Cmd {
     cwd: Option<PathBuf>,
     stdout_file: Option<PathBuf>,
     stderr_file: Option<PathBuf>,
-    timeout: Duration,
-}
-
-/// How a child ended and what it wrote.
-#[derive(Debug)]
-pub struct Outcome {
-    /// The command line, for messages.
-    pub command: String,
-    /// Everything written to stdout (read back from the file when stdout went to one).
-    pub stdout: Vec<u8>,
-    /// Everything written to stderr.
-    pub stderr: Vec<u8>,
-    /// The exit status, death by signal included.
-    pub status: ExitStatus,
-    /// Inode numbers of the pipes given as fds 0, 1 and 2, where they were pipes.
-    pub pipes: [Option<u64>; 3],
-}
-
-impl Outcome {
-    /// stdout as text (lossy).
-    pub fn stdout_text(&self) -> String {
-        String::from_utf8_lossy(&self.stdout).into_owned()
-    }
-
-    /// stderr as text (lossy).
-    pub fn stderr_text(&self) -> String {
-        String::from_utf8_lossy(&self.stderr).into_owned()
-    }
-
-    /// The exit code, when the child exited rather than died of a signal.
-    pub fn code(&self) -> Option<i32> {
-        self.status.code()
-    }
-
-    /// The signal that killed the child, if one did.
-    pub fn signal(&self) -> Option<i32> {
-        self.status.signal()
-    }
-
-    /// `text` with this run's pipe names (`pipe:[12345]`) replaced by `pipe:[fd0]` etc., so the
-    /// outputs of two runs that each saw their own pipes can be compared.
-    pub fn normalize_pipes(&self, text: &str) -> String {
-        let mut text = text.to_owned();
-        for (fd, ino) in self.pipes.iter().enumerate() {
-            if let Some(ino) = ino {
-                text = text.replace(&format!("pipe:[{ino}]"), &format!("pipe:[fd{fd}]"));
-            }
-        }
-        text
-    }
-}
-
-/// Longest piece of a command line or output shown in a message.
-const SHOW_MAX: usize = 6000;
-
-/// `text` cut to [`SHOW_MAX`] bytes (at a character boundary), saying how much was left out.
-fn shorten(text: &str) -> String {
-    if text.len() <= SHOW_MAX {
-        return text.to_owned();
-    }
-    let mut cut = SHOW_MAX;
-    while !text.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    format!("{}… ({} more bytes)", &text[..cut], text.len() - cut)
-}
-
-impl std::fmt::Display for Outcome {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "`{}` ended with {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-            shorten(&self.command),
-            self.status,
-            shorten(&self.stdout_text()),
-            shorten(&self.stderr_text())
-        )
-    }
+    pub(crate) timeout: Duration,
 }
 
 /// Runs `program args` natively, then under `crac_launch`, each fed `stdin`, and returns both
@@ -137,7 +61,7 @@ pub fn run_both(
 }
 
 /// Kills the whole process group `pgid`; a group already gone is fine.
-fn kill_group(pgid: u32) {
+pub(crate) fn kill_group(pgid: u32) {
     if let Ok(pgid) = i32::try_from(pgid) {
         // SAFETY: kill(2) takes plain integers and touches no memory of ours; the group was
         // created for this child by `process_group(0)`, so nothing else of the test is in it.
@@ -148,7 +72,7 @@ fn kill_group(pgid: u32) {
 }
 
 /// Reads `file` to its end on a thread; the bytes arrive on the returned channel.
-fn drain(file: File) -> Receiver<Vec<u8>> {
+pub(crate) fn drain(file: File) -> Receiver<Vec<u8>> {
     let (tx, rx) = mpsc::channel();
     thread::spawn(move || {
         let mut buf = Vec::new();
@@ -169,7 +93,7 @@ fn pipe_file(end: Option<impl Into<OwnedFd>>) -> (Option<File>, Option<u64>) {
 }
 
 /// Waits for a channel's value until `deadline`.
-fn recv_until<T>(rx: &Receiver<T>, deadline: Instant) -> Option<T> {
+pub(crate) fn recv_until<T>(rx: &Receiver<T>, deadline: Instant) -> Option<T> {
     let left = deadline.saturating_duration_since(Instant::now());
     rx.recv_timeout(left).ok()
 }
@@ -303,7 +227,7 @@ impl Cmd {
         Ok(cmd)
     }
 
-    fn spawn_child(&self) -> Result<Child> {
+    pub(crate) fn spawn_child(&self) -> Result<Child> {
         self.command()?.spawn().map_err(|source| Error::Spawn {
             program: self.describe(),
             source,
@@ -373,159 +297,6 @@ impl Cmd {
             pipes: [in_ino, out_ino, err_ino],
         })
     }
-
-    /// Starts the command with stdin a pipe that stays open until [`Spawned::finish`], so a
-    /// test can look at the process while it runs.
-    pub fn spawn(&self) -> Result<Spawned> {
-        let mut cmd = self.clone();
-        cmd.input = Input::Bytes(Vec::new());
-        let mut child = cmd.spawn_child()?;
-        let stdin = child.stdin.take();
-        let (lines_tx, lines) = mpsc::channel();
-        if let Some(out) = child.stdout.take() {
-            thread::spawn(move || {
-                for line in BufReader::new(out).lines() {
-                    let Ok(line) = line else { break };
-                    if lines_tx.send(line).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-        let stderr = child
-            .stderr
-            .take()
-            .map(|e| drain(File::from(OwnedFd::from(e))));
-        Ok(Spawned {
-            deadline: Instant::now() + self.timeout,
-            timeout: self.timeout,
-            command: self.describe(),
-            child,
-            stdin,
-            lines,
-            seen: Vec::new(),
-            stderr,
-        })
-    }
-}
-
-/// A running child started by [`Cmd::spawn`]; dropping it kills its process group.
-#[derive(Debug)]
-pub struct Spawned {
-    command: String,
-    child: Child,
-    stdin: Option<std::process::ChildStdin>,
-    lines: Receiver<String>,
-    seen: Vec<String>,
-    stderr: Option<Receiver<Vec<u8>>>,
-    deadline: Instant,
-    timeout: Duration,
-}
-
-impl Spawned {
-    /// The child's pid.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Sends signal `sig` to the child (not its group), as `kill PID` does.
-    pub fn signal(&self, sig: i32) -> Result<()> {
-        let pid = i32::try_from(self.child.id()).map_err(|_| Error::Spawn {
-            program: self.command.clone(),
-            source: std::io::Error::from(std::io::ErrorKind::InvalidInput),
-        })?;
-        // SAFETY: kill(2) takes plain integers and touches no memory of ours; the child is ours
-        // and not yet reaped (we hold its `Child`), so the pid cannot name another process.
-        if unsafe { libc::kill(pid, sig) } != 0 {
-            return Err(Error::Spawn {
-                program: self.command.clone(),
-                source: std::io::Error::last_os_error(),
-            });
-        }
-        Ok(())
-    }
-
-    /// Every stdout line read so far.
-    pub fn lines(&self) -> &[String] {
-        &self.seen
-    }
-
-    /// Reads stdout lines until one starts with `prefix`, and returns it.
-    pub fn wait_for_line(&mut self, prefix: &str) -> Result<String> {
-        while let Some(line) = recv_until(&self.lines, self.deadline) {
-            self.seen.push(line.clone());
-            if line.starts_with(prefix) {
-                return Ok(line);
-            }
-        }
-        let mut seen = self.seen.join("\n");
-        if let Some(rx) = self.stderr.take() {
-            let stderr =
-                recv_until(&rx, Instant::now() + Duration::from_secs(1)).unwrap_or_default();
-            seen.push_str("\n--- stderr ---\n");
-            seen.push_str(&String::from_utf8_lossy(&stderr));
-        }
-        Err(Error::MissingLine {
-            program: self.command.clone(),
-            wanted: prefix.to_owned(),
-            seen,
-        })
-    }
-
-    /// Closes stdin, waits for the child to end (killing it at its time limit) and returns the
-    /// outcome; `stdout` holds every line, including those already read.
-    pub fn finish(mut self) -> Result<Outcome> {
-        drop(self.stdin.take());
-        while let Some(line) = recv_until(&self.lines, self.deadline) {
-            self.seen.push(line);
-        }
-        let status = loop {
-            match self.child.try_wait() {
-                Ok(Some(status)) => break status,
-                Ok(None) if Instant::now() < self.deadline => {
-                    thread::sleep(Duration::from_millis(2))
-                }
-                Ok(None) => {
-                    return Err(Error::Timeout {
-                        program: self.command.clone(),
-                        secs: self.timeout.as_secs(),
-                        partial: self.seen.join("\n"),
-                    });
-                }
-                Err(source) => {
-                    return Err(Error::Spawn {
-                        program: self.command.clone(),
-                        source,
-                    });
-                }
-            }
-        };
-        let stderr = self
-            .stderr
-            .take()
-            .and_then(|rx| recv_until(&rx, Instant::now() + Duration::from_secs(5)))
-            .unwrap_or_default();
-        let mut stdout = self.seen.join("\n").into_bytes();
-        if !stdout.is_empty() {
-            stdout.push(b'\n');
-        }
-        Ok(Outcome {
-            command: self.command.clone(),
-            stdout,
-            stderr,
-            status,
-            pipes: [None; 3],
-        })
-    }
-}
-
-impl Drop for Spawned {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            kill_group(self.child.id());
-            let _ = self.child.wait();
-        }
-    }
 }
 
 #[cfg(test)]
@@ -577,18 +348,6 @@ mod tests {
     }
 
     #[test]
-    fn long_output_is_shortened_in_messages() {
-        let long = "é".repeat(SHOW_MAX);
-        let short = shorten(&long);
-        assert!(short.len() < SHOW_MAX + 40, "{}", short.len());
-        assert!(
-            short.ends_with(&format!("({} more bytes)", SHOW_MAX)),
-            "{short}"
-        );
-        assert_eq!(shorten("abc"), "abc");
-    }
-
-    #[test]
     fn pipe_names_are_normalized() {
         let out = Cmd::new("readlink")
             .args(["/proc/self/fd/0", "/proc/self/fd/1"])
@@ -599,29 +358,5 @@ mod tests {
             out.normalize_pipes(&out.stdout_text()),
             "pipe:[fd0]\npipe:[fd1]\n"
         );
-    }
-
-    #[test]
-    fn spawned_children_are_read_line_by_line() {
-        let mut child = Cmd::new("sh")
-            .args(["-c", "echo pid $$; echo ready; cat"])
-            .spawn()
-            .unwrap();
-        assert!(child.wait_for_line("ready").is_ok());
-        let pid = child.pid();
-        assert_eq!(child.lines()[0], format!("pid {pid}"));
-        let out = child.finish().unwrap();
-        assert_eq!(out.code(), Some(0));
-        assert_eq!(out.stdout_text(), format!("pid {pid}\nready\n"));
-    }
-
-    #[test]
-    fn a_missing_line_is_an_error_with_what_was_printed() {
-        let mut child = Cmd::new("sh")
-            .args(["-c", "echo one; echo oops >&2"])
-            .spawn()
-            .unwrap();
-        let err = child.wait_for_line("ready").unwrap_err().to_string();
-        assert!(err.contains("one") && err.contains("oops"), "{err}");
     }
 }
