@@ -724,6 +724,58 @@ mod tests {
         assert_eq!(ints(&out)[..4], [6, 7, 8, 9]);
     }
 
+    #[test]
+    fn dynamic_shared_memory_is_limited_until_the_kernel_opts_in() {
+        let sim = Sim::new(1 << 20);
+        let m = sim.register_fatbin(&fixture("ptx_zstd")).unwrap();
+        let f = sim.register_function(m, "_Z3addPii").unwrap();
+        let a = sim.malloc(64).unwrap();
+        let mut params = a.0.to_le_bytes().to_vec();
+        params.extend_from_slice(&16u32.to_le_bytes());
+        let cfg = |dynamic_shared| LaunchConfig {
+            grid: [1, 1, 1],
+            block: [16, 1, 1],
+            dynamic_shared,
+            stream: Stream::NULL,
+        };
+        sim.launch(f, &cfg(48 << 10), &params).unwrap();
+        let e = sim.launch(f, &cfg((48 << 10) + 1), &params).unwrap_err();
+        assert_eq!(e.code(), 9, "{e}");
+        assert_eq!(
+            sim.function_set_max_dynamic_shared(f, 200 << 10)
+                .unwrap_err()
+                .code(),
+            1
+        );
+        sim.function_set_max_dynamic_shared(f, 100 << 10).unwrap();
+        assert_eq!(
+            sim.function_attributes(f)
+                .unwrap()
+                .max_dynamic_shared_size_bytes,
+            100 << 10
+        );
+        sim.launch(f, &cfg(100 << 10), &params).unwrap();
+        assert_eq!(
+            sim.launch(f, &cfg((100 << 10) + 1), &params)
+                .unwrap_err()
+                .code(),
+            9
+        );
+        assert_eq!(sim.launch(f, &cfg(0), &params[..8]).unwrap_err().code(), 1);
+        assert_eq!(
+            sim.launch(FunctionId(999), &cfg(0), &params)
+                .unwrap_err()
+                .code(),
+            98
+        );
+        let bad_stream = LaunchConfig {
+            stream: Stream(0x777),
+            ..cfg(0)
+        };
+        assert_eq!(sim.launch(f, &bad_stream, &params).unwrap_err().code(), 400);
+        sim.device_synchronize().unwrap();
+    }
+
     /// `fatbin_reloc.bin` is nvcc 13.0 `-fatbin -gencode arch=compute_75,code=compute_75` of:
     ///
     /// ```cuda
