@@ -169,7 +169,11 @@ pub fn enter(target: Target, env: Vec<OsString>) -> Result<Infallible, LoadError
         auxv: &auxv,
     };
     let image = stack::build(&spec, top);
-    load::write_stack(image.sp, &image.bytes).map_err(LoadError::Auxv)?;
+    load::write_stack(image.sp, &image.bytes).map_err(|source| LoadError::Map {
+        what: "the stack",
+        path: prog.path.clone(),
+        source,
+    })?;
     let sp = image.sp;
 
     // From here on the process is the program's: its signal state, name and persona.
