@@ -110,9 +110,22 @@ impl Env<'_> {
         tid: usize,
     ) -> Result<u64, Fault> {
         let t = self.target(space, addr, len, tid)?;
-        let mut b = [0u8; 8];
-        self.read(t, &mut b[..len])?;
-        Ok(u64::from_le_bytes(b))
+        let host = match t {
+            Target::Shared(_) => &self.shared[..],
+            Target::Local(_) => &self.local[..],
+            Target::Param(_) => self.params,
+            Target::Device(_) => {
+                let mut b = [0u8; 8];
+                self.read(t, &mut b[..len])?;
+                return Ok(u64::from_le_bytes(b));
+            }
+        };
+        let o = match t {
+            Target::Shared(o) | Target::Local(o) | Target::Param(o) => o,
+            Target::Device(_) => 0,
+        };
+        // `target` checked the bounds; fixed-size reads avoid a memcpy call per lane.
+        Ok(read_le(host, o, len))
     }
 
     /// Writes the low `len` (≤ 8) bytes of `v`.
@@ -125,7 +138,12 @@ impl Env<'_> {
         v: u64,
     ) -> Result<(), Fault> {
         let t = self.target(space, addr, len, tid)?;
-        self.write(t, &v.to_le_bytes()[..len], addr)
+        match t {
+            Target::Shared(o) => write_le(&mut self.shared, o, len, v),
+            Target::Local(o) => write_le(&mut self.local, o, len, v),
+            _ => return self.write(t, &v.to_le_bytes()[..len], addr),
+        }
+        Ok(())
     }
 
     /// Base address of an address operand for one lane.
@@ -138,6 +156,34 @@ impl Env<'_> {
             Base::DynShared => self.dyn_base,
             Base::Frame => u64::from(local_base),
         }
+    }
+}
+
+#[inline(always)]
+fn read_le(b: &[u8], o: usize, len: usize) -> u64 {
+    let fixed = |n: usize| b.get(o..o + n);
+    match len {
+        1 => fixed(1).map_or(0, |x| u64::from(x[0])),
+        2 => fixed(2)
+            .and_then(|x| x.try_into().ok())
+            .map_or(0, |x| u64::from(u16::from_le_bytes(x))),
+        4 => fixed(4)
+            .and_then(|x| x.try_into().ok())
+            .map_or(0, |x| u64::from(u32::from_le_bytes(x))),
+        _ => fixed(8)
+            .and_then(|x| x.try_into().ok())
+            .map_or(0, u64::from_le_bytes),
+    }
+}
+
+#[inline(always)]
+fn write_le(b: &mut [u8], o: usize, len: usize, v: u64) {
+    let bytes = v.to_le_bytes();
+    match len {
+        1 => b[o] = bytes[0],
+        2 => b[o..o + 2].copy_from_slice(&bytes[..2]),
+        4 => b[o..o + 4].copy_from_slice(&bytes[..4]),
+        _ => b[o..o + 8].copy_from_slice(&bytes),
     }
 }
 

@@ -181,7 +181,26 @@ pub(crate) fn launch(
     }
     // Resolve the module variables the code uses.
     let mut gaddr = vec![0u64; module.variables.len()];
-    for f in &prog.funcs {
+    // Only the kernel and the functions it can call need their variables.
+    let mut reach = vec![false; prog.funcs.len()];
+    let mut todo = vec![kidx];
+    while let Some(f) = todo.pop() {
+        if std::mem::replace(&mut reach[f], true) {
+            continue;
+        }
+        for i in prog.funcs[f].insts.iter().filter(|i| i.op == Op::Call) {
+            if let Some(c) = prog.calls.get(i.aux as usize) {
+                todo.push(c.callee as usize);
+            }
+        }
+    }
+    for f in prog
+        .funcs
+        .iter()
+        .zip(&reach)
+        .filter(|(_, r)| **r)
+        .map(|(f, _)| f)
+    {
         for i in &f.insts {
             if let Base::Global(id) = i.addr.base
                 && matches!(

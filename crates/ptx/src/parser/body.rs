@@ -34,7 +34,8 @@ impl Parser {
                 }
                 Tok::Word(w) if self.is_punct(':') => {
                     self.pos += 1;
-                    if self.peek() == Some(&Tok::Word(".callprototype".into())) {
+                    if matches!(self.peek(), Some(Tok::Word(w)) if w == ".callprototype" || w == ".branchtargets")
+                    {
                         self.skip_statement()?;
                     } else {
                         out.push(Stmt::Label(w, line));
