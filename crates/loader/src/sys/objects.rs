@@ -32,3 +32,24 @@ pub(crate) fn loaded_segments() -> Vec<Interval> {
     unsafe { libc::dl_iterate_phdr(Some(each), (&mut out as *mut Vec<Interval>).cast()) };
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_library_dlopened_later_is_lower() {
+        // ld.so allocates its link map through the exported malloc while it loads this.
+        // SAFETY: dlopen of a system library with no constructors that matter here.
+        let h = unsafe { libc::dlopen(c"libm.so.6".as_ptr(), libc::RTLD_NOW) };
+        assert!(!h.is_null(), "dlopen libm");
+        // SAFETY: dlsym on a live handle with a valid name.
+        let cos = unsafe { libc::dlsym(h, c"cos".as_ptr()) } as u64;
+        assert_ne!(cos, 0);
+        assert!(
+            crate::lower::intervals().contains(cos),
+            "libm's text is lower half"
+        );
+        assert!(loaded_segments().iter().any(|iv| iv.contains(cos)));
+    }
+}
