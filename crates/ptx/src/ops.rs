@@ -179,7 +179,12 @@ pub(crate) enum Op {
     MulLo,
     MulHi,
     MulWide,
-    Mul24Lo,
+    /// `mul24.lo` (`false`) / `mul24.hi` (`true`).
+    Mul24(bool),
+    /// `mad24.lo` / `mad24.hi`.
+    Mad24(bool),
+    /// `dp4a.atype.btype d, a, b, c` (`ty` = atype, `ty2` = btype).
+    Dp4a,
     MadLo,
     MadHi,
     MadWide,

@@ -293,3 +293,67 @@ fn unresolved_symbol() {
         "{e}"
     );
 }
+
+const HAND_OPS: &str = r#"
+.version 9.0
+.target sm_75
+.address_size 64
+.visible .entry ops(.param .u64 p)
+{
+    .reg .b64 %rd<2>;
+    .reg .b32 %r<12>;
+    ld.param.u64 %rd1, [p];
+    mov.u32 %r1, 2147483600;
+    add.sat.s32 %r2, %r1, 100;
+    sub.sat.s32 %r3, -2147483600, %r1;
+    mul24.lo.u32 %r4, 16777215, 2;
+    mad24.hi.u32 %r5, 16777215, 16777215, 1;
+    dp4a.s32.u32 %r6, 0xff020304, 0x01010101, 10;
+    lop3.b32 %r7, 0xf0f0f0f0, 0xcccccccc, 0xaaaaaaaa, 0x96;
+    bfe.s32 %r8, 0x00000f00, 8, 4;
+    prmt.b32 %r9, 0x44332211, 0x88776655, 0x1357;
+    st.global.v4.u32 [%rd1], {%r2, %r3, %r4, %r5};
+    st.global.v4.u32 [%rd1+16], {%r6, %r7, %r8, %r9};
+    ret;
+}
+.visible .entry odd(.param .u64 p)
+{
+    .reg .f32 %f<3>;
+    max.NaN.f32 %f1, %f2, %f2;
+    ret;
+}
+"#;
+
+#[test]
+fn hand_written_integer_ops() {
+    let mut d = Dev::new(HAND_OPS);
+    let p = d.mem.alloc(&[0; 32]);
+    d.launch("ops", [1, 1, 1], [1, 1, 1], 0, Params::default().u64(p))
+        .unwrap();
+    let got = d.mem.u32s(p, 8);
+    let dp = -1i32 + 2 + 3 + 4 + 10;
+    assert_eq!(
+        got,
+        vec![
+            i32::MAX as u32,
+            i32::MIN as u32,
+            0x1ff_fffe,
+            0xffff_fe01,
+            dp as u32,
+            0xf0f0_f0f0 ^ 0xcccc_cccc ^ 0xaaaa_aaaa,
+            0xffff_ffff,
+            0x2244_6688
+        ]
+    );
+    // An arithmetic modifier the interpreter does not know is refused, not ignored.
+    let e = d
+        .launch("odd", [1, 1, 1], [1, 1, 1], 0, Params::default().u64(p))
+        .unwrap_err();
+    assert_eq!(
+        e,
+        LaunchError::Unsupported {
+            instr: "max.NaN.f32".into(),
+            line: 30
+        }
+    );
+}

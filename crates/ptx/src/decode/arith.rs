@@ -36,7 +36,9 @@ impl FuncCtx<'_> {
             "mul" if m.has("hi") => simple(Op::MulHi),
             "mul" if m.has("wide") => simple(Op::MulWide),
             "mul" => simple(Op::MulLo),
-            "mul24" if m.has("lo") => simple(Op::Mul24Lo),
+            "mul24" => simple(Op::Mul24(m.has("hi"))),
+            "mad24" => simple(Op::Mad24(m.has("hi"))),
+            "dp4a" => simple(Op::Dp4a),
             "mad" if m.has("hi") => simple(Op::MadHi),
             "mad" if m.has("wide") => simple(Op::MadWide),
             "mad" if ty.is_float() => simple(Op::Fma),
@@ -96,6 +98,46 @@ impl FuncCtx<'_> {
             _ => None,
         };
         if let Some(o) = arith {
+            // A modifier this decoder does not know would change the result: refuse the
+            // instruction rather than compute something else.
+            const KNOWN: &[&str] = &[
+                "ftz",
+                "sat",
+                "satfinite",
+                "approx",
+                "full",
+                "lo",
+                "hi",
+                "wide",
+                "cc",
+                "shiftamt",
+                "l",
+                "r",
+                "wrap",
+                "clamp",
+                "finite",
+                "infinite",
+                "number",
+                "notanumber",
+                "normal",
+                "subnormal",
+                "rn",
+                "rz",
+                "rm",
+                "rp",
+                "noftz",
+            ];
+            if m.parts
+                .iter()
+                .any(|p| Ty::from_name(p).is_none() && !KNOWN.contains(p))
+            {
+                return Ok(None);
+            }
+            if o == Op::Dp4a {
+                let t = m.types();
+                inst.ty = *t.first().unwrap_or(&Ty::U32);
+                inst.ty2 = *t.get(1).unwrap_or(&Ty::U32);
+            }
             inst.op = o;
             let nsrc = ops.len().saturating_sub(1);
             let want = match o {
@@ -124,7 +166,9 @@ impl FuncCtx<'_> {
                 | Op::Shf(..)
                 | Op::Bfe
                 | Op::Prmt
-                | Op::Sad => 3,
+                | Op::Sad
+                | Op::Mad24(_)
+                | Op::Dp4a => 3,
                 Op::Selp | Op::MadCarry(..) => 3,
                 Op::Bfi => 4,
                 _ => 2,

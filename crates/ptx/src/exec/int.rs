@@ -98,6 +98,11 @@ fn mul_hi(a: u64, b: u64, bits: u32, signed: bool) -> u64 {
     }
 }
 
+fn mul24(a: u64, b: u64, hi: bool, signed: bool) -> u64 {
+    let p = (extend(a, 24, signed) as i64).wrapping_mul(extend(b, 24, signed) as i64);
+    (if hi { p >> 16 } else { p }) as u64 & 0xffff_ffff
+}
+
 fn mul_wide(a: u64, b: u64, bits: u32, signed: bool) -> u64 {
     if signed {
         (extend(a, bits, true) as i64).wrapping_mul(extend(b, bits, true) as i64) as u64
@@ -127,10 +132,27 @@ pub(crate) fn exec(i: &Inst, regs: &mut [u64], exec: u32) -> Result<(), LaunchEr
                 map3(regs, i, exec, |a, _, _| a & m);
             }
         }
+        Op::Add if i.sat => map3(regs, i, exec, |a, b, _| {
+            (a as u32 as i32).saturating_add(b as u32 as i32) as u32 as u64
+        }),
+        Op::Sub if i.sat => map3(regs, i, exec, |a, b, _| {
+            (a as u32 as i32).saturating_sub(b as u32 as i32) as u32 as u64
+        }),
         Op::Add => map3(regs, i, exec, |a, b, _| a.wrapping_add(b) & m),
         Op::Sub => map3(regs, i, exec, |a, b, _| a.wrapping_sub(b) & m),
         Op::MulLo => map3(regs, i, exec, |a, b, _| a.wrapping_mul(b) & m),
-        Op::Mul24Lo => map3(regs, i, exec, |a, b, _| mul_wide(a, b, 24, s) & m),
+        Op::Mul24(hi) => map3(regs, i, exec, |a, b, _| mul24(a, b, hi, s)),
+        Op::Mad24(hi) => map3(regs, i, exec, |a, b, c| {
+            mul24(a, b, hi, s).wrapping_add(c) & m
+        }),
+        Op::Dp4a => {
+            let (sa, sb) = (i.ty.is_signed(), i.ty2.is_signed());
+            map3(regs, i, exec, |a, b, c| {
+                let byte = |v: u64, k: u32, signed: bool| extend(v >> (8 * k), 8, signed) as i64;
+                let dot: i64 = (0..4).map(|k| byte(a, k, sa) * byte(b, k, sb)).sum();
+                (c as i64).wrapping_add(dot) as u64 & 0xffff_ffff
+            });
+        }
         Op::MulHi => map3(regs, i, exec, |a, b, _| mul_hi(a, b, bits, s)),
         Op::MulWide => map3(regs, i, exec, |a, b, _| {
             mul_wide(a, b, bits, s) & mask_of(bits * 2)
@@ -353,6 +375,9 @@ mod tests {
         assert_eq!(mul_hi(0xffff_ffff, 0xffff_ffff, 32, false), 0xffff_fffe);
         assert_eq!(mul_hi(0xffff_ffff, 0xffff_ffff, 32, true), 0);
         assert_eq!(mul_wide(0xffff_ffff, 2, 32, true), (-2i64) as u64);
+        assert_eq!(mul24(0xff_ffff, 2, false, false), 0x1ff_fffe);
+        assert_eq!(mul24(0xff_ffff, 0xff_ffff, true, false), 0xffff_fe00);
+        assert_eq!(mul24(0xff_ffff, 1, false, true), 0xffff_ffff);
         assert!(compare(Cmp::Lt, Ty::S32, 0xffff_ffff, 0));
         assert!(!compare(Cmp::Lt, Ty::U32, 0xffff_ffff, 0));
         let nan = u64::from(f32::NAN.to_bits());
