@@ -70,6 +70,13 @@ pub fn ensure_no_aslr() -> Result<(), StartupError> {
             .and_then(|v| u32::from_str_radix(&v, 16).ok())
             .unwrap_or(persona);
         ORIGINAL_PERSONALITY.store(original, Ordering::Relaxed);
+        // Executing /proc/self/exe named the process "exe"; give it back the name it was run as.
+        if let Some(name) = std::env::args_os().next() {
+            let base = std::path::Path::new(&name).file_name().unwrap_or_default();
+            if let Ok(c) = CString::new(base.as_bytes()) {
+                let _ = sys::set_comm(&c);
+            }
+        }
         return if no_aslr {
             Ok(())
         } else {
