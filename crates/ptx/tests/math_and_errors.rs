@@ -353,7 +353,7 @@ fn hand_written_integer_ops() {
         e,
         LaunchError::Unsupported {
             instr: "max.NaN.f32".into(),
-            line: 30
+            line: 26
         }
     );
 }
