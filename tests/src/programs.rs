@@ -47,9 +47,23 @@ impl Link {
     }
 }
 
-/// The folder holding the test programs' sources.
+/// The folder holding the test programs' sources: `$CRAC_E2E_PROGRAMS` if set, else
+/// `tests/programs` of the checkout the tests were built from, else (test binaries copied with
+/// their `target/` to another machine, as `gpu-tests/run.sh` does) `tests/programs` next to the
+/// target directory.
 pub fn source_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("programs")
+    if let Some(dir) = std::env::var_os("CRAC_E2E_PROGRAMS").filter(|d| !d.is_empty()) {
+        return dir.into();
+    }
+    let built_from = Path::new(env!("CARGO_MANIFEST_DIR")).join("programs");
+    if built_from.is_dir() {
+        return built_from;
+    }
+    crate::binaries::profile_dir()
+        .ok()
+        .and_then(|p| Some(p.parent()?.parent()?.join("tests/programs")))
+        .filter(|d| d.is_dir())
+        .unwrap_or(built_from)
 }
 
 type Slot = Arc<OnceLock<Result<PathBuf, String>>>;
