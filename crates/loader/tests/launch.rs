@@ -241,3 +241,29 @@ fn a_tight_address_space_limit_still_launches() {
     );
     assert!(o.status.success());
 }
+
+#[test]
+fn argument_lists_past_the_usual_stack_cap_fit() {
+    // 3 MB of arguments: more than a quarter of an 8 MiB stack, allowed with a 64 MiB limit.
+    let arg = "x".repeat(100_000);
+    let run_with = |launcher: Option<&Path>| {
+        let mut c = Command::new("/bin/sh");
+        c.arg("-c")
+            .arg("ulimit -s 65536 && exec \"$@\" | wc -c")
+            .arg("sh");
+        if let Some(l) = launcher {
+            c.arg(l);
+        }
+        c.arg("/bin/echo").args(std::iter::repeat_n(&arg, 30));
+        c.output().expect("spawn")
+    };
+    let native = run_with(None);
+    let launched = run_with(Some(&minilaunch()));
+    assert_eq!(String::from_utf8_lossy(&native.stdout).trim(), "3000030");
+    assert_eq!(
+        launched.stdout,
+        native.stdout,
+        "{}",
+        String::from_utf8_lossy(&launched.stderr)
+    );
+}

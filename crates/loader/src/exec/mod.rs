@@ -29,6 +29,8 @@ use crate::sys::load;
 
 /// Largest stack given to the program (RLIMIT_STACK above this, or unlimited, is capped).
 const MAX_STACK: u64 = 8 << 20;
+/// Largest stack made to hold a huge argument list and environment.
+const MAX_ARGS_STACK: u64 = 1 << 30;
 /// Smallest stack given to the program.
 const MIN_STACK: u64 = 128 << 10;
 
@@ -128,10 +130,15 @@ pub fn enter(target: Target, env: Vec<OsString>) -> Result<Infallible, LoadError
     let envp = bytes_of(&env)?;
     let execfn = target.execfn.as_bytes().to_vec();
     let needed: usize = argv.iter().chain(&envp).map(|s| s.len() + 9).sum::<usize>() + execfn.len();
-    let size = stack_size();
-    if needed as u64 > size / 4 {
+    // Like the kernel, strings may use a quarter of the stack: grow it past the usual cap for
+    // huge argument lists (crac itself received them, so the kernel's limit already held).
+    let needed_stack = (needed as u64)
+        .saturating_mul(4)
+        .next_multiple_of(crac_core::elf::PAGE_SIZE);
+    if needed_stack > MAX_ARGS_STACK {
         return Err(LoadError::ArgsTooLong { needed });
     }
+    let size = stack_size().max(needed_stack);
     let comm = CString::new(target.comm.clone().into_vec()).unwrap_or_default();
 
     let prog = &target.program;
