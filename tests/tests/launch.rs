@@ -243,3 +243,32 @@ fn stdin_from_a_file_and_output_to_files() {
     );
     assert_same(&native, &crac);
 }
+
+#[test]
+fn the_crac_launch_subcommand_is_the_same_as_crac_launch() {
+    let exe = c_program("status", Link::Pie);
+    let native = Cmd::new(&exe).args(["exit", "3"]).run().unwrap();
+    let sub = Cmd::new(crac_e2e::crac_bin())
+        .args(["launch", "--"])
+        .arg(&exe)
+        .args(["exit", "3"])
+        .run()
+        .unwrap();
+    assert_same(&native, &sub);
+}
+
+#[test]
+fn many_launches_at_once() {
+    // Each launched process has its own control socket and lower half: none may disturb another.
+    let exe = c_program("threads", Link::Pie);
+    let native = Cmd::new(&exe).run().unwrap();
+    let runs: Vec<_> = (0..8)
+        .map(|_| {
+            let cmd = Cmd::new(&exe).under_crac();
+            std::thread::spawn(move || cmd.run().unwrap())
+        })
+        .collect();
+    for run in runs {
+        assert_same(&native, &run.join().unwrap());
+    }
+}
