@@ -1,14 +1,26 @@
-//! PTX parser and interpreter for crac's `sim` device.
+//! PTX parser and interpreter for crac's `sim` device: runs the kernels nvcc 12/13 emits
+//! (PTX ISA 8.x/9.x) on the CPU, so CUDA programs can be tested without a GPU.
 //!
 //! INTERFACE CONTRACT (shared with `crates/sim`; change only together):
 //! - [`Module::parse`] turns PTX text into a pre-decoded module.
-//! - [`Module::kernels`] / [`Module::variables`] describe what the module defines.
+//! - [`Module::kernels`] / [`Module::variables`] describe what the module defines; a
+//!   variable's [`VariableInfo::relocs`] are addresses the device writes into its initial
+//!   value after placing every variable.
 //! - [`launch`] runs one grid to completion against a [`DeviceMemory`].
 //!
-//! Layout: [`lexer`](crate) → `parser` (syntax tree) → `decode` (dense, pre-resolved
-//! instructions) → `exec` (the warp-lockstep executor; see its module doc for the divergence
-//! scheme and the generic-address windows [`SHARED_WINDOW`], [`LOCAL_WINDOW`],
-//! [`PARAM_WINDOW`]).
+//! Pipeline: `lexer` (tokens) → `parser` (syntax tree, `ast`) → `decode` (registers, labels,
+//! variables and opcodes resolved to dense indices and enums) → `exec` (warps of 32 lanes in
+//! lockstep; see its module doc for the min-PC divergence scheme, barriers, and the
+//! generic-address windows [`SHARED_WINDOW`], [`LOCAL_WINDOW`], [`PARAM_WINDOW`]).
+//!
+//! Precision: integer and `.rn` float arithmetic is exact as PTX defines it; the `.approx`
+//! functions are computed with Rust's `f32`/`f64` library (within 2 ulp, inside PTX's stated
+//! bounds); `.f64` directed rounding (`.rz .rm .rp`) is done as `.rn`.
+//!
+//! Not supported yet (decoded, and failing the launch with [`LaunchError::Unsupported`] only
+//! if executed): textures and surfaces, indirect calls, `brx.idx`, `mma`/`wmma`/`ldmatrix`,
+//! `mbarrier`, bulk/tensor copies, clusters, `.b128`/`.v8` accesses, `f16`/`bf16` atomics,
+//! packed-half comparisons, `bar.arrive` and named-barrier thread counts.
 #![forbid(unsafe_code)]
 
 mod ast;

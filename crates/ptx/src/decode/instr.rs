@@ -175,6 +175,9 @@ impl FuncCtx<'_> {
                 self.check_vec(&inst, m, line)?;
             }
             "atom" | "red" => {
+                if m.vec() != 1 {
+                    return Ok(None);
+                }
                 let Some(aop) = m.atom_op() else {
                     return Ok(None);
                 };
@@ -239,6 +242,9 @@ impl FuncCtx<'_> {
                 let Some(c) = m.cmp() else { return Ok(None) };
                 let bop = m.boolop();
                 let st = *types.last().unwrap_or(&Ty::B32);
+                if matches!(st, Ty::F16x2 | Ty::Bf16x2 | Ty::B128) {
+                    return Ok(None);
+                }
                 inst.op = if base == "setp" {
                     Op::Setp(c, bop)
                 } else {
