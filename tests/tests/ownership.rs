@@ -200,6 +200,25 @@ fn check_ownership(link: Link) {
             describe()
         );
     }
+    // The program break is crac's: a lower-half heap or guard starts right at it, so a
+    // program's sbrk cannot grow into either half. (/proc/PID/stat field 47 is start_brk.)
+    let stat = proc_stat_fields(program.pid);
+    let start_brk = stat[47];
+    assert_eq!(
+        half_of(&report, &Interval::new(start_brk, start_brk + 4096)),
+        Some(Half::Lower),
+        "the page at the program break {start_brk:x} is not crac's\n{}",
+        describe()
+    );
+    // What /proc/PID/cmdline and environ show (fields 48-51: arg_start..env_end) is the
+    // program's own copy, in its memory.
+    let args_env = Interval::new(stat[48], stat[51]);
+    assert_eq!(
+        half_of(&report, &args_env),
+        Some(Half::Upper),
+        "argv/environ at {args_env:x?} are not in the program's memory\n{}",
+        describe()
+    );
     for r in report.regions.iter().filter(|r| r.path == "[heap]") {
         assert_eq!(
             r.half,
@@ -262,17 +281,21 @@ fn memory_is_split_by_owner_static() {
     check_ownership(Link::Static);
 }
 
+/// The numeric fields of `/proc/PID/stat`, indexed by their field number (1-based, as in
+/// proc(5)); fields 1 to 3 (pid, comm, state) read as 0.
+fn proc_stat_fields(pid: i32) -> Vec<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after_comm = &stat[stat.rfind(')').unwrap() + 2..];
+    let mut fields = vec![0, 0, 0];
+    fields.extend(after_comm.split(' ').map(|f| f.trim().parse().unwrap_or(0)));
+    fields
+}
+
 /// User plus system CPU ticks the whole process has used (`/proc/PID/stat` fields 14 and 15,
 /// counting every thread, finished ones included).
 fn cpu_ticks(pid: i32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let after_comm = &stat[stat.rfind(')').unwrap() + 2..];
-    let fields: Vec<u64> = after_comm
-        .split(' ')
-        .map(|f| f.parse().unwrap_or(0))
-        .collect();
-    // after_comm starts at field 3 (state): utime is field 14, stime field 15.
-    fields[11] + fields[12]
+    let fields = proc_stat_fields(pid);
+    fields[14] + fields[15]
 }
 
 #[test]
