@@ -266,6 +266,8 @@ pub(crate) enum Op {
     Call,
     /// `call vprintf` (index into the call table).
     Printf,
+    /// `call __assertfail`: prints the failed assertion, then traps.
+    AssertFail,
     /// Not implemented: fails the launch when executed (name index in `aux`).
     Unsupported,
 }

@@ -357,3 +357,105 @@ fn hand_written_integer_ops() {
         }
     );
 }
+
+#[test]
+fn device_assert_prints_and_traps() {
+    let mut d = Dev::new(include_str!("data/assert_sm75.ptx"));
+    let p = d.mem.alloc(&[0; 256]);
+    d.launch(
+        "checks",
+        [1, 1, 1],
+        [32, 1, 1],
+        0,
+        Params::default().u64(p).i32(7),
+    )
+    .unwrap();
+    assert_eq!(d.mem.i32s(p, 32), vec![7; 32]);
+    let e = d
+        .launch(
+            "checks",
+            [2, 1, 1],
+            [48, 1, 1],
+            0,
+            Params::default().u64(p).i32(7),
+        )
+        .unwrap_err();
+    assert!(matches!(e, LaunchError::Trap { .. }), "{e}");
+    let out = String::from_utf8(d.out.clone()).unwrap();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 8, "{out}");
+    assert_eq!(
+        lines[0],
+        "as.cu:4: void checks(int *, int): block [0,0,0], thread [40,0,0] Assertion `threadIdx.x < 40` failed."
+    );
+}
+
+const RECURSE: &str = r#"
+.version 9.0
+.target sm_75
+.address_size 64
+.func (.param .b32 r) down(.param .b32 n)
+{
+    .reg .b32 %r<4>;
+    .reg .pred %p1;
+    ld.param.b32 %r1, [n];
+    setp.eq.s32 %p1, %r1, 0;
+    @%p1 bra DONE;
+    add.s32 %r2, %r1, -1;
+    {
+    .param .b32 a;
+    .param .b32 b;
+    st.param.b32 [a], %r2;
+    call.uni (b), down, (a);
+    ld.param.b32 %r3, [b];
+    }
+    add.s32 %r1, %r3, 2;
+DONE:
+    st.param.b32 [r], %r1;
+    ret;
+}
+.visible .entry deep(.param .u64 out, .param .u32 n)
+{
+    .reg .b32 %r<3>;
+    .reg .b64 %rd<2>;
+    ld.param.u32 %r1, [n];
+    {
+    .param .b32 a;
+    .param .b32 b;
+    st.param.b32 [a], %r1;
+    call.uni (b), down, (a);
+    ld.param.b32 %r2, [b];
+    }
+    ld.param.u64 %rd1, [out];
+    st.global.u32 [%rd1], %r2;
+    ret;
+}
+"#;
+
+#[test]
+fn recursion_is_capped() {
+    let mut d = Dev::new(RECURSE);
+    let p = d.mem.alloc(&[0; 4]);
+    d.launch(
+        "deep",
+        [1, 1, 1],
+        [32, 1, 1],
+        0,
+        Params::default().u64(p).u32(50),
+    )
+    .unwrap();
+    assert_eq!(d.mem.u32s(p, 1), vec![100]);
+    let e = d
+        .launch(
+            "deep",
+            [1, 1, 1],
+            [32, 1, 1],
+            0,
+            Params::default().u64(p).u32(500),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(e, LaunchError::Unsupported { ref instr, line: 17 } if instr.contains("deeper than 64")),
+        "{e}"
+    );
+}

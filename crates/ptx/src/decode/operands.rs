@@ -107,8 +107,8 @@ impl FuncCtx<'_> {
         self.prog.calls.push(info);
         if target == "vprintf" {
             inst.op = Op::Printf;
-        } else if target == "__assertfail" || target == "__assert_fail" {
-            inst.op = Op::Trap;
+        } else if target == "__assertfail" {
+            inst.op = Op::AssertFail;
         }
         Ok(inst)
     }

@@ -244,6 +244,45 @@ pub(crate) fn printf(
     err
 }
 
+/// `__assertfail(message, file, line, function, char_size)`: prints what CUDA prints for each
+/// failing thread, then stops the launch with [`LaunchError::Trap`].
+pub(crate) fn assert_fail(
+    env: &mut Env<'_>,
+    inst: &Inst,
+    exec: u32,
+    warp: u32,
+    local_base: u32,
+) -> Result<(), LaunchError> {
+    let prog = env.prog;
+    let info = &prog.calls[inst.aux as usize];
+    let [bx, by, _] = env.dims.block;
+    let [cx, cy, cz] = env.ctaid;
+    lanes(exec, |l| {
+        let tid = warp as usize * 32 + l;
+        let arg = |env: &mut Env<'_>, k: usize, size: usize| {
+            info.args.get(k).map_or(0, |a| {
+                env.load(Space::Local, u64::from(local_base + a.0), size, tid)
+                    .unwrap_or(0)
+            })
+        };
+        let text = |env: &mut Env<'_>, k: usize| {
+            let addr = arg(env, k, 8);
+            String::from_utf8_lossy(&read_cstr(env, addr, tid)).into_owned()
+        };
+        let (msg, file, func) = (text(env, 0), text(env, 1), text(env, 3));
+        let line = arg(env, 2, 4);
+        let t = tid as u32;
+        let out = format!(
+            "{file}:{line}: {func}: block [{cx},{cy},{cz}], thread [{},{},{}] Assertion `{msg}` failed.\n",
+            t % bx,
+            (t / bx) % by,
+            t / (bx * by)
+        );
+        let _ = env.printf.write_all(out.as_bytes());
+    });
+    Err(LaunchError::Trap { line: inst.line })
+}
+
 impl Frame {
     /// Parks `lanes` at `pc` without rescheduling (they resume when the caller does).
     pub(crate) fn pcs_park(&mut self, lanes: u32, pc: u32) {

@@ -218,13 +218,7 @@ pub(crate) fn launch(
         }
     }
     let threads = dims.block.iter().map(|&d| d as usize).product::<usize>();
-    let has_funcs = prog.funcs.iter().any(|f| !f.is_entry && f.defined);
-    let stack = if has_funcs {
-        u64::from(prog.max_func_frame) * MAX_CALL_DEPTH as u64
-    } else {
-        0
-    };
-    let stride = crate::types::align_up(u64::from(k.frame_size) + stack, 16);
+    let stride = crate::types::align_up(stack_need(prog, kidx), 16);
     let local_len = usize::try_from(stride)
         .ok()
         .and_then(|s| s.checked_mul(threads))
@@ -263,6 +257,39 @@ pub(crate) fn launch(
         }
     }
     Ok(env.stats)
+}
+
+/// Local bytes one thread needs: the deepest chain of frames from `kidx` through the static
+/// call graph; with recursion, the largest frame times [`MAX_CALL_DEPTH`].
+fn stack_need(prog: &Program, kidx: usize) -> u64 {
+    fn walk(
+        prog: &Program,
+        f: usize,
+        on_path: &mut Vec<bool>,
+        memo: &mut Vec<Option<u64>>,
+    ) -> Option<u64> {
+        if let Some(v) = memo[f] {
+            return Some(v);
+        }
+        if std::mem::replace(&mut on_path[f], true) {
+            return None;
+        }
+        let mut deepest = 0u64;
+        for i in prog.funcs[f].insts.iter().filter(|i| i.op == Op::Call) {
+            if let Some(c) = prog.calls.get(i.aux as usize) {
+                deepest = deepest.max(walk(prog, c.callee as usize, on_path, memo)?);
+            }
+        }
+        on_path[f] = false;
+        let v = u64::from(prog.funcs[f].frame_size) + deepest;
+        memo[f] = Some(v);
+        Some(v)
+    }
+    let n = prog.funcs.len();
+    walk(prog, kidx, &mut vec![false; n], &mut vec![None; n]).unwrap_or_else(|| {
+        u64::from(prog.funcs[kidx].frame_size)
+            + u64::from(prog.max_func_frame) * MAX_CALL_DEPTH as u64
+    })
 }
 
 fn run_block(

@@ -104,6 +104,7 @@ pub(crate) fn run_warp(env: &mut Env<'_>, warp: &mut Warp) -> Result<(), LaunchE
                         Ok(())
                     }
                     Op::Printf => call::printf(env, inst, regs, exec, warp.id, fr.local_base),
+                    Op::AssertFail => call::assert_fail(env, inst, exec, warp.id, fr.local_base),
                     Op::Clock | Op::GlobalTimer => {
                         let ns = env.start.elapsed().as_nanos() as u64;
                         let d = inst.d as usize * 32;
