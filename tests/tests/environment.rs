@@ -115,6 +115,40 @@ fn many_and_long_arguments() {
     same_facts(&info().arg(&long).args(&many));
 }
 
+/// The soft stack limit in bytes, from /proc/self/limits (unlimited reads as u64::MAX).
+fn stack_limit() -> u64 {
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max stack size"))
+        .unwrap();
+    let soft = line["Max stack size".len()..]
+        .split_whitespace()
+        .next()
+        .unwrap();
+    soft.parse().unwrap_or(u64::MAX)
+}
+
+#[test]
+fn arguments_near_the_kernel_limit() {
+    // The kernel takes argv + envp up to a quarter of the stack limit. crac re-executes itself
+    // with a few extra variables and must still fit, and must place them on the program's stack.
+    let env_bytes: u64 = std::env::vars_os()
+        .map(|(k, v)| (k.len() + v.len() + 2 + 8) as u64)
+        .sum();
+    let quarter = (stack_limit() / 4).min(6 << 20);
+    let budget = quarter.saturating_sub(env_bytes + (16 << 10));
+    let piece = 100_000u64;
+    let args: Vec<String> = (0..budget / (piece + 8))
+        .map(|i| format!("{i}:{}", "a".repeat(usize::try_from(piece).unwrap() - 8)))
+        .collect();
+    assert!(
+        args.len() > 4,
+        "stack limit too small for this test: {quarter}"
+    );
+    same_facts(&info().args(&args));
+}
+
 #[test]
 fn environment_is_the_same_minus_crac_variables() {
     let cmd = info()
