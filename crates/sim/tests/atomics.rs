@@ -1,4 +1,5 @@
-//! Histograms with `atomicAdd` on global memory and on shared memory: counts must be exact
+//! Atomics: histograms with `atomicAdd` on global and on shared memory, and the other atomic
+//! operations (min/max/and/or/xor/inc/CAS/exch, f32 and u64 add). Results must be exact
 //! whatever order the threads run in.
 #![allow(
     clippy::cast_possible_truncation,
@@ -7,7 +8,7 @@
 
 mod common;
 
-use common::{Gpu, Rng, dims1};
+use common::{Gpu, Rng, blocks_for, dims1};
 
 /// Skewed bytes: a third of them are 7, so many threads hit the same bin.
 fn data(n: usize, seed: u64) -> Vec<u8> {
@@ -57,4 +58,63 @@ fn histogram_shared_atomics_count_exactly() {
 fn histogram_shared_with_small_blocks() {
     // 96 threads: the zeroing and merging loops take several strides.
     run("hist_shared", 9_999, 5, 96);
+}
+
+#[test]
+fn other_atomic_operations_are_exact() {
+    let gpu = Gpu::new();
+    let f = gpu.kernel("atomic_ops", "atomic_mix");
+    let mut rng = Rng::new(81);
+    let n = 3000;
+    let input: Vec<i32> = (0..n)
+        .map(|_| (rng.next_u32() % 200_001) as i32 - 100_000)
+        .collect();
+    let din = gpu.upload(&input);
+    let slots = gpu.upload(&[i32::MIN, i32::MAX, -1, 0, 0, 0, 0]);
+    let (fsum, wide) = (gpu.zeroed::<f32>(1), gpu.zeroed::<u64>(1));
+    let owner = gpu.upload(&[-1i32; 16]);
+    let prev = gpu.zeroed::<i32>(n);
+    gpu.run(
+        f,
+        &dims1(blocks_for(n, 128), 128),
+        &[
+            din.into(),
+            (n as i32).into(),
+            slots.into(),
+            fsum.into(),
+            wide.into(),
+            owner.into(),
+            prev.into(),
+        ],
+    );
+    let got: Vec<i32> = gpu.download(slots, 7);
+    let want = [
+        *input.iter().max().expect("input"),
+        *input.iter().min().expect("input"),
+        input.iter().fold(-1, |a, v| a & (v | 0x10)),
+        input.iter().fold(0, |a, v| a | (v & 0x7fff)),
+        input.iter().fold(0, |a, v| a ^ v),
+        (n % 1001) as i32, // atomicInc wraps to 0 after reaching 1000
+        input.iter().fold(0i32, |a, v| a.wrapping_add(*v)),
+    ];
+    assert_eq!(got, want, "max, min, and, or, xor, inc, CAS-add");
+    // Small integers: the f32 sum is exact in any order.
+    let fwant: f32 = input.iter().map(|v| (v & 0xff) as f32).sum();
+    assert_eq!(gpu.download::<f32>(fsum, 1), [fwant]);
+    let wwant = input.iter().fold(0u64, |a, &v| {
+        a.wrapping_add(u64::from(v as u32).wrapping_mul(1_000_003))
+    });
+    assert_eq!(gpu.download::<u64>(wide, 1), [wwant]);
+    // Exchange: per slot, the old values returned plus the final owner are exactly the
+    // initial -1 and every thread id that swapped there (no update lost or duplicated).
+    let owners: Vec<i32> = gpu.download(owner, 16);
+    let prevs: Vec<i32> = gpu.download(prev, n);
+    for k in 0..16 {
+        let mut seen: Vec<i32> = (k..n).step_by(16).map(|i| prevs[i]).collect();
+        seen.push(owners[k]);
+        seen.sort_unstable();
+        let mut expect: Vec<i32> = (k..n).step_by(16).map(|i| i as i32).collect();
+        expect.insert(0, -1);
+        assert_eq!(seen, expect, "exchange chain of slot {k}");
+    }
 }

@@ -1,5 +1,6 @@
 //! Divergence-heavy kernels (lane-dependent loops, early return, switch), `__noinline__`
-//! device-function calls, and kernels registered by C++-mangled names.
+//! device-function calls, recursion and per-thread local arrays, and kernels registered by
+//! C++-mangled names.
 #![allow(
     clippy::cast_possible_truncation,
     reason = "sizes are small test constants, and the references truncate on purpose as the kernels do"
@@ -159,4 +160,45 @@ fn overloaded_and_template_kernels_by_mangled_name() {
     let got: Vec<u32> = gpu.download(dints, n);
     let want: Vec<u32> = (0..n as u32).map(|i| start.wrapping_add(i)).collect();
     assert_eq!(got, want);
+}
+
+fn fib(k: u32) -> u32 {
+    if k < 2 { k } else { fib(k - 1) + fib(k - 2) }
+}
+
+/// tests/cuda/kernels/local_mem.cu's `local_sort` for one thread.
+fn local_sort(seed: u32, i: usize) -> [u32; 3] {
+    let mut x = seed;
+    let mut table = [0u32; 40];
+    for t in &mut table {
+        x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        *t = x >> 16;
+    }
+    table.sort_unstable();
+    let mut sum = 0u32;
+    let mut idx = (seed % 40) as usize;
+    for _ in 0..40 {
+        sum = sum.wrapping_mul(31).wrapping_add(table[idx]);
+        idx = (idx + table[idx] as usize) % 40;
+    }
+    [table[i % 40], sum, fib((i % 16) as u32)]
+}
+
+#[test]
+fn local_arrays_and_recursion() {
+    let gpu = Gpu::new();
+    let f = gpu.kernel("local_mem", "local_sort");
+    let mut rng = Rng::new(64);
+    let n = 300;
+    let seeds = rng.u32s(n);
+    let (dseeds, dout) = (gpu.upload(&seeds), gpu.zeroed::<u32>(3 * n));
+    gpu.run(
+        f,
+        &dims1(blocks_for(n, 64), 64),
+        &[dseeds.into(), dout.into(), (n as i32).into()],
+    );
+    let got: Vec<u32> = gpu.download(dout, 3 * n);
+    for i in 0..n {
+        assert_eq!(got[3 * i..3 * i + 3], local_sort(seeds[i], i), "thread {i}");
+    }
 }
