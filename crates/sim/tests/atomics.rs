@@ -109,9 +109,9 @@ fn other_atomic_operations_are_exact() {
     // initial -1 and every thread id that swapped there (no update lost or duplicated).
     let owners: Vec<i32> = gpu.download(owner, 16);
     let prevs: Vec<i32> = gpu.download(prev, n);
-    for k in 0..16 {
+    for (k, &last) in owners.iter().enumerate() {
         let mut seen: Vec<i32> = (k..n).step_by(16).map(|i| prevs[i]).collect();
-        seen.push(owners[k]);
+        seen.push(last);
         seen.sort_unstable();
         let mut expect: Vec<i32> = (k..n).step_by(16).map(|i| i as i32).collect();
         expect.insert(0, -1);
