@@ -32,7 +32,8 @@ mod parser;
 mod types;
 
 pub use exec::{
-    LOCAL_WINDOW, MAX_CALL_DEPTH, MAX_SHARED, PARAM_WINDOW, SHARED_WINDOW, WINDOW_SIZE,
+    FUNC_STRIDE, FUNC_WINDOW, LOCAL_WINDOW, MAX_CALL_DEPTH, MAX_SHARED, PARAM_WINDOW,
+    SHARED_WINDOW, WINDOW_SIZE,
 };
 
 use thiserror::Error;
@@ -69,8 +70,10 @@ pub struct VariableInfo {
 /// One address in a variable's initial value.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Reloc {
-    /// Byte offset in the variable (the slot is as wide as the variable's element type).
+    /// Byte offset in the variable.
     pub offset: u64,
+    /// Bytes the address takes there (4 or 8, the variable's element size).
+    pub width: u32,
     /// The variable (or function) whose address goes there.
     pub symbol: String,
     /// Added to the address.

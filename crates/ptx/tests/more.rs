@@ -204,3 +204,17 @@ fn float4_loads_saturate_and_u64_atomics() {
         (0..n as u64).sum::<u64>()
     );
 }
+
+#[test]
+fn function_pointers_and_virtual_calls() {
+    let mut d = Dev::new(include_str!("data/fptr_sm75.ptx"));
+    let po = d.mem.alloc(&[0; 64 * 4]);
+    d.launch("fptr", [1, 1, 1], [64, 1, 1], 0, Params::default().u64(po))
+        .unwrap();
+    let out = d.mem.i32s(po, 64);
+    for t in 0..64i32 {
+        let f = if t & 1 == 0 { t + 3 } else { t * 3 };
+        let area = if t & 2 != 0 { t * t } else { t * 2 };
+        assert_eq!(out[t as usize], f + area, "t={t}");
+    }
+}

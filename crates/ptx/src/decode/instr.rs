@@ -139,7 +139,13 @@ impl FuncCtx<'_> {
                         if self.g.funcs.contains_key(n.as_str())
                             && self.reg_lookup(n).is_none() =>
                     {
-                        return Ok(None);
+                        let idx = self.g.funcs.get(n.as_str()).copied().unwrap_or(0);
+                        inst.op = Op::MovAddr;
+                        inst.d = self.dst(d, line)?;
+                        inst.addr = Addr {
+                            base: Base::Abs,
+                            off: func_addr(idx) as i64,
+                        };
                     }
                     (_, Operand::Name(n)) if n == "%globaltimer" => {
                         inst.op = Op::GlobalTimer;
@@ -459,4 +465,9 @@ impl FuncCtx<'_> {
         }
         Ok(Some(inst))
     }
+}
+
+/// Address of function `idx` (see [`crate::FUNC_WINDOW`]).
+pub(crate) fn func_addr(idx: u32) -> u64 {
+    crate::FUNC_WINDOW + u64::from(idx) * crate::FUNC_STRIDE
 }

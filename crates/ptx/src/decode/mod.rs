@@ -53,6 +53,9 @@ pub(crate) struct Func {
     pub defined: bool,
 }
 
+/// `CallInfo::callee` of a call through a register.
+pub(crate) const INDIRECT: u32 = u32::MAX;
+
 /// A `call` site: callee and the caller-frame slots of its arguments and results.
 #[derive(Debug)]
 pub(crate) struct CallInfo {
@@ -194,6 +197,24 @@ pub(crate) fn decode(
         if f.body.is_some() || !g.funcs.contains_key(&f.name) {
             g.funcs.insert(f.name.clone(), i);
         }
+    }
+    // Function addresses are fixed (the function window): fill them in now.
+    for v in &mut variables {
+        let mut keep = Vec::new();
+        for r in std::mem::take(&mut v.relocs) {
+            let Some(&idx) = g.funcs.get(&r.symbol) else {
+                keep.push(r);
+                continue;
+            };
+            let val = instr::func_addr(idx)
+                .wrapping_add(r.addend as u64)
+                .to_le_bytes();
+            let (o, w) = (r.offset as usize, r.width as usize);
+            if let (Some(slot), Some(src)) = (v.init.get_mut(o..o + w), val.get(..w)) {
+                slot.copy_from_slice(src);
+            }
+        }
+        v.relocs = keep;
     }
     for f in &ast.funcs {
         let func = FuncCtx::new(&g, f, &mut prog)?.run(f)?;

@@ -74,7 +74,14 @@ impl FuncCtx<'_> {
             _ => Vec::new(),
         };
         let mut inst = Inst::new(Op::Call, Ty::B32, line);
-        let Some(&callee) = self.g.funcs.get(&target) else {
+        let through_reg = self.reg_lookup(&target);
+        if let Some(r) = through_reg {
+            inst.a = r;
+        }
+        let Some(callee) = through_reg
+            .map(|_| super::INDIRECT)
+            .or_else(|| self.g.funcs.get(&target).copied())
+        else {
             inst.op = Op::Unsupported;
             inst.aux =
                 self.unsupported_name(format!("call {target} (not a function of this module)"));

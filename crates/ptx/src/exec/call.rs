@@ -4,8 +4,9 @@
 #![allow(clippy::cast_possible_truncation)]
 
 use super::printf::{Args, format};
-use super::{Env, Frame, MAX_CALL_DEPTH, Warp, init_frame, lanes};
+use super::{Env, FUNC_STRIDE, FUNC_WINDOW, Frame, MAX_CALL_DEPTH, Warp, init_frame, lanes};
 use crate::LaunchError;
+use crate::decode::INDIRECT;
 use crate::ops::Inst;
 use crate::types::Space;
 
@@ -46,7 +47,33 @@ pub(crate) fn push_frame(
     let cf = &prog.funcs[caller.func as usize];
     let inst = cf.insts[pc as usize];
     let info = &prog.calls[inst.aux as usize];
-    let callee = &prog.funcs[info.callee as usize];
+    let (callee_idx, exec, again) = if info.callee == INDIRECT {
+        // Lanes may call different functions: the lanes calling the first lane's target go
+        // now, the others run the call again afterwards.
+        let r = caller.reg_base + inst.a as usize * 32;
+        let first = warp.regs[r + exec.trailing_zeros() as usize];
+        let mut same = 0u32;
+        lanes(exec, |l| same |= u32::from(warp.regs[r + l] == first) << l);
+        let idx = first.wrapping_sub(FUNC_WINDOW) / FUNC_STRIDE;
+        let ok = first.wrapping_sub(FUNC_WINDOW) % FUNC_STRIDE == 0
+            && prog
+                .funcs
+                .get(idx as usize)
+                .is_some_and(|f| f.defined && !f.is_entry);
+        if !ok {
+            return Err(LaunchError::IllegalAddress {
+                fault: crate::Fault {
+                    addr: first,
+                    len: 0,
+                },
+                line: inst.line,
+            });
+        }
+        (idx as u32, same, exec & !same)
+    } else {
+        (info.callee, exec, 0)
+    };
+    let callee = &prog.funcs[callee_idx as usize];
     if !callee.defined {
         return Err(LaunchError::Unsupported {
             instr: format!(
@@ -89,15 +116,18 @@ pub(crate) fn push_frame(
     let Some(caller) = warp.frames.last_mut() else {
         return Ok(());
     };
-    let rest = caller.mask & !exec;
+    let rest = caller.mask & !exec & !again;
+    caller.mask = exec;
     if rest != 0 {
-        caller.mask = exec;
         caller.pcs_park(rest, pc + 1);
+    }
+    if again != 0 {
+        caller.pcs_park(again, pc);
     }
     let reg_base = caller.reg_base + cf.nregs as usize * 32;
     warp.regs.resize(reg_base + callee.nregs as usize * 32, 0);
     init_frame(env, callee, &mut warp.regs[reg_base..], warp.id);
-    let mut f = Frame::new(info.callee, reg_base, new_base, exec);
+    let mut f = Frame::new(callee_idx, reg_base, new_base, exec);
     f.call_inst = pc;
     warp.frames.push(f);
     Ok(())
@@ -147,7 +177,9 @@ pub(crate) fn pop_frame(env: &mut Env<'_>, warp: &mut Warp) -> Result<(), Launch
     warp.regs.truncate(done.reg_base);
     caller.pc = done.call_inst;
     caller.mask = back;
-    if back == 0 {
+    if back == 0 || (caller.waiting != 0 && caller.next_wait <= caller.pc) {
+        // Lanes still wait at the call itself (an indirect call to other targets).
+        caller.pc += 1;
         caller.reschedule();
     } else {
         caller.advance();

@@ -51,6 +51,11 @@ pub const SHARED_WINDOW: u64 = 0xffff_f000_0000_0000;
 pub const LOCAL_WINDOW: u64 = 0xffff_e000_0000_0000;
 /// Generic-address window of the kernel's parameter buffer.
 pub const PARAM_WINDOW: u64 = 0xffff_d000_0000_0000;
+/// Addresses of device functions (function pointers, vtables): function `i` of the module
+/// is at `FUNC_WINDOW + i * FUNC_STRIDE`.
+pub const FUNC_WINDOW: u64 = 0xffff_c000_0000_0000;
+/// Distance between two function addresses.
+pub const FUNC_STRIDE: u64 = 16;
 /// Size of each window.
 pub const WINDOW_SIZE: u64 = 1 << 40;
 /// Deepest `.func` call nesting (recursion included) before the launch fails.
@@ -189,8 +194,11 @@ pub(crate) fn launch(
             continue;
         }
         for i in prog.funcs[f].insts.iter().filter(|i| i.op == Op::Call) {
-            if let Some(c) = prog.calls.get(i.aux as usize) {
-                todo.push(c.callee as usize);
+            match prog.calls.get(i.aux as usize) {
+                // A call through a pointer may reach any function.
+                Some(c) if c.callee == crate::decode::INDIRECT => todo.extend(0..prog.funcs.len()),
+                Some(c) => todo.push(c.callee as usize),
+                None => {}
             }
         }
     }
@@ -276,8 +284,11 @@ fn stack_need(prog: &Program, kidx: usize) -> u64 {
         }
         let mut deepest = 0u64;
         for i in prog.funcs[f].insts.iter().filter(|i| i.op == Op::Call) {
-            if let Some(c) = prog.calls.get(i.aux as usize) {
-                deepest = deepest.max(walk(prog, c.callee as usize, on_path, memo)?);
+            match prog.calls.get(i.aux as usize) {
+                // Through a pointer: unknown depth, size as for recursion.
+                Some(c) if c.callee == crate::decode::INDIRECT => return None,
+                Some(c) => deepest = deepest.max(walk(prog, c.callee as usize, on_path, memo)?),
+                None => {}
             }
         }
         on_path[f] = false;

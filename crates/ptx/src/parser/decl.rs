@@ -145,6 +145,7 @@ impl Parser {
                 }
                 v.relocs.push(crate::Reloc {
                     offset: v.init.len() as u64,
+                    width: size as u32,
                     symbol: name,
                     addend,
                 });
