@@ -10,10 +10,9 @@
 //! One worker runs the work, one operation at a time: of the operations whose dependencies are
 //! met, the one on the highest-priority stream, oldest first. Kernels hold the device memory for
 //! their whole run, so a second worker would gain nothing; CUDA never promises that streams run
-//! concurrently. The price: a host call that needs the memory (an allocation, the range check of
-//! an asynchronous copy) waits while a kernel runs, which CUDA allows (copies from pageable
-//! memory may be synchronous). Host threads wait on a condition variable for the counters they
-//! need.
+//! concurrently. Allocations and the range checks of asynchronous copies use the memory's layout,
+//! not its contents, so they do not wait for a running kernel (see [`crate::memory`]). Host
+//! threads wait on a condition variable for the counters they need.
 //!
 //! Errors of asynchronous work are kept: a sticky one (a kernel fault) poisons the device — later
 //! work is skipped and every call reports it — and a non-sticky one is reported once by the next
@@ -27,7 +26,7 @@ use std::time::Instant;
 use crac_gpu::{GpuError, Result, Stream, StreamFlags};
 use crac_ptx::DeviceMemory;
 
-use crate::memory::DeviceMem;
+use crate::memory::{DeviceMem, Memory};
 
 /// Internal key of a stream; the legacy default stream is [`LEGACY`].
 pub(crate) type Key = u64;
@@ -107,7 +106,7 @@ pub(crate) struct Engine {
     work_ready: Condvar,
     /// Signalled when work completes (host threads wait on it).
     work_done: Condvar,
-    mem: Arc<Mutex<DeviceMem>>,
+    mem: Arc<Memory>,
 }
 
 /// Locks a mutex, ignoring poisoning: every critical section leaves its data consistent, and a
@@ -288,7 +287,7 @@ impl State {
 
 impl Engine {
     /// An engine over `mem`, with the legacy stream; start [`Engine::run`] on a thread.
-    pub(crate) fn new(mem: Arc<Mutex<DeviceMem>>) -> Engine {
+    pub(crate) fn new(mem: Arc<Memory>) -> Engine {
         let mut state = State {
             streams: HashMap::new(),
             events: HashMap::new(),
@@ -417,7 +416,7 @@ impl Engine {
     fn execute(&self, work: Work) -> (Result<()>, Option<(u64, u64)>) {
         let fault = |f: crac_ptx::Fault| GpuError::IllegalAddress(format!("copy touched {f}"));
         let result = match work {
-            Work::Write { dst, data } => lock(&self.mem).write(dst, &data).map_err(fault),
+            Work::Write { dst, data } => self.mem.contents().write(dst, &data).map_err(fault),
             Work::Host { ready, done } => {
                 // The host may have given up (engine shut down): then there is nothing to wait for.
                 if ready.send(()).is_ok() {
@@ -425,12 +424,16 @@ impl Engine {
                 }
                 Ok(())
             }
-            Work::Copy { dst, src, len } => {
-                lock(&self.mem).copy_within(dst, src, len).map_err(fault)
+            Work::Copy { dst, src, len } => self
+                .mem
+                .contents()
+                .copy_within(dst, src, len)
+                .map_err(fault),
+            Work::Fill { dst, value, len } => {
+                self.mem.contents().fill(dst, value, len).map_err(fault)
             }
-            Work::Fill { dst, value, len } => lock(&self.mem).fill(dst, value, len).map_err(fault),
             Work::Kernel(job) => {
-                let mut mem = lock(&self.mem);
+                let mut mem = self.mem.contents();
                 let mem = &mut *mem;
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || job(mem)))
                     .unwrap_or_else(|panic| {
@@ -457,7 +460,7 @@ mod tests {
     use crac_gpu::Window;
 
     fn state() -> State {
-        let mem = Arc::new(Mutex::new(DeviceMem::new(Window::DEFAULT, 1 << 20)));
+        let mem = Arc::new(Memory::new(Window::DEFAULT, 1 << 20));
         Engine::new(mem)
             .state
             .into_inner()

@@ -4,8 +4,16 @@
 //! A block is an app allocation (`cudaMalloc`) or a module variable. Blocks sit in a vector
 //! sorted by address; the interpreter's accesses hit the same block again and again, so the
 //! index of the last block hit is cached and checked first.
+//!
+//! A running kernel holds the contents for its whole run. So that allocations, frees and the
+//! range checks of asynchronous copies need not wait for it, [`Memory`] keeps the placement in a
+//! second, unbacked [`DeviceMem`] (the *layout*) and queues the changes; they reach the contents
+//! the next time anyone takes them, before any work that could use the new blocks.
 
 use std::cell::Cell;
+use std::sync::{Mutex, MutexGuard};
+
+use crate::engine::lock;
 
 use crac_gpu::{ALLOC_ALIGN, Allocation, DevicePtr, GpuError, ModuleId, Window};
 use crac_ptx::{DeviceMemory, Fault};
@@ -48,6 +56,9 @@ pub struct DeviceMem {
     used: u64,
     blocks: Vec<Block>,
     last_hit: Cell<usize>,
+    /// Whether blocks hold their bytes (false for a layout: placement only, every access
+    /// faults).
+    backed: bool,
 }
 
 fn round_up(size: u64) -> Option<u64> {
@@ -71,6 +82,15 @@ impl DeviceMem {
             used: 0,
             blocks: Vec::new(),
             last_hit: Cell::new(0),
+            backed: true,
+        }
+    }
+
+    /// A layout: placement bookkeeping only, no bytes.
+    pub fn layout(window: Window, capacity: u64) -> DeviceMem {
+        DeviceMem {
+            backed: false,
+            ..DeviceMem::new(window, capacity)
         }
     }
 
@@ -169,7 +189,11 @@ impl DeviceMem {
         // `vec![0; n]` asks the allocator for zeroed memory, which large sizes get as fresh,
         // untouched pages: a big allocation costs host memory only where it is written. Its size
         // is already bounded by the device's capacity.
-        let data = vec![0; len];
+        let data = if self.backed {
+            vec![0; len]
+        } else {
+            Vec::new()
+        };
         self.blocks.insert(
             index,
             Block {
@@ -273,7 +297,10 @@ impl DeviceMem {
     }
 
     fn locate(&self, addr: u64, len: u64) -> Result<(usize, usize), Fault> {
-        let i = self.find(addr, len).ok_or(Fault { addr, len })?;
+        let i = self
+            .find(addr, len)
+            .filter(|_| self.backed)
+            .ok_or(Fault { addr, len })?;
         let off = usize::try_from(addr - self.blocks[i].start).map_err(|_| Fault { addr, len })?;
         Ok((i, off))
     }
@@ -291,6 +318,130 @@ impl DeviceMemory for DeviceMem {
         self.blocks[i].data[off..off + data.len()].copy_from_slice(data);
         Ok(())
     }
+}
+
+/// A change of placement on its way from the layout to the contents.
+enum Change {
+    Add {
+        ptr: DevicePtr,
+        size: u64,
+        kind: BlockKind,
+        init: Vec<u8>,
+    },
+    Remove(DevicePtr, BlockKind),
+    RemoveAll(BlockKind),
+}
+
+/// The device's memory as the rest of the device uses it: layout, contents and the changes
+/// between them. Lock order: layout, then pending; contents, then pending.
+pub(crate) struct Memory {
+    layout: Mutex<DeviceMem>,
+    contents: Mutex<DeviceMem>,
+    pending: Mutex<Vec<Change>>,
+}
+
+impl Memory {
+    /// Empty memory placing blocks in `window`, holding at most `capacity` bytes.
+    pub(crate) fn new(window: Window, capacity: u64) -> Memory {
+        Memory {
+            layout: Mutex::new(DeviceMem::layout(window, capacity)),
+            // The layout enforces the capacity; the contents only mirror it.
+            contents: Mutex::new(DeviceMem::new(window, u64::MAX)),
+            pending: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The placement (never held by a kernel).
+    pub(crate) fn layout(&self) -> MutexGuard<'_, DeviceMem> {
+        lock(&self.layout)
+    }
+
+    /// The bytes, with every queued placement change applied.
+    pub(crate) fn contents(&self) -> MutexGuard<'_, DeviceMem> {
+        let mut contents = lock(&self.contents);
+        for change in lock(&self.pending).drain(..) {
+            // The layout accepted each change, and the contents mirror the layout, so none
+            // can fail.
+            let applied = match change {
+                Change::Add {
+                    ptr,
+                    size,
+                    kind,
+                    init,
+                } => contents
+                    .alloc_at(ptr, size, kind)
+                    .and_then(|()| contents.write(ptr.0, &init).map_err(fault_error)),
+                Change::Remove(ptr, kind) => contents.free(ptr, kind),
+                Change::RemoveAll(kind) => {
+                    contents.free_all(kind);
+                    Ok(())
+                }
+            };
+            debug_assert!(
+                applied.is_ok(),
+                "contents diverged from layout: {applied:?}"
+            );
+        }
+        contents
+    }
+
+    /// Places a block of `size` bytes holding `init` (then zeros), anywhere aligned to `align`.
+    pub(crate) fn alloc(
+        &self,
+        size: u64,
+        align: u64,
+        kind: BlockKind,
+        init: &[u8],
+    ) -> Result<DevicePtr, GpuError> {
+        let mut layout = self.layout();
+        let ptr = layout.alloc(size, align, kind)?;
+        self.queue_add(ptr, size, kind, init);
+        Ok(ptr)
+    }
+
+    /// Places a block of `size` bytes holding `init` (then zeros) exactly at `ptr`.
+    pub(crate) fn alloc_at(
+        &self,
+        ptr: DevicePtr,
+        size: u64,
+        kind: BlockKind,
+        init: &[u8],
+    ) -> Result<(), GpuError> {
+        let mut layout = self.layout();
+        layout.alloc_at(ptr, size, kind)?;
+        self.queue_add(ptr, size, kind, init);
+        Ok(())
+    }
+
+    /// Queues the contents of a block already placed in the layout.
+    pub(crate) fn queue_add(&self, ptr: DevicePtr, size: u64, kind: BlockKind, init: &[u8]) {
+        let init = init[..init.len().min(usize::try_from(size).unwrap_or(usize::MAX))].to_vec();
+        lock(&self.pending).push(Change::Add {
+            ptr,
+            size,
+            kind,
+            init,
+        });
+    }
+
+    /// Frees the block of `kind` starting at `ptr`.
+    pub(crate) fn free(&self, ptr: DevicePtr, kind: BlockKind) -> Result<(), GpuError> {
+        let mut layout = self.layout();
+        layout.free(ptr, kind)?;
+        lock(&self.pending).push(Change::Remove(ptr, kind));
+        Ok(())
+    }
+
+    /// Frees every block of `kind`.
+    pub(crate) fn free_all(&self, kind: BlockKind) {
+        let mut layout = self.layout();
+        layout.free_all(kind);
+        lock(&self.pending).push(Change::RemoveAll(kind));
+    }
+}
+
+fn fault_error(f: Fault) -> GpuError {
+    GpuError::InvalidValue(format!("{f} is not inside one allocation"))
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use crac_ptx::{DeviceMemory, LaunchDims, LaunchError, VarSpace};
 
 use crate::engine::{KernelJob, lock};
 use crate::fatbin::{self, FatbinError};
-use crate::memory::{BlockKind, DeviceMem};
+use crate::memory::{BlockKind, DeviceMem, Memory};
 
 /// Where `printf` output of kernels goes.
 pub(crate) type Printf = Arc<Mutex<Box<dyn Write + Send>>>;
@@ -112,7 +112,7 @@ impl Modules {
         &mut self,
         image: &[u8],
         props: &DeviceProps,
-        mem: &Mutex<DeviceMem>,
+        mem: &Memory,
         placements: &[VariablePlacement],
     ) -> Result<ModuleId> {
         let entries = fatbin::parse(image).map_err(image_error)?;
@@ -121,18 +121,22 @@ impl Modules {
         let ptx =
             crac_ptx::Module::parse(&text).map_err(|e| GpuError::InvalidPtx(e.to_string()))?;
         let id = ModuleId(self.next_module + 1);
+        let kind = BlockKind::Variable(id);
         let vars = {
-            let mut mem = lock(mem);
+            let mut layout = mem.layout();
             let modules = &self.modules;
             let elsewhere = |name: &str| {
                 modules
                     .values()
                     .find_map(|m| m.vars.iter().find(|v| v.name == name).map(|v| v.ptr))
             };
-            place_variables(&ptx, id, &mut mem, placements, &elsewhere).inspect_err(|_| {
-                mem.free_all(BlockKind::Variable(id));
+            place_variables(&ptx, id, &mut layout, placements, &elsewhere).inspect_err(|_| {
+                layout.free_all(kind);
             })?
         };
+        for v in &vars {
+            mem.queue_add(DevicePtr(v.ptr), v.size, kind, &v.init);
+        }
         self.next_module += 1;
         let (major, minor) = entry.ptx_version;
         let has_extern = ptx.variables().iter().any(|v| v.is_extern);
@@ -147,13 +151,13 @@ impl Modules {
     }
 
     /// Unloads a module and frees its variables (the caller has waited for its work).
-    pub(crate) fn unload(&mut self, id: ModuleId, mem: &Mutex<DeviceMem>) -> Result<()> {
+    pub(crate) fn unload(&mut self, id: ModuleId, mem: &Memory) -> Result<()> {
         self.modules.remove(&id).ok_or_else(|| {
             GpuError::InvalidResourceHandle(format!("module {} is not loaded", id.0))
         })?;
         self.functions.retain(|_, f| f.module != id);
         self.by_name.retain(|(m, _), _| *m != id);
-        lock(mem).free_all(BlockKind::Variable(id));
+        mem.free_all(BlockKind::Variable(id));
         Ok(())
     }
 
@@ -416,7 +420,7 @@ fn check_shape(cfg: &LaunchConfig, props: &DeviceProps, max_threads: Option<u32>
 fn place_variables(
     ptx: &crac_ptx::Module,
     id: ModuleId,
-    mem: &mut DeviceMem,
+    layout: &mut DeviceMem,
     placements: &[VariablePlacement],
     elsewhere: &dyn Fn(&str) -> Option<u64>,
 ) -> Result<Vec<Var>> {
@@ -426,10 +430,10 @@ fn place_variables(
         let kind = BlockKind::Variable(id);
         let ptr = match placements.iter().find(|p| p.name == v.name) {
             Some(p) => {
-                mem.alloc_at(p.ptr, v.size, kind)?;
+                layout.alloc_at(p.ptr, v.size, kind)?;
                 p.ptr
             }
-            None => mem.alloc(v.size, v.align.max(1), kind)?,
+            None => layout.alloc(v.size, v.align.max(1), kind)?,
         };
         let len = v
             .init
@@ -477,9 +481,6 @@ fn place_variables(
         patched.push(init);
     }
     for (v, init) in vars.iter_mut().zip(patched) {
-        mem.write(v.ptr, &init).map_err(|f| {
-            GpuError::InvalidPtx(format!("initialiser of {} does not fit it: {f}", v.name))
-        })?;
         v.init = init;
     }
     Ok(vars)

@@ -12,7 +12,7 @@ use crac_gpu::{
 use crac_ptx::DeviceMemory;
 
 use crate::engine::{Engine, Work, lock};
-use crate::memory::{BlockKind, DeviceMem};
+use crate::memory::{BlockKind, Memory};
 use crate::module::{Modules, SimStats, Sinks};
 
 /// How to build a [`Sim`].
@@ -68,7 +68,7 @@ impl Write for CapturedOutput {
 pub struct Sim {
     props: DeviceProps,
     window: Window,
-    mem: Arc<Mutex<DeviceMem>>,
+    mem: Arc<Memory>,
     engine: Arc<Engine>,
     modules: Mutex<Modules>,
     sinks: Sinks,
@@ -84,10 +84,7 @@ impl Sim {
     /// A sim device built from `options`. If its worker thread cannot start, every call fails
     /// with [`GpuError::InitializationError`].
     pub fn with_options(options: SimOptions) -> Sim {
-        let mem = Arc::new(Mutex::new(DeviceMem::new(
-            options.window,
-            options.props.total_global_mem,
-        )));
+        let mem = Arc::new(Memory::new(options.window, options.props.total_global_mem));
         let engine = Arc::new(Engine::new(mem.clone()));
         let runner = engine.clone();
         let worker = std::thread::Builder::new()
@@ -153,7 +150,7 @@ impl Sim {
 
     /// Checks that `[ptr, ptr + len)` is inside one block of device memory.
     fn check_range(&self, ptr: DevicePtr, len: u64) -> Result<()> {
-        lock(&self.mem).check(ptr.0, len)
+        self.mem.layout().check(ptr.0, len)
     }
 }
 
@@ -185,7 +182,7 @@ impl DeviceBackend for Sim {
 
     fn mem_get_info(&self) -> Result<(u64, u64)> {
         self.alive()?;
-        Ok((lock(&self.mem).free_bytes(), self.props.total_global_mem))
+        Ok((self.mem.layout().free_bytes(), self.props.total_global_mem))
     }
 
     fn device_synchronize(&self) -> Result<()> {
@@ -196,13 +193,12 @@ impl DeviceBackend for Sim {
         drop(self.engine.wait_idle());
         self.engine.reset();
         let modules = lock(&self.modules);
-        let mut mem = lock(&self.mem);
-        mem.free_all(BlockKind::Alloc);
-        modules.reinitialise(&mut mem)
+        self.mem.free_all(BlockKind::Alloc);
+        modules.reinitialise(&mut self.mem.contents())
     }
 
     fn find_allocation(&self, ptr: DevicePtr) -> Result<Option<Allocation>> {
-        Ok(lock(&self.mem).block_at(ptr.0))
+        Ok(self.mem.layout().block_at(ptr.0))
     }
 
     fn malloc(&self, size: u64) -> Result<DevicePtr> {
@@ -210,12 +206,12 @@ impl DeviceBackend for Sim {
         if size == 0 {
             return Ok(DevicePtr(0));
         }
-        lock(&self.mem).alloc(size, 1, BlockKind::Alloc)
+        self.mem.alloc(size, 1, BlockKind::Alloc, &[])
     }
 
     fn malloc_at(&self, ptr: DevicePtr, size: u64) -> Result<()> {
         self.alive()?;
-        lock(&self.mem).alloc_at(ptr, size, BlockKind::Alloc)
+        self.mem.alloc_at(ptr, size, BlockKind::Alloc, &[])
     }
 
     fn free(&self, ptr: DevicePtr) -> Result<()> {
@@ -224,7 +220,7 @@ impl DeviceBackend for Sim {
             return Ok(());
         }
         self.engine.wait_idle().check_sticky()?;
-        lock(&self.mem).free(ptr, BlockKind::Alloc)
+        self.mem.free(ptr, BlockKind::Alloc)
     }
 
     fn memcpy_htod(&self, dst: DevicePtr, src: &[u8], stream: Stream) -> Result<()> {
@@ -246,8 +242,9 @@ impl DeviceBackend for Sim {
             return Ok(());
         }
         self.check_range(src, dst.len() as u64)?;
-        self.engine
-            .at_point(stream, || lock(&self.mem).read(src.0, dst).map_err(fault))
+        self.engine.at_point(stream, || {
+            self.mem.contents().read(src.0, dst).map_err(fault)
+        })
     }
 
     fn memcpy_htod_sync(&self, dst: DevicePtr, src: &[u8], stream: Stream) -> Result<()> {
@@ -256,8 +253,9 @@ impl DeviceBackend for Sim {
             return Ok(());
         }
         self.check_range(dst, src.len() as u64)?;
-        self.engine
-            .at_point(stream, || lock(&self.mem).write(dst.0, src).map_err(fault))
+        self.engine.at_point(stream, || {
+            self.mem.contents().write(dst.0, src).map_err(fault)
+        })
     }
 
     fn memcpy_dtod(&self, dst: DevicePtr, src: DevicePtr, len: u64, stream: Stream) -> Result<()> {
@@ -392,7 +390,7 @@ impl DeviceBackend for Sim {
     }
 
     fn allocations(&self) -> Result<Vec<Allocation>> {
-        Ok(lock(&self.mem).allocations())
+        Ok(self.mem.layout().allocations())
     }
 
     fn module_variables(&self) -> Result<Vec<VariableRecord>> {
@@ -400,11 +398,11 @@ impl DeviceBackend for Sim {
     }
 
     fn read_device(&self, src: DevicePtr, dst: &mut [u8]) -> Result<()> {
-        lock(&self.mem).read(src.0, dst).map_err(fault)
+        self.mem.contents().read(src.0, dst).map_err(fault)
     }
 
     fn write_device(&self, dst: DevicePtr, src: &[u8]) -> Result<()> {
-        lock(&self.mem).write(dst.0, src).map_err(fault)
+        self.mem.contents().write(dst.0, src).map_err(fault)
     }
 }
 

@@ -252,22 +252,21 @@ mod tests {
 
     use super::*;
     use crate::engine::lock;
-    use crate::memory::{BlockKind, DeviceMem};
+    use crate::memory::{BlockKind, DeviceMem, Memory};
 
     /// An engine with its worker and one 256-byte allocation at `base`.
     struct Harness {
         engine: Arc<Engine>,
         worker: Option<JoinHandle<()>>,
-        mem: Arc<Mutex<DeviceMem>>,
+        mem: Arc<Memory>,
         base: u64,
         log: Arc<Mutex<Vec<&'static str>>>,
     }
 
     impl Harness {
         fn new() -> Harness {
-            let mut mem = DeviceMem::new(Window::DEFAULT, 1 << 20);
-            let base = mem.alloc(ALLOC_ALIGN, 1, BlockKind::Alloc).unwrap().0;
-            let mem = Arc::new(Mutex::new(mem));
+            let mem = Arc::new(Memory::new(Window::DEFAULT, 1 << 20));
+            let base = mem.alloc(ALLOC_ALIGN, 1, BlockKind::Alloc, &[]).unwrap().0;
             let engine = Arc::new(Engine::new(mem.clone()));
             let runner = engine.clone();
             let worker = Some(std::thread::spawn(move || runner.run()));
@@ -313,7 +312,7 @@ mod tests {
             let mut b = [0];
             self.engine
                 .at_point(stream, || {
-                    lock(&mem)
+                    mem.contents()
                         .read(self.base, &mut b)
                         .map_err(|e| GpuError::Unknown(e.to_string()))
                 })
@@ -594,5 +593,49 @@ mod tests {
             "a destroyed stream's work still runs"
         );
         assert!(h.engine.stream_query(Stream::PER_THREAD).unwrap());
+    }
+
+    #[test]
+    fn allocating_does_not_wait_for_a_running_kernel() {
+        let h = Harness::new();
+        let s = h
+            .engine
+            .stream_create(StreamFlags::NON_BLOCKING, 0, (0, -5))
+            .unwrap();
+        let gate = h.gate(s);
+        // Give the worker time to enter the gate, which holds the contents.
+        std::thread::sleep(Duration::from_millis(20));
+        let started = std::time::Instant::now();
+        let p = h.mem.alloc(100, 1, BlockKind::Alloc, &[7; 100]).unwrap();
+        h.mem.layout().check(p.0, 100).unwrap();
+        h.engine
+            .submit(
+                s,
+                Work::Fill {
+                    dst: p.0 + 99,
+                    value: 8,
+                    len: 1,
+                },
+                Vec::new(),
+            )
+            .unwrap();
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "allocation waited for the kernel"
+        );
+        drop(gate);
+        let mut got = [0; 100];
+        let mem = h.mem.clone();
+        h.engine
+            .at_point(s, || {
+                mem.contents()
+                    .read(p.0, &mut got)
+                    .map_err(|e| GpuError::Unknown(e.to_string()))
+            })
+            .unwrap();
+        assert_eq!(got[..99], [7; 99]);
+        assert_eq!(got[99], 8);
+        h.mem.free(p, BlockKind::Alloc).unwrap();
+        assert!(h.mem.contents().read(p.0, &mut got).is_err());
     }
 }
