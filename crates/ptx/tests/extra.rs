@@ -196,6 +196,7 @@ fn address_initializers_are_relocated() {
         p.relocs,
         vec![crac_ptx::Reloc {
             offset: 0,
+            width: 8,
             symbol: "target_var".into(),
             addend: 4
         }]
