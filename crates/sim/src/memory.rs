@@ -643,5 +643,46 @@ mod tests {
                 }
             }
         }
+
+        #[test]
+        fn layout_and_contents_stay_mirrored(
+            steps in proptest::collection::vec(step(), 1..60),
+            peek_every in 1usize..6,
+        ) {
+            let m = Memory::new(W, 64 << 10);
+            let mut live: Vec<(DevicePtr, u64, u8)> = Vec::new();
+            for (i, st) in steps.into_iter().enumerate() {
+                let tag = (i % 250) as u8 + 1;
+                let init = |size: u64| vec![tag; size as usize];
+                match st {
+                    Step::Alloc(size, align) => {
+                        if let Ok(p) = m.alloc(size, align, BlockKind::Alloc, &init(size)) {
+                            live.push((p, size, tag));
+                        }
+                    }
+                    Step::AllocAt(slot, size) => {
+                        let p = DevicePtr(W.base + slot * 256);
+                        if m.alloc_at(p, size, BlockKind::Alloc, &init(size)).is_ok() {
+                            live.push((p, size, tag));
+                        }
+                    }
+                    Step::Free(k) if !live.is_empty() => {
+                        let (p, _, _) = live.swap_remove(k % live.len());
+                        m.free(p, BlockKind::Alloc).unwrap();
+                    }
+                    Step::Free(_) => {}
+                }
+                // Changes may pile up between looks at the contents, as while a kernel runs.
+                if i % peek_every == 0 {
+                    let contents = m.contents();
+                    proptest::prop_assert_eq!(contents.allocations(), m.layout().allocations());
+                    for &(p, size, tag) in &live {
+                        let mut buf = vec![0; size as usize];
+                        contents.read(p.0, &mut buf).unwrap();
+                        proptest::prop_assert!(buf.iter().all(|&b| b == tag));
+                    }
+                }
+            }
+        }
     }
 }
