@@ -29,10 +29,6 @@ ln -s "$crac" "$work/crac_launch"
 launch="$work/crac_launch"
 cc -O2 -o "$work/cpu" bench/programs/cpu.c
 
-now_ns() { date +%s%N; }
-
-# mean_ms NS RUNS -> milliseconds with 3 decimals
-mean_ms() { awk -v ns="$1" -v n="$2" 'BEGIN { printf "%.3f", ns / n / 1e6 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b / a }'; }
 
 # Sanity: crac must run the program correctly before it is timed.
@@ -41,17 +37,8 @@ if ! out="$("$launch" -- /bin/echo crac-bench-ok 2>&1)" || [ "$out" != "crac-ben
     exit 1
 fi
 
-# --- 1. start-up cost -------------------------------------------------------------------------
-for _ in 1 2 3 4 5; do /bin/true; "$launch" -- /bin/true; done   # warm the page cache
-t0=$(now_ns); for ((i = 0; i < N; i++)); do /bin/true; done; t1=$(now_ns)
-for ((i = 0; i < N; i++)); do "$launch" -- /bin/true; done; t2=$(now_ns)
-native_ms=$(mean_ms $((t1 - t0)) "$N")
-crac_ms=$(mean_ms $((t2 - t1)) "$N")
-echo "startup /bin/true (mean of $N):  native ${native_ms} ms   crac ${crac_ms} ms   ratio $(ratio "$native_ms" "$crac_ms")   overhead $(awk -v a="$native_ms" -v b="$crac_ms" 'BEGIN { printf "%.3f", b - a }') ms"
-
-# --- 2. CPU-bound run time --------------------------------------------------------------------
-# Wall time is what a user waits; CPU time (user + system, from bash's `time`) is what the
-# program consumed, and is the steadier number on a shared machine.
+# Wall time is what a user waits; CPU time (user + system, from bash's `time`, children
+# included) is what was consumed, and is the steadier number on a shared machine.
 TIMEFORMAT='%3R %3U %3S'
 timed() {  # timed OUTFILE CMD... -> "wall cpu" seconds on stdout, the command's stdout in OUTFILE
     local out="$1" t
@@ -59,6 +46,18 @@ timed() {  # timed OUTFILE CMD... -> "wall cpu" seconds on stdout, the command's
     t="$( { time "$@" >"$out"; } 2>&1 )" || { echo "launch bench: $* failed" >&2; exit 1; }
     awk '{ printf "%s %.3f", $1, $2 + $3 }' <<<"$t"
 }
+repeat() { local n="$1" i; shift; for ((i = 0; i < n; i++)); do "$@"; done; }
+
+# --- 1. start-up cost -------------------------------------------------------------------------
+for _ in 1 2 3 4 5; do /bin/true; "$launch" -- /bin/true; done   # warm the page cache
+read -r nw nc <<<"$(timed /dev/null repeat "$N" /bin/true)"
+read -r cw cc <<<"$(timed /dev/null repeat "$N" "$launch" -- /bin/true)"
+per_run() { awk -v t="$1" -v n="$N" 'BEGIN { printf "%.3f", t / n * 1000 }'; }
+echo "startup /bin/true (mean of $N runs):"
+echo "  wall time  native $(per_run "$nw") ms   crac $(per_run "$cw") ms   ratio $(ratio "$nw" "$cw")   overhead $(per_run "$(awk -v a="$nw" -v b="$cw" 'BEGIN { print b - a }')") ms"
+echo "  CPU time   native $(per_run "$nc") ms   crac $(per_run "$cc") ms   ratio $(ratio "$nc" "$cc")   overhead $(per_run "$(awk -v a="$nc" -v b="$cc" 'BEGIN { print b - a }')") ms"
+
+# --- 2. CPU-bound run time --------------------------------------------------------------------
 read -r _ probe <<<"$(timed "$work/probe.out" "$work/cpu" 50)"
 units=$(awk -v s="$probe" -v want="$CPU_SECONDS" 'BEGIN { u = int(50 * want / (s > 0 ? s : 0.001)); print (u < 1 ? 1 : u) }')
 expected="$("$work/cpu" "$units")"
