@@ -14,6 +14,10 @@ cd "$(dirname "$0")/.."
 say() { echo "install: $*" >&2; }
 die() { say "$*"; exit 1; }
 
+# rustup installs into ~/.cargo/bin, which a shell opened before the install does not have.
+if ! command -v cargo >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/cargo" ]; then
+    export PATH="$HOME/.cargo/bin:$PATH"
+fi
 if ! command -v cargo >/dev/null 2>&1; then
     die "Rust is not installed. Install it with rustup (https://rustup.rs), e.g.
     curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y
