@@ -70,3 +70,46 @@ fn every_kernel_file_registers_with_all_its_entries() {
         }
     }
 }
+
+/// Runs this test binary's `committed_ptx_matches_nvcc` in a child with `env` changes; returns
+/// whether it passed and everything it printed.
+fn child_with_env(set: &[(&str, &std::ffi::OsStr)], remove: &[&str]) -> (bool, String) {
+    let exe = std::env::current_exe().expect("own test binary");
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args(["--exact", "committed_ptx_matches_nvcc", "--test-threads=1"]);
+    for (k, v) in set {
+        cmd.env(k, v);
+    }
+    for k in remove {
+        cmd.env_remove(k);
+    }
+    let out = cmd.output().expect("run the test binary");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[test]
+fn missing_nvcc_fails_loudly_instead_of_skipping() {
+    // CRAC_NVCC naming nothing.
+    let (ok, text) = child_with_env(&[("CRAC_NVCC", "/nonexistent/bin/nvcc".as_ref())], &[]);
+    assert!(!ok, "a test needing nvcc passed without it:\n{text}");
+    assert!(
+        text.contains("nvcc not found: run scripts/setup.sh"),
+        "{text}"
+    );
+    // No CRAC_NVCC and no recorded path either.
+    let home = tempfile::tempdir().expect("temp dir");
+    let (ok, text) = child_with_env(
+        &[("HOME", home.path().as_os_str())],
+        &["CRAC_NVCC", "CRAC_TOOLS"],
+    );
+    assert!(!ok, "a test needing nvcc passed without it:\n{text}");
+    assert!(
+        text.contains("nvcc not found: run scripts/setup.sh"),
+        "{text}"
+    );
+}
