@@ -272,3 +272,22 @@ fn many_launches_at_once() {
         assert_same(&native, &run.join().unwrap());
     }
 }
+
+#[test]
+fn python_starts_children_with_vfork_and_posix_spawn() {
+    // subprocess uses vfork (CLONE_VM|CLONE_VFORK) where it can; posix_spawn uses clone with its
+    // own stack: both run on the program's side of a process that holds crac's lower half.
+    let script = "import os, subprocess, sys\n\
+                  r = subprocess.run(['sh', '-c', 'echo from child; exit 6'], capture_output=True)\n\
+                  print(r.returncode, r.stdout)\n\
+                  pid = os.posix_spawn('/bin/sh', ['sh', '-c', 'exit 9'], os.environ)\n\
+                  print(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))\n\
+                  if os.fork() == 0: print('forked child', flush=True); os._exit(3)\n\
+                  print(os.waitstatus_to_exitcode(os.wait()[1]))";
+    let (native, crac) = run_both("python3", &["-c", script], b"").unwrap();
+    assert!(
+        native.stdout_text().starts_with("6 b'from child\\n'\n9\n"),
+        "{native}"
+    );
+    assert_same(&native, &crac);
+}
