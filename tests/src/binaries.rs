@@ -83,7 +83,11 @@ fn replace_symlink(target: &Path, link: &Path) -> Result<()> {
 
 fn make_tools() -> Result<Tools> {
     let bin = crac_bin();
-    let dir = cache_dir("bin")?;
+    // One folder per crac binary, so test runs of different builds (CRAC_BIN) side by side never
+    // swap each other's links.
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    std::hash::Hash::hash(bin, &mut hasher);
+    let dir = cache_dir(&format!("bin-{:016x}", std::hash::Hasher::finish(&hasher)))?;
     let names = ["crac_launch", "crac_ckpt", "crac_restart"];
     for name in names {
         replace_symlink(bin, &dir.join(name))?;
