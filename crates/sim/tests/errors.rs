@@ -82,6 +82,22 @@ fn negative_offset_write_is_illegal_address() {
 }
 
 #[test]
+fn out_of_bounds_read_is_illegal_address() {
+    let gpu = Gpu::new();
+    let module = gpu.load("errors");
+    let read = gpu.func(module, "read_oob");
+    let p = gpu.upload(&[5i32, 6, 7, 8]);
+    // In bounds: p[0] = p[3].
+    gpu.run(read, &dims1(1, 1), &[p.into(), 3i64.into()]);
+    assert_eq!(gpu.download::<i32>(p, 4), [8, 6, 7, 8]);
+    // 1 GiB away: unmapped on a real device too (the sim also faults just past the requested
+    // size, which a real GPU would not notice, so that is not what this test relies on).
+    gpu.launch(read, &dims1(1, 1), &[p.into(), (1i64 << 28).into()])
+        .expect("launch");
+    assert_sticky(&gpu, ILLEGAL_ADDRESS, p);
+}
+
+#[test]
 fn trap_is_launch_failure_and_sticky() {
     let gpu = Gpu::new();
     let f = gpu.kernel("errors", "do_trap");

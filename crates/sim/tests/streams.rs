@@ -165,3 +165,52 @@ fn timing_events_measure_kernels() {
         .expect_err("timing disabled");
     assert_eq!(e.code(), 400, "{e}");
 }
+
+#[test]
+fn many_host_threads_launch_at_once() {
+    // The shim calls the device from every application thread; each thread here uses its own
+    // stream (and one the per-thread default stream) and checks its own results.
+    let gpu = Gpu::new();
+    let module = gpu.load("streams");
+    let produce = gpu.func(module, "produce");
+    let consume = gpu.func(module, "consume");
+    std::thread::scope(|scope| {
+        for t in 0..4i32 {
+            let gpu = &gpu;
+            scope.spawn(move || {
+                let dev = gpu.dev();
+                let stream = if t == 0 {
+                    Stream::PER_THREAD
+                } else {
+                    dev.stream_create(StreamFlags::NON_BLOCKING, 0)
+                        .expect("stream")
+                };
+                let n = 300 + 50 * t as usize;
+                let (buf, out) = (gpu.zeroed::<i32>(n), gpu.zeroed::<i32>(n));
+                for round in 0..5 {
+                    let seed = 100 * t + round;
+                    gpu.launch(
+                        produce,
+                        &on(stream, n),
+                        &[buf.into(), (n as i32).into(), seed.into()],
+                    )
+                    .expect("producer");
+                    gpu.launch(
+                        consume,
+                        &on(stream, n),
+                        &[buf.into(), out.into(), (n as i32).into()],
+                    )
+                    .expect("consumer");
+                    let mut bytes = vec![0u8; n * 4];
+                    dev.memcpy_dtoh(&mut bytes, out, stream).expect("copy back");
+                    let got: Vec<i32> = from_bytes(&bytes);
+                    let want: Vec<i32> = (0..n as i32).map(|i| seed * (i + 1) * 2 + 1).collect();
+                    assert_eq!(got, want, "thread {t} round {round}");
+                }
+            });
+        }
+    });
+    gpu.dev()
+        .device_synchronize()
+        .expect("all threads' work done");
+}

@@ -113,3 +113,19 @@ fn shuffles_votes_and_active_mask() {
         .collect();
     assert_eq!(votes, [(0, 1), (1, 0), (1, 1), (0, 0)]);
 }
+
+#[test]
+fn grid_x_beyond_65535_blocks() {
+    // gridDim.x may be up to 2^31 - 1 (only y and z stop at 65535).
+    let gpu = Gpu::new();
+    let f = gpu.kernel("errors", "touch");
+    let blocks = 70_000u32;
+    let p = gpu.zeroed::<i32>(blocks as usize + 1);
+    gpu.run(f, &dims1(blocks, 1), &[p.into()]);
+    let got: Vec<i32> = gpu.download(p, blocks as usize + 1);
+    assert!(
+        got[..blocks as usize].iter().all(|&v| v == 1),
+        "a block did not run"
+    );
+    assert_eq!(got[blocks as usize], 0, "a block past the grid ran");
+}

@@ -8,6 +8,15 @@ extern "C" __global__ void write_oob(int *p, long long offset)
     }
 }
 
+// Reads far outside `p` (offset in elements) and stores what it read at p[0]: the read is the
+// illegal access.
+extern "C" __global__ void read_oob(int *p, long long offset)
+{
+    if (threadIdx.x == 0 && blockIdx.x == 0) {
+        p[0] = p[offset];
+    }
+}
+
 // Trivial kernel for launch-configuration checks.
 extern "C" __global__ void touch(int *p)
 {

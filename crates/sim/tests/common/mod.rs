@@ -59,12 +59,46 @@ pub fn from_bytes<T: Scalar>(bytes: &[u8]) -> Vec<T> {
 }
 
 /// One kernel argument, packed at the offset the kernel's parameter layout gives.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub enum Arg {
+    /// `.u8`/`.s8`-sized argument (`char`).
+    B8(u8),
+    /// `.u16`/`.s16`-sized argument (`short`).
+    B16(u16),
     /// `.u32`/`.s32`-sized argument.
     B32(u32),
     /// `.u64`/`.s64`/pointer-sized argument.
     B64(u64),
+    /// Any other argument (a struct by value), as its bytes.
+    Bytes(Vec<u8>),
+}
+
+impl Arg {
+    fn bytes(&self) -> Vec<u8> {
+        match self {
+            Arg::B8(v) => vec![*v],
+            Arg::B16(v) => v.to_le_bytes().to_vec(),
+            Arg::B32(v) => v.to_le_bytes().to_vec(),
+            Arg::B64(v) => v.to_le_bytes().to_vec(),
+            Arg::Bytes(v) => v.clone(),
+        }
+    }
+}
+
+impl From<u8> for Arg {
+    fn from(v: u8) -> Arg {
+        Arg::B8(v)
+    }
+}
+impl From<i8> for Arg {
+    fn from(v: i8) -> Arg {
+        Arg::B8(v.to_le_bytes()[0])
+    }
+}
+impl From<i16> for Arg {
+    fn from(v: i16) -> Arg {
+        Arg::B16(u16::from_le_bytes(v.to_le_bytes()))
+    }
 }
 
 impl From<u32> for Arg {
@@ -265,10 +299,7 @@ impl Gpu {
         let end = layout.iter().map(|p| p.offset + p.size).max().unwrap_or(0);
         let mut buf = vec![0u8; usize::try_from(end).expect("parameter buffer size")];
         for (i, (p, a)) in layout.iter().zip(args).enumerate() {
-            let bytes: Vec<u8> = match *a {
-                Arg::B32(v) => v.to_le_bytes().to_vec(),
-                Arg::B64(v) => v.to_le_bytes().to_vec(),
-            };
+            let bytes = a.bytes();
             assert_eq!(p.size, bytes.len() as u64, "parameter {i}: size mismatch");
             let at = usize::try_from(p.offset).expect("parameter offset");
             buf[at..at + bytes.len()].copy_from_slice(&bytes);
