@@ -4,8 +4,9 @@
 //! INTERFACE CONTRACT (shared with `crates/sim`; change only together):
 //! - [`Module::parse`] turns PTX text into a pre-decoded module.
 //! - [`Module::kernels`] / [`Module::variables`] describe what the module defines; a
-//!   variable's [`VariableInfo::relocs`] are addresses the device writes into its initial
-//!   value after placing every variable.
+//!   variable's [`VariableInfo::relocs`] are addresses of other variables the device writes
+//!   into its initial value after placing every variable (function addresses, which live in
+//!   the fixed [`FUNC_WINDOW`], are already filled in).
 //! - [`launch`] runs one grid to completion against a [`DeviceMemory`].
 //!
 //! Pipeline: `lexer` (tokens) → `parser` (syntax tree, `ast`) → `decode` (registers, labels,
@@ -18,7 +19,7 @@
 //! bounds); `.f64` directed rounding (`.rz .rm .rp`) is done as `.rn`.
 //!
 //! Not supported yet (decoded, and failing the launch with [`LaunchError::Unsupported`] only
-//! if executed): textures and surfaces, indirect calls, `brx.idx`, `mma`/`wmma`/`ldmatrix`,
+//! if executed): textures and surfaces, `brx.idx`, `mma`/`wmma`/`ldmatrix`,
 //! `mbarrier`, bulk/tensor copies, clusters, `.b128`/`.v8` accesses, `f16`/`bf16` atomics,
 //! packed-half comparisons, `bar.arrive` and named-barrier thread counts.
 #![forbid(unsafe_code)]

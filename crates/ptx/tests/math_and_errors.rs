@@ -459,3 +459,15 @@ fn recursion_is_capped() {
         "{e}"
     );
 }
+
+#[test]
+fn warp_size_constant() {
+    let src = ".version 9.0\n.target sm_75\n.address_size 64\n.visible .entry k(.param .u64 p)\n{\n\
+        .reg .b32 %r<2>;\n.reg .b64 %rd<2>;\nld.param.u64 %rd1, [p];\nmov.u32 %r1, WARP_SZ;\n\
+        st.global.u32 [%rd1], %r1;\nret;\n}\n";
+    let mut d = Dev::new(src);
+    let p = d.mem.alloc(&[0; 4]);
+    d.launch("k", [1, 1, 1], [1, 1, 1], 0, Params::default().u64(p))
+        .unwrap();
+    assert_eq!(d.mem.u32s(p, 1), vec![32]);
+}

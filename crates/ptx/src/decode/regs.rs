@@ -47,6 +47,9 @@ impl FuncCtx<'_> {
         if name == "_" {
             return Ok(self.sink);
         }
+        if name == "WARP_SZ" {
+            return self.konst(32, line);
+        }
         if let Some(s) = Special::from_name(name) {
             if let Some(&r) = self.specials.get(&s) {
                 return Ok(r);
