@@ -11,7 +11,7 @@
 //! the next time anyone takes them, before any work that could use the new blocks.
 
 use std::cell::Cell;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, TryLockError};
 
 use crate::engine::lock;
 
@@ -359,6 +359,24 @@ impl Memory {
     /// The bytes, with every queued placement change applied.
     pub(crate) fn contents(&self) -> MutexGuard<'_, DeviceMem> {
         let mut contents = lock(&self.contents);
+        self.apply_pending(&mut contents);
+        contents
+    }
+
+    /// Applies the queued changes now if no kernel holds the contents, so that a program that
+    /// allocates and frees without touching device memory does not pile them up.
+    fn settle(&self) {
+        let contents = match self.contents.try_lock() {
+            Ok(guard) => Some(guard),
+            Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(TryLockError::WouldBlock) => None,
+        };
+        if let Some(mut contents) = contents {
+            self.apply_pending(&mut contents);
+        }
+    }
+
+    fn apply_pending(&self, contents: &mut DeviceMem) {
         for change in lock(&self.pending).drain(..) {
             // The layout accepted each change, and the contents mirror the layout, so none
             // can fail.
@@ -382,7 +400,6 @@ impl Memory {
                 "contents diverged from layout: {applied:?}"
             );
         }
-        contents
     }
 
     /// Places a block of `size` bytes holding `init` (then zeros), anywhere aligned to `align`.
@@ -416,12 +433,19 @@ impl Memory {
     /// Queues the contents of a block already placed in the layout.
     pub(crate) fn queue_add(&self, ptr: DevicePtr, size: u64, kind: BlockKind, init: &[u8]) {
         let init = init[..init.len().min(usize::try_from(size).unwrap_or(usize::MAX))].to_vec();
-        lock(&self.pending).push(Change::Add {
-            ptr,
-            size,
-            kind,
-            init,
-        });
+        let backlog = {
+            let mut pending = lock(&self.pending);
+            pending.push(Change::Add {
+                ptr,
+                size,
+                kind,
+                init,
+            });
+            pending.len()
+        };
+        if backlog >= 64 {
+            self.settle();
+        }
     }
 
     /// Frees the block of `kind` starting at `ptr`.
@@ -429,6 +453,8 @@ impl Memory {
         let mut layout = self.layout();
         layout.free(ptr, kind)?;
         lock(&self.pending).push(Change::Remove(ptr, kind));
+        drop(layout);
+        self.settle();
         Ok(())
     }
 
@@ -437,6 +463,8 @@ impl Memory {
         let mut layout = self.layout();
         layout.free_all(kind);
         lock(&self.pending).push(Change::RemoveAll(kind));
+        drop(layout);
+        self.settle();
     }
 }
 
