@@ -218,3 +218,12 @@ fn function_pointers_and_virtual_calls() {
         assert_eq!(out[t as usize], f + area, "t={t}");
     }
 }
+
+#[test]
+fn spinning_warp_yields_to_the_warp_it_waits_for() {
+    let mut d = Dev::new(SRC);
+    let po = d.mem.alloc(&[0; 64 * 4]);
+    d.launch("spin", [1, 1, 1], [64, 1, 1], 0, Params::default().u64(po))
+        .unwrap();
+    assert_eq!(d.mem.i32s(po, 32), vec![7; 32]);
+}

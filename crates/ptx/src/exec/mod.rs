@@ -60,6 +60,9 @@ pub const FUNC_STRIDE: u64 = 16;
 pub const WINDOW_SIZE: u64 = 1 << 40;
 /// Deepest `.func` call nesting (recursion included) before the launch fails.
 pub const MAX_CALL_DEPTH: usize = 64;
+/// Warp-instructions a warp runs before the other warps of its block get a turn, so a warp
+/// spinning on a flag another warp sets (through shared or global memory) makes progress.
+pub const TIME_SLICE: u64 = 1 << 16;
 /// Most shared memory one block may use (static plus dynamic), as on sm_90 with opt-in.
 pub const MAX_SHARED: u64 = 227 * 1024;
 
@@ -324,15 +327,19 @@ fn run_block(
         init_frame(env, k, &mut warp.regs, warp.id);
     }
     loop {
-        let mut live = false;
         for warp in warps.iter_mut() {
             if warp.done || warp.at_barrier {
                 continue;
             }
             step::run_warp(env, warp)?;
-            live |= !warp.done;
         }
-        if !live {
+        let waiting = warps.iter().any(|w| w.at_barrier);
+        let runnable = warps.iter().any(|w| !w.done && !w.at_barrier);
+        if runnable {
+            // A warp used up its time slice (it may be spinning on another warp's store).
+            continue;
+        }
+        if !waiting {
             return Ok(());
         }
         // Every warp that is not done waits at a barrier: release them.

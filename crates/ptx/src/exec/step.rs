@@ -14,11 +14,14 @@ enum Next {
     Leave(u32, bool),
     /// Lanes execute the `call` at this PC.
     Call(u32, u32),
+    /// The warp used up its time slice.
+    Yield,
 }
 
 /// Runs `warp` until it finishes or waits at a barrier.
 pub(crate) fn run_warp(env: &mut Env<'_>, warp: &mut Warp) -> Result<(), LaunchError> {
     let prog = env.prog;
+    let mut slice_left = super::TIME_SLICE;
     'frames: loop {
         let Some(fr) = warp.frames.last_mut() else {
             warp.done = true;
@@ -34,6 +37,7 @@ pub(crate) fn run_warp(env: &mut Env<'_>, warp: &mut Warp) -> Result<(), LaunchE
         let regs = &mut warp.regs[fr.reg_base..fr.reg_base + nregs];
         let mut warp_insts = 0u64;
         let budget = env.budget;
+        let slice = slice_left;
         let mut thread_insts = 0u64;
         let result = loop {
             let Some(inst) = insts.get(fr.pc as usize) else {
@@ -45,6 +49,10 @@ pub(crate) fn run_warp(env: &mut Env<'_>, warp: &mut Warp) -> Result<(), LaunchE
             warp_insts += 1;
             if warp_insts > budget {
                 break Err(LaunchError::Trap { line: inst.line });
+            }
+            if warp_insts > slice {
+                warp_insts -= 1;
+                break Ok(Next::Yield);
             }
             thread_insts += u64::from(exec.count_ones());
             if inst.guard != NONE {
@@ -144,6 +152,7 @@ pub(crate) fn run_warp(env: &mut Env<'_>, warp: &mut Warp) -> Result<(), LaunchE
             fr.advance();
         };
         env.budget = env.budget.saturating_sub(warp_insts);
+        slice_left = slice_left.saturating_sub(warp_insts);
         env.stats.warp_instructions += warp_insts;
         env.stats.thread_instructions += thread_insts;
         match result? {
@@ -151,6 +160,7 @@ pub(crate) fn run_warp(env: &mut Env<'_>, warp: &mut Warp) -> Result<(), LaunchE
                 warp.at_barrier = true;
                 return Ok(());
             }
+            Next::Yield => return Ok(()),
             Next::Leave(exec, is_exit) => {
                 let exiting = is_exit || warp.frames.len() == 1;
                 if exiting {

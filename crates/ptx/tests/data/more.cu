@@ -65,3 +65,15 @@ extern "C" __global__ void vec4(const float4 *__restrict__ a, float4 *b, unsigne
     long long c = clock64();
     if (c < 0) b[i].x = 0;
 }
+
+extern "C" __global__ void spin(int *out) {
+    __shared__ volatile int flag;
+    if (threadIdx.x == 0) flag = 0;
+    __syncthreads();
+    if (threadIdx.x < 32) {
+        while (flag == 0) {}
+        out[threadIdx.x] = flag;
+    } else if (threadIdx.x == 32) {
+        flag = 7;
+    }
+}
