@@ -26,7 +26,8 @@ use std::time::Instant;
 use crac_gpu::{GpuError, Result, Stream, StreamFlags};
 use crac_ptx::DeviceMemory;
 
-use crate::memory::{DeviceMem, Memory};
+use crate::layout::Memory;
+use crate::memory::DeviceMem;
 
 /// Internal key of a stream; the legacy default stream is [`LEGACY`].
 pub(crate) type Key = u64;

@@ -12,8 +12,10 @@ use crac_gpu::{
 use crac_ptx::DeviceMemory;
 
 use crate::engine::{Engine, Work, lock};
-use crate::memory::{BlockKind, Memory};
-use crate::module::{Modules, SimStats, Sinks};
+use crate::launch::{SimStats, Sinks};
+use crate::layout::Memory;
+use crate::memory::BlockKind;
+use crate::module::Modules;
 
 /// How to build a [`Sim`].
 pub struct SimOptions {

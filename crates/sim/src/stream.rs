@@ -252,7 +252,8 @@ mod tests {
 
     use super::*;
     use crate::engine::lock;
-    use crate::memory::{BlockKind, DeviceMem, Memory};
+    use crate::layout::Memory;
+    use crate::memory::{BlockKind, DeviceMem};
 
     /// An engine with its worker and one 256-byte allocation at `base`.
     struct Harness {
