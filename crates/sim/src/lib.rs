@@ -6,7 +6,8 @@
 //! - **Memory** ([`memory`]): allocations are blocks at device addresses inside the device window
 //!   ([`crac_gpu::Window`], by default [`crac_gpu::DEVICE_WINDOW_BASE`]), 256-byte aligned; their
 //!   bytes live in ordinary lower-half Rust memory. Accesses outside every block are faults. The
-//!   placement (`layout`) is kept apart from the bytes so host calls never wait for a kernel.
+//!   placement (`layout`) is kept apart from the bytes, so allocations and asynchronous
+//!   submissions never wait for a running kernel.
 //! - **Streams and events** (`engine`, `stream`): per-stream FIFOs run asynchronously by one
 //!   worker thread, with CUDA's legacy-default-stream, non-blocking and per-thread-stream
 //!   semantics; events mark points in streams and carry host-clock timestamps.
