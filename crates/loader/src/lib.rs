@@ -212,6 +212,9 @@ pub enum LoadError {
     /// Restoring the signal state for the program failed.
     #[error("cannot restore the start-up signal state for the program: {0}")]
     Signals(#[source] io::Error),
+    /// Closing a standard fd that was closed when crac started failed.
+    #[error("cannot close again the standard fds crac was started without (0-2): {0}")]
+    StdFds(#[source] io::Error),
     /// An argument or environment string holds a NUL byte.
     #[error("argument or environment string holds a NUL byte: {0:?}")]
     Nul(OsString),

@@ -99,6 +99,11 @@ pub fn ensure_no_aslr() -> Result<(), StartupError> {
     if let Err(e) = sys::signals::restore_for_program() {
         return Err(StartupError::Reexec(e));
     }
+    // Likewise the standard fds: closed ones must be closed again in the new image (std put
+    // /dev/null on them), or its start-up capture would see them open.
+    if let Err(e) = sys::stdfds::close_for_program() {
+        return Err(StartupError::Reexec(e));
+    }
     let err = reexec(std::env::args_os().collect(), env);
     // Put the personality back: we stay in this process only on failure.
     let _ = sys::personality(Some(persona));

@@ -137,6 +137,50 @@ fn signal_state_of_the_caller_reaches_the_program() {
 }
 
 #[test]
+fn closed_standard_fds_stay_closed() {
+    // The program reports, on fd 3, which of its fds 0-2 are open; it is started through a
+    // shell with some of them closed, natively and under minilaunch (whose Rust runtime
+    // reopens closed ones on /dev/null before main).
+    let report = "for f in 0 1 2; do \
+         if [ -e /proc/$$/fd/$f ]; then echo \"$f open\" >&3; else echo \"$f closed\" >&3; fi; \
+         done";
+    let ml = minilaunch();
+    let ml = ml.to_str().expect("utf-8");
+    for (redir, closed) in [
+        ("<&-", "0"),
+        (">&-", "1"),
+        ("2>&-", "2"),
+        ("<&- >&- 2>&-", "0 1 2"),
+    ] {
+        let out = |launcher: &[&str]| {
+            Command::new("/bin/sh")
+                .arg("-c")
+                .arg(format!("\"$@\" 3>&1 {redir}"))
+                .arg("sh")
+                .args(launcher)
+                .args(["/bin/sh", "-c", report])
+                .output()
+                .expect("spawn")
+        };
+        let native = out(&[]);
+        let launched = out(&[ml]);
+        let native_text = String::from_utf8_lossy(&native.stdout);
+        for fd in closed.split(' ') {
+            assert!(
+                native_text.contains(&format!("{fd} closed")),
+                "{native_text}"
+            );
+        }
+        assert_eq!(
+            String::from_utf8_lossy(&launched.stdout),
+            native_text,
+            "fds seen with {redir}"
+        );
+        assert_eq!(launched.status.code(), native.status.code(), "{redir}");
+    }
+}
+
+#[test]
 fn scripts_and_argv0_are_kept() {
     let dir = tempfile::tempdir().expect("tempdir");
     let s = dir.path().join("script.sh");

@@ -193,6 +193,9 @@ pub fn enter(target: Target, env: Vec<OsString>) -> Result<Infallible, LoadError
     // Close the program's files and free what we built: nothing of ours survives the jump.
     drop(target);
     drop((argv, envp, execfn, auxv, platform, image, comm));
+    // Last: standard fds crac was started without are closed again (std filled them with
+    // /dev/null); nothing of ours opens a file between here and the jump.
+    crate::sys::stdfds::close_for_program().map_err(LoadError::StdFds)?;
     // SAFETY: `entry` is the entry of the interpreter (or static program) mapped above and
     // `sp` the 16-byte aligned argc of the complete stack image written into the fresh stack.
     unsafe { crate::arch::x86_64::enter(entry, sp) }

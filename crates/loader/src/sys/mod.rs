@@ -12,6 +12,7 @@ pub(crate) mod load;
 pub(crate) mod mm;
 pub(crate) mod objects;
 pub(crate) mod signals;
+pub(crate) mod stdfds;
 pub(crate) mod threads;
 
 use std::ffi::CStr;

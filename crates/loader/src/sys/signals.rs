@@ -22,6 +22,8 @@ static MASK: AtomicU64 = AtomicU64::new(0);
 static CAPTURED: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn capture(_argc: i32, _argv: *const *const u8, _envp: *const *const u8) {
+    // Before std's init reopens closed standard fds on /dev/null.
+    super::stdfds::capture();
     let mut ignored = 0u64;
     for sig in 1..=64i32 {
         let mut old = std::mem::MaybeUninit::<libc::sigaction>::zeroed();
@@ -51,7 +53,8 @@ extern "C" fn capture(_argc: i32, _argv: *const *const u8, _envp: *const *const 
     CAPTURED.store(true, Ordering::Release);
 }
 
-/// Runs [`capture`] from `.init_array`, before std's runtime init.
+/// Runs [`capture`] from `.init_array`, before std's runtime init (it also records which
+/// standard fds were closed, `stdfds.rs`).
 #[used]
 #[unsafe(link_section = ".init_array")]
 static CAPTURE_CTOR: extern "C" fn(i32, *const *const u8, *const *const u8) = capture;
