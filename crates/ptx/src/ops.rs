@@ -207,6 +207,10 @@ pub(crate) enum Op {
     /// `shf.l`/`shf.r` (left, clamp).
     Shf(bool, bool),
     Bfe,
+    /// `bmsk.{clamp,wrap}` (clamp).
+    Bmsk(bool),
+    /// `szext.{clamp,wrap}` (clamp).
+    Szext(bool),
     Bfi,
     Brev,
     Clz,

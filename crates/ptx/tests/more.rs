@@ -227,3 +227,41 @@ fn spinning_warp_yields_to_the_warp_it_waits_for() {
         .unwrap();
     assert_eq!(d.mem.i32s(po, 32), vec![7; 32]);
 }
+
+#[test]
+fn cub_block_reduce_scan_and_radix_sort() {
+    let mut d = Dev::new(include_str!("data/cub_sm75.ptx"));
+    let input: Vec<i32> = (0..1024).map(|i| (i * 37 + 11) % 101 - 50).collect();
+    let pi = d.mem.alloc(&bytes_i32(&input));
+    let (ps, pc, po) = (
+        d.mem.alloc(&[0; 8]),
+        d.mem.alloc(&[0; 1024]),
+        d.mem.alloc(&[0; 4096]),
+    );
+    d.launch(
+        "cub_block",
+        [2, 1, 1],
+        [128, 1, 1],
+        0,
+        Params::default().u64(pi).u64(ps).u64(pc).u64(po),
+    )
+    .unwrap();
+    let sums = d.mem.i32s(ps, 2);
+    let scan = d.mem.i32s(pc, 256);
+    let sorted = d.mem.i32s(po, 1024);
+    for b in 0..2 {
+        let block = &input[b * 128..b * 128 + 128];
+        assert_eq!(sums[b], block.iter().sum::<i32>());
+        let mut acc = 0;
+        for t in 0..128 {
+            assert_eq!(scan[b * 128 + t], acc, "scan b={b} t={t}");
+            acc += block[t];
+        }
+        let mut keys: Vec<i32> = (0..128)
+            .flat_map(|t| (0..4).map(move |k| ((b * 128 + t) * 4 % 512 + k) as usize))
+            .map(|i| input[i] * 7919 % 1000 - 500)
+            .collect();
+        keys.sort_unstable();
+        assert_eq!(&sorted[b * 512..b * 512 + 512], &keys[..], "sort b={b}");
+    }
+}

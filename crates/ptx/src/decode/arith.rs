@@ -59,6 +59,8 @@ impl FuncCtx<'_> {
             "shr" => simple(Op::Shr),
             "shf" => simple(Op::Shf(m.has("l"), m.has("clamp"))),
             "bfe" => simple(Op::Bfe),
+            "bmsk" => simple(Op::Bmsk(m.has("clamp"))),
+            "szext" => simple(Op::Szext(m.has("clamp"))),
             "bfi" => simple(Op::Bfi),
             "brev" => simple(Op::Brev),
             "clz" => simple(Op::Clz),

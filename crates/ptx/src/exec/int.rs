@@ -295,6 +295,35 @@ pub(crate) fn exec(i: &Inst, regs: &mut [u64], exec: u32) -> Result<(), LaunchEr
             }
         }),
         Op::Bfe => map3(regs, i, exec, |a, b, c| bfe(a, b, c, bits, s)),
+        Op::Bmsk(clamp) => map3(regs, i, exec, |a, b, _| {
+            let lim = |v: u64| {
+                if clamp {
+                    (v & 0xffff_ffff).min(32)
+                } else {
+                    v & 31
+                }
+            };
+            let (p, w) = (lim(a), lim(b));
+            let lo = (u64::MAX << p) & 0xffff_ffff;
+            let hi = if p + w < 32 {
+                !(u64::MAX << (p + w))
+            } else {
+                u64::MAX
+            };
+            lo & hi & 0xffff_ffff
+        }),
+        Op::Szext(clamp) => map3(regs, i, exec, |a, b, _| {
+            let n = if clamp {
+                (b & 0xffff_ffff).min(32)
+            } else {
+                b & 31
+            } as u32;
+            if n == 0 {
+                0
+            } else {
+                extend(a, n, s) & 0xffff_ffff
+            }
+        }),
         Op::Bfi => {
             let e = i.e as usize * 32;
             let (d, a, b, c) = (
