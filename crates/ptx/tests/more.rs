@@ -258,7 +258,7 @@ fn cub_block_reduce_scan_and_radix_sort() {
             acc += block[t];
         }
         let mut keys: Vec<i32> = (0..128)
-            .flat_map(|t| (0..4).map(move |k| ((b * 128 + t) * 4 % 512 + k) as usize))
+            .flat_map(|t| (0..4).map(move |k| (b * 128 + t) * 4 % 512 + k))
             .map(|i| input[i] * 7919 % 1000 - 500)
             .collect();
         keys.sort_unstable();
