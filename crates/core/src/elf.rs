@@ -90,6 +90,22 @@ pub enum ElfError {
     /// The `PT_INTERP` path is not a NUL-terminated string.
     #[error("bad interpreter path: {0}")]
     BadInterp(&'static str),
+    /// A segment's bytes lie (partly) past the end of the file: mapping it would give the
+    /// program SIGBUS instead of its data.
+    #[error(
+        "program header {index}: {what} needs file bytes up to offset {end}, but the file has \
+         only {len} bytes (truncated or corrupt file; rebuild or copy it again)"
+    )]
+    PastEndOfFile {
+        /// Index in the table.
+        index: usize,
+        /// Which segment kind.
+        what: &'static str,
+        /// First byte past the segment's file range.
+        end: u64,
+        /// The file's length.
+        len: u64,
+    },
 }
 
 fn type_name(t: u16) -> &'static str {
@@ -297,6 +313,9 @@ pub fn parse_program_headers(
     Ok(out)
 }
 
+/// Largest `p_align` accepted (huge-page aligned segments use 2 MiB; nothing real asks more).
+const MAX_ALIGN: u64 = 1 << 30;
+
 /// Highest user address on x86-64 with 4-level paging; no segment may reach past it.
 const USER_TOP: u64 = 0x7fff_ffff_f000;
 
@@ -314,6 +333,13 @@ fn check_load(index: usize, ph: &ProgramHeader) -> Result<(), ElfError> {
     }
     if ph.align != 0 && !ph.align.is_power_of_two() {
         return bad("alignment is not a power of two");
+    }
+    if ph.align > MAX_ALIGN {
+        return bad("alignment is larger than 1 GiB");
+    }
+    // What ld.so demands of every object it maps: address and offset agree modulo p_align.
+    if ph.align > PAGE_SIZE && ph.vaddr.wrapping_sub(ph.offset) % ph.align != 0 {
+        return bad("address and file offset differ modulo the segment alignment");
     }
     Ok(())
 }
@@ -399,10 +425,65 @@ impl Elf {
         if let Some(p) = self.phdrs.iter().find(|p| p.kind == PT_PHDR) {
             return Some(p.vaddr);
         }
-        let off = self.header.phoff;
+        self.table_load()
+            .map(|p| p.vaddr.saturating_add(self.header.phoff - p.offset))
+    }
+
+    /// The load segment whose file bytes hold the whole program header table.
+    fn table_load(&self) -> Option<&ProgramHeader> {
+        let (off, len) = self.header.phdr_table();
+        let end = off.checked_add(len as u64)?;
         self.loads()
-            .find(|p| p.offset <= off && off - p.offset < p.filesz)
-            .map(|p| p.vaddr.saturating_add(off - p.offset))
+            .find(|p| p.offset <= off && p.offset.checked_add(p.filesz).is_some_and(|e| end <= e))
+    }
+
+    /// Checks the headers against a file of `file_len` bytes, as must hold before anything is
+    /// mapped: every `PT_LOAD`'s file bytes and the `PT_INTERP` path lie inside the file, and
+    /// `PT_PHDR` (if present) describes the program header table where a load segment puts it.
+    /// (Parsing already checked each load segment's sizes, alignment and address order.)
+    pub fn check_file(&self, file_len: u64) -> Result<(), ElfError> {
+        let inside = |index, what, ph: &ProgramHeader| {
+            let end = ph.offset.saturating_add(ph.filesz);
+            if end > file_len {
+                return Err(ElfError::PastEndOfFile {
+                    index,
+                    what,
+                    end,
+                    len: file_len,
+                });
+            }
+            Ok(())
+        };
+        for (index, ph) in self.phdrs.iter().enumerate() {
+            match ph.kind {
+                PT_LOAD if ph.filesz > 0 => inside(index, "loadable segment", ph)?,
+                PT_INTERP => {
+                    if ph.filesz < 2 || ph.filesz > MAX_INTERP_LEN {
+                        return Err(ElfError::BadInterp("path length out of range"));
+                    }
+                    inside(index, "interpreter path", ph)?;
+                }
+                _ => {}
+            }
+        }
+        let Some((index, phdr)) = self
+            .phdrs
+            .iter()
+            .enumerate()
+            .find(|(_, p)| p.kind == PT_PHDR)
+        else {
+            return Ok(());
+        };
+        let bad = |problem| Err(ElfError::BadSegment { index, problem });
+        let (off, len) = self.header.phdr_table();
+        if phdr.offset != off || phdr.filesz < len as u64 {
+            return bad("PT_PHDR does not describe the program header table");
+        }
+        match self.table_load() {
+            Some(load) if load.vaddr.checked_add(off - load.offset) == Some(phdr.vaddr) => Ok(()),
+            Some(_) => bad("PT_PHDR address disagrees with the load segment holding the table"),
+            None => bad("program header table is not inside a loaded segment"),
+        }
     }
 }
 
@@ -419,175 +500,4 @@ pub fn interp_path(bytes: &[u8]) -> Result<&[u8], ElfError> {
 }
 
 #[cfg(test)]
-#[allow(clippy::cast_possible_truncation)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    /// A minimal valid x86-64 ET_DYN image: header, two phdrs (PT_INTERP, PT_LOAD), path.
-    fn sample() -> Vec<u8> {
-        let mut b = vec![0u8; 0x200];
-        b[..4].copy_from_slice(b"\x7fELF");
-        b[4] = 2;
-        b[5] = 1;
-        b[6] = 1;
-        b[16..18].copy_from_slice(&3u16.to_le_bytes());
-        b[18..20].copy_from_slice(&EM_X86_64.to_le_bytes());
-        b[24..32].copy_from_slice(&0x1040u64.to_le_bytes());
-        b[32..40].copy_from_slice(&64u64.to_le_bytes());
-        b[52..54].copy_from_slice(&64u16.to_le_bytes());
-        b[54..56].copy_from_slice(&56u16.to_le_bytes());
-        b[56..58].copy_from_slice(&2u16.to_le_bytes());
-        let mut put = |at: usize, ph: [u64; 6], kind: u32, flags: u32| {
-            b[at..at + 4].copy_from_slice(&kind.to_le_bytes());
-            b[at + 4..at + 8].copy_from_slice(&flags.to_le_bytes());
-            for (i, v) in ph.iter().enumerate() {
-                let o = at + 8 + i * 8;
-                b[o..o + 8].copy_from_slice(&v.to_le_bytes());
-            }
-        };
-        // offset, vaddr, paddr, filesz, memsz, align
-        put(64, [0x100, 0x100, 0x100, 28, 28, 1], PT_INTERP, PF_R);
-        put(120, [0, 0, 0, 0x200, 0x3000, 0x1000], PT_LOAD, PF_R | PF_X);
-        b[0x100..0x100 + 28].copy_from_slice(b"/lib64/ld-linux-x86-64.so.2\0");
-        b
-    }
-
-    #[test]
-    fn sample_parses() {
-        let b = sample();
-        let elf = Elf::parse(&b).expect("sample is valid");
-        assert_eq!(elf.header.kind, ElfType::Dyn);
-        assert_eq!(elf.header.entry, 0x1040);
-        assert_eq!(elf.span(), (0, 0x3000));
-        assert_eq!(elf.phdr_vaddr(), Some(64));
-        assert!(elf.exec_stack());
-        let ip = elf.interp().expect("has PT_INTERP");
-        let range = &b[ip.offset as usize..(ip.offset + ip.filesz) as usize];
-        assert_eq!(interp_path(range), Ok(&b"/lib64/ld-linux-x86-64.so.2"[..]));
-    }
-
-    #[test]
-    fn each_failure_has_its_own_error() {
-        let b = sample();
-        let with = |at: usize, v: &[u8]| {
-            let mut c = b.clone();
-            c[at..at + v.len()].copy_from_slice(v);
-            Elf::parse(&c)
-        };
-        assert_eq!(with(0, b"\x7fELG"), Err(ElfError::BadMagic));
-        assert_eq!(with(4, &[1]), Err(ElfError::Not64Bit));
-        assert_eq!(with(5, &[2]), Err(ElfError::BigEndian));
-        assert_eq!(with(5, &[9]), Err(ElfError::BadIdent));
-        let e = with(18, &183u16.to_le_bytes()).expect_err("aarch64");
-        assert_eq!(e.to_string(), "x86-64 needed, found aarch64");
-        assert_eq!(
-            with(16, &1u16.to_le_bytes()),
-            Err(ElfError::NotExecutable(1))
-        );
-        assert!(matches!(
-            with(54, &32u16.to_le_bytes()),
-            Err(ElfError::BadPhdrTable(_))
-        ));
-        assert!(matches!(
-            with(56, &0u16.to_le_bytes()),
-            Err(ElfError::BadPhdrTable(_))
-        ));
-        assert!(matches!(
-            with(32, &0x1f0u64.to_le_bytes()),
-            Err(ElfError::Truncated { .. })
-        ));
-        assert!(matches!(
-            Elf::parse(&b[..40]),
-            Err(ElfError::Truncated { .. })
-        ));
-        // filesz > memsz in the load segment
-        assert!(matches!(
-            with(120 + 32, &0x4000u64.to_le_bytes()),
-            Err(ElfError::BadSegment { index: 1, .. })
-        ));
-        // vaddr and offset not congruent
-        assert!(matches!(
-            with(120 + 16, &0x10u64.to_le_bytes()),
-            Err(ElfError::BadSegment { index: 1, .. })
-        ));
-        // no PT_LOAD at all
-        assert_eq!(
-            with(120, &PT_GNU_STACK.to_le_bytes()),
-            Err(ElfError::NoLoad)
-        );
-        assert!(interp_path(b"/lib/ld.so").is_err());
-        assert!(interp_path(b"\0").is_err());
-        assert!(interp_path(b"/a\0b\0").is_err());
-    }
-
-    #[test]
-    fn real_binaries_parse() {
-        for path in ["/bin/true", "/bin/sh", "/usr/bin/env"] {
-            let Ok(bytes) = std::fs::read(path) else {
-                continue;
-            };
-            let elf = Elf::parse(&bytes).expect(path);
-            assert!(elf.interp().is_some(), "{path} is dynamic");
-            assert!(elf.phdr_vaddr().is_some());
-            let (lo, hi) = elf.span();
-            assert!(lo < hi && lo % PAGE_SIZE == 0 && hi % PAGE_SIZE == 0);
-        }
-    }
-
-    fn real_prefix() -> Vec<u8> {
-        let mut b = std::fs::read("/bin/true").unwrap_or_else(|_| sample());
-        b.truncate(4096);
-        b
-    }
-
-    proptest! {
-        #[test]
-        fn random_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
-            let _ = Elf::parse(&bytes);
-            let _ = interp_path(&bytes);
-        }
-
-        #[test]
-        fn random_after_magic_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..1024)) {
-            let mut b = b"\x7fELF\x02\x01\x01".to_vec();
-            b.extend(bytes);
-            let _ = Elf::parse(&b);
-        }
-
-        #[test]
-        fn mutated_real_headers_never_panic(
-            muts in prop::collection::vec((0usize..1024, any::<u8>()), 1..16),
-            cut in 0usize..4096,
-        ) {
-            let mut b = real_prefix();
-            for (at, v) in muts {
-                if at < b.len() {
-                    b[at] = v;
-                }
-            }
-            b.truncate(cut.max(1));
-            if let Ok(elf) = Elf::parse(&b) {
-                let (lo, hi) = elf.span();
-                prop_assert!(lo <= hi);
-                let _ = elf.phdr_vaddr();
-            }
-        }
-
-        #[test]
-        fn mutated_sample_never_panics(muts in prop::collection::vec((0usize..0x200, any::<u8>()), 1..8)) {
-            let mut b = sample();
-            for (at, v) in muts {
-                b[at] = v;
-            }
-            if let Ok(elf) = Elf::parse(&b) {
-                let _ = elf.span();
-                if let Some(ip) = elf.interp() {
-                    let s = ip.offset.min(b.len() as u64) as usize;
-                    let e = ip.offset.saturating_add(ip.filesz).min(b.len() as u64) as usize;
-                    let _ = interp_path(&b[s..e.max(s)]);
-                }
-            }
-        }
-    }
-}
+mod tests;
