@@ -265,3 +265,43 @@ fn cub_block_reduce_scan_and_radix_sort() {
         assert_eq!(&sorted[b * 512..b * 512 + 512], &keys[..], "sort b={b}");
     }
 }
+
+#[test]
+fn cub_warp_primitives_load_store_histogram() {
+    let mut d = Dev::new(include_str!("data/cub2_sm75.ptx"));
+    let input: Vec<i32> = (0..256).map(|i| (i * 53 + 7) % 97).collect();
+    let pi = d.mem.alloc(&bytes_i32(&input));
+    let (po, ph, pf) = (
+        d.mem.alloc(&[0; 1024]),
+        d.mem.alloc(&[0; 64]),
+        d.mem.alloc(&[0; 256]),
+    );
+    d.launch(
+        "cub_warp",
+        [1, 1, 1],
+        [64, 1, 1],
+        0,
+        Params::default().u64(pi).u64(po).u64(ph).u64(pf),
+    )
+    .unwrap();
+    let out = d.mem.i32s(po, 256);
+    let hist = d.mem.u32s(ph, 16);
+    let fout = d.mem.f32s(pf, 64);
+    // Blocked arrangement: thread t holds items 4t..4t+3.
+    for w in 0..2 {
+        let max = (w * 32..w * 32 + 32).map(|t| input[t * 4]).max().unwrap();
+        let mut acc = 0.0f32;
+        for t in w * 32..w * 32 + 32 {
+            acc += input[t * 4 + 1] as f32 * 0.5;
+            assert_eq!(fout[t], acc, "scan t={t}");
+            for k in 0..4 {
+                assert_eq!(out[t * 4 + k], input[t * 4 + k] * 2 + max, "t={t} k={k}");
+            }
+        }
+    }
+    let mut want = [0u32; 16];
+    for &v in &input {
+        want[((v & 0xff) % 16) as usize] += 1;
+    }
+    assert_eq!(hist, want.to_vec());
+}
