@@ -78,6 +78,8 @@ pub(crate) enum Stmt {
     Var(VarDecl),
     /// `label:`
     Label(String, u32),
+    /// `name: .branchtargets L1, L2, …;` (a `brx.idx` jump table).
+    BranchTargets(String, Vec<String>, u32),
     /// An instruction.
     Instr(Instr),
     /// `{` opening a scope.

@@ -19,7 +19,7 @@
 //! bounds); `.f64` directed rounding (`.rz .rm .rp`) is done as `.rn`.
 //!
 //! Not supported yet (decoded, and failing the launch with [`LaunchError::Unsupported`] only
-//! if executed): textures and surfaces, `brx.idx`, `mma`/`wmma`/`ldmatrix`,
+//! if executed): textures and surfaces, `mma`/`wmma`/`ldmatrix`,
 //! `mbarrier`, bulk/tensor copies, clusters, `.b128`/`.v8` accesses, `f16`/`bf16` atomics,
 //! packed-half comparisons, `bar.arrive` and named-barrier thread counts.
 #![forbid(unsafe_code)]

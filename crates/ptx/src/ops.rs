@@ -240,6 +240,8 @@ pub(crate) enum Op {
     Atom(Space, AtomOp),
     Red(Space, AtomOp),
     Bra,
+    /// `brx.idx a, table` (table index in `aux`).
+    BrxIdx,
     Ret,
     Exit,
     Trap,

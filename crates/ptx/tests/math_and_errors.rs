@@ -471,3 +471,47 @@ fn warp_size_constant() {
         .unwrap();
     assert_eq!(d.mem.u32s(p, 1), vec![32]);
 }
+
+const SWITCH: &str = r#"
+.version 9.0
+.target sm_75
+.address_size 64
+.visible .entry sw(.param .u64 p)
+{
+    .reg .b32 %r<5>;
+    .reg .b64 %rd<4>;
+    ld.param.u64 %rd1, [p];
+    mov.u32 %r1, %tid.x;
+    rem.u32 %r2, %r1, 3;
+    ts: .branchtargets L0, L1, L2;
+    brx.idx %r2, ts;
+L0:
+    mov.u32 %r3, 100;
+    bra.uni END;
+L1:
+    mov.u32 %r3, 200;
+    bra.uni END;
+L2:
+    mov.u32 %r3, 300;
+END:
+    activemask.b32 %r4;
+    add.s32 %r3, %r3, %r1;
+    mul.wide.u32 %rd2, %r1, 8;
+    add.s64 %rd3, %rd1, %rd2;
+    st.global.v2.u32 [%rd3], {%r3, %r4};
+    ret;
+}
+"#;
+
+#[test]
+fn indirect_branch_through_a_table() {
+    let mut d = Dev::new(SWITCH);
+    let p = d.mem.alloc(&[0; 64 * 8]);
+    d.launch("sw", [1, 1, 1], [64, 1, 1], 0, Params::default().u64(p))
+        .unwrap();
+    let out = d.mem.u32s(p, 128);
+    for t in 0..64u32 {
+        assert_eq!(out[t as usize * 2], 100 * (t % 3 + 1) + t, "t={t}");
+        assert_eq!(out[t as usize * 2 + 1], u32::MAX, "reconverged t={t}");
+    }
+}

@@ -284,10 +284,21 @@ impl FuncCtx<'_> {
                 inst.b = self.src(op(2)?, *dt, line)?;
                 inst.c = self.src(op(3)?, *st, line)?;
             }
-            "bra" | "brx" => {
-                if base == "brx" {
-                    return Ok(None);
-                }
+            "brx" => {
+                let Some(Operand::Name(t)) = ops.get(1) else {
+                    return Err(perr(
+                        line,
+                        "brx.idx needs an index and a .branchtargets table",
+                    ));
+                };
+                inst.op = Op::BrxIdx;
+                inst.a = self.src(op(0)?, Ty::U32, line)?;
+                inst.aux = *self
+                    .tables
+                    .get(t)
+                    .ok_or_else(|| perr(line, format!("unknown .branchtargets table `{t}`")))?;
+            }
+            "bra" => {
                 let Operand::Name(l) = op(0)? else {
                     return Err(perr(line, "bra needs a label"));
                 };

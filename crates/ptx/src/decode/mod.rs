@@ -51,6 +51,8 @@ pub(crate) struct Func {
     pub reqntid: Option<u32>,
     /// Has a body (else: an `.extern` declaration).
     pub defined: bool,
+    /// `brx.idx` jump tables: instruction indices.
+    pub tables: Vec<Vec<u32>>,
 }
 
 /// `CallInfo::callee` of a call through a register.
@@ -252,6 +254,8 @@ pub(crate) struct FuncCtx<'a> {
     pub consts: HashMap<u64, u32>,
     pub specials: HashMap<Special, u32>,
     pub labels: HashMap<String, u32>,
+    /// `.branchtargets` tables by name (index into `Func::tables`).
+    pub tables: HashMap<String, u32>,
     pub scopes: Vec<HashMap<String, VarRef>>,
     pub out: Func,
     pub frame: u32,
@@ -270,6 +274,7 @@ impl<'a> FuncCtx<'a> {
             consts: HashMap::new(),
             specials: HashMap::new(),
             labels: HashMap::new(),
+            tables: HashMap::new(),
             scopes: vec![HashMap::new()],
             out: Func {
                 name: f.name.clone(),
@@ -342,6 +347,22 @@ impl<'a> FuncCtx<'a> {
                 _ => {}
             }
         }
+        for s in body {
+            if let Stmt::BranchTargets(name, labels, line) = s {
+                let mut t = Vec::with_capacity(labels.len());
+                for l in labels {
+                    t.push(
+                        *self
+                            .labels
+                            .get(l)
+                            .ok_or_else(|| perr(*line, format!("unknown label `{l}`")))?,
+                    );
+                }
+                let id = u32::try_from(self.out.tables.len()).unwrap_or(u32::MAX);
+                self.out.tables.push(t);
+                self.tables.insert(name.clone(), id);
+            }
+        }
         // Pass 2: registers and variables (scoped: inline-asm blocks redeclare names), and
         // instructions.
         for s in body {
@@ -393,7 +414,7 @@ impl<'a> FuncCtx<'a> {
                     let inst = self.instr(i)?;
                     self.out.insts.push(inst);
                 }
-                Stmt::Label(..) => {}
+                Stmt::Label(..) | Stmt::BranchTargets(..) => {}
             }
         }
         // Falling off the end returns.

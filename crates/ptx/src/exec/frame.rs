@@ -113,6 +113,21 @@ impl Frame {
         }
     }
 
+    /// Indirect branch: each lane of `lanes` goes to `targets[lane]`; the other executing
+    /// lanes fall through.
+    pub(crate) fn scatter(&mut self, lanes: u32, targets: &[u32; 32]) {
+        let fall = self.mask & !lanes;
+        let next = self.pc + 1;
+        let mut m = lanes;
+        while m != 0 {
+            let l = m.trailing_zeros() as usize;
+            m &= m - 1;
+            self.park(1 << l, targets[l]);
+        }
+        self.park(fall, next);
+        self.reschedule();
+    }
+
     /// Lanes `lanes` leave this frame (`ret`/`exit`); the rest move on.
     pub(crate) fn leave(&mut self, lanes: u32) {
         self.mask &= !lanes;

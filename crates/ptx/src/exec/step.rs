@@ -71,6 +71,21 @@ pub(crate) fn run_warp(env: &mut Env<'_>, warp: &mut Warp) -> Result<(), LaunchE
                     fr.branch(exec, inst.aux);
                     continue;
                 }
+                Op::BrxIdx if exec != 0 => {
+                    let table = &func.tables[inst.aux as usize];
+                    let a = inst.a as usize * 32;
+                    let mut targets = [0u32; 32];
+                    let mut bad = false;
+                    super::lanes(exec, |l| match table.get(regs[a + l] as usize) {
+                        Some(&t) => targets[l] = t,
+                        None => bad = true,
+                    });
+                    if bad {
+                        break Err(LaunchError::Trap { line: inst.line });
+                    }
+                    fr.scatter(exec, &targets);
+                    continue;
+                }
                 Op::Bar | Op::BarRed(_) | Op::Ret | Op::Exit | Op::Call if exec == 0 => {
                     fr.advance();
                     continue;

@@ -34,9 +34,19 @@ impl Parser {
                 }
                 Tok::Word(w) if self.is_punct(':') => {
                     self.pos += 1;
-                    if matches!(self.peek(), Some(Tok::Word(w)) if w == ".callprototype" || w == ".branchtargets")
-                    {
+                    if matches!(self.peek(), Some(Tok::Word(w)) if w == ".callprototype") {
                         self.skip_statement()?;
+                    } else if matches!(self.peek(), Some(Tok::Word(w)) if w == ".branchtargets") {
+                        self.pos += 1;
+                        let mut labels = Vec::new();
+                        loop {
+                            labels.push(self.word()?);
+                            if !self.eat(',') {
+                                break;
+                            }
+                        }
+                        self.expect(';')?;
+                        out.push(Stmt::BranchTargets(w, labels, line));
                     } else {
                         out.push(Stmt::Label(w, line));
                     }
