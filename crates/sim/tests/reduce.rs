@@ -112,3 +112,71 @@ fn reduce_f32_follows_the_documented_order() {
         "inputs do not distinguish summation orders"
     );
 }
+
+#[test]
+fn last_block_sums_the_partials_after_a_threadfence() {
+    let gpu = Gpu::new();
+    let module = gpu.load("reduce");
+    let f = gpu.func(module, "reduce_last_block");
+    let mut rng = Rng::new(24);
+    for (launch, n) in [(0, 5000usize), (1, 777), (2, 12_345)] {
+        let input: Vec<u32> = rng.u32s(n).into_iter().map(|v| v >> 8).collect();
+        let blocks = blocks_for(n, 128);
+        let (din, dpart, dtotal) = (
+            gpu.upload(&input),
+            gpu.zeroed::<u32>(blocks as usize),
+            gpu.zeroed::<u32>(1),
+        );
+        gpu.run(
+            f,
+            &dims1(blocks, 128),
+            &[din.into(), dpart.into(), dtotal.into(), (n as u32).into()],
+        );
+        let total = input.iter().fold(0u32, |a, b| a.wrapping_add(*b));
+        assert_eq!(gpu.download::<u32>(dtotal, 1), [total], "launch {launch}");
+        // The last block reset the ticket counter for the next launch.
+        let (ptr, _) = gpu
+            .dev()
+            .register_variable(module, "blocks_done")
+            .expect("variable");
+        assert_eq!(gpu.download::<u32>(ptr, 1), [0], "launch {launch}");
+    }
+}
+
+#[test]
+fn block_wide_votes() {
+    let gpu = Gpu::new();
+    let f = gpu.kernel("reduce", "block_votes");
+    let mut rng = Rng::new(25);
+    let (block, blocks) = (96usize, 4usize);
+    let threshold = 50;
+    let mut input: Vec<i32> = (0..block * blocks)
+        .map(|_| (rng.next_u32() % 200) as i32 - 60)
+        .collect();
+    // Block 1 all positive; block 2 none below -threshold.
+    for v in &mut input[block..2 * block] {
+        *v = v.abs() + 1;
+    }
+    for v in &mut input[2 * block..3 * block] {
+        *v = (*v).max(-threshold);
+    }
+    let (din, dout) = (gpu.upload(&input), gpu.zeroed::<i32>(3 * blocks));
+    gpu.run(
+        f,
+        &dims1(blocks as u32, block as u32),
+        &[din.into(), dout.into(), threshold.into()],
+    );
+    let got: Vec<i32> = gpu.download(dout, 3 * blocks);
+    let want: Vec<i32> = input
+        .chunks(block)
+        .flat_map(|b| {
+            [
+                b.iter().filter(|&&v| v > threshold).count() as i32,
+                i32::from(b.iter().all(|&v| v > 0)),
+                i32::from(b.iter().any(|&v| v < -threshold)),
+            ]
+        })
+        .collect();
+    assert_eq!(got, want);
+    assert_eq!((want[4], want[8]), (1, 0), "inputs cover both answers");
+}

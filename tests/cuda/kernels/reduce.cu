@@ -57,3 +57,44 @@ extern "C" __global__ void reduce_f32(const float *in, float *out, unsigned n)
 {
     block_sum(in, out, n);
 }
+
+// The CUDA samples' "threadFenceReduction" idiom: each block writes its partial sum, makes it
+// visible with __threadfence(), and takes a ticket with atomicInc; the block that draws the
+// last ticket adds all partials (in block order) and resets the counter for the next launch.
+__device__ unsigned int blocks_done;
+
+extern "C" __global__ void reduce_last_block(const unsigned *in, unsigned *partial,
+                                             unsigned *total, unsigned n)
+{
+    __shared__ bool am_last;
+    block_sum(in, partial, n);
+    if (threadIdx.x == 0) {
+        __threadfence();
+        unsigned ticket = atomicInc(&blocks_done, gridDim.x);
+        am_last = (ticket == gridDim.x - 1);
+    }
+    __syncthreads();
+    if (am_last && threadIdx.x == 0) {
+        unsigned sum = 0;
+        for (unsigned b = 0; b < gridDim.x; ++b) {
+            sum += ((volatile unsigned *)partial)[b];
+        }
+        *total = sum;
+        blocks_done = 0;
+    }
+}
+
+// Block-wide votes through bar.red: counts, all and any of a per-thread predicate. One output
+// triple per block.
+extern "C" __global__ void block_votes(const int *in, int *out, int threshold)
+{
+    int v = in[blockIdx.x * blockDim.x + threadIdx.x];
+    int count = __syncthreads_count(v > threshold);
+    int all = __syncthreads_and(v > 0);
+    int any = __syncthreads_or(v < -threshold);
+    if (threadIdx.x == 0) {
+        out[3 * blockIdx.x + 0] = count;
+        out[3 * blockIdx.x + 1] = all;
+        out[3 * blockIdx.x + 2] = any;
+    }
+}
