@@ -4,7 +4,7 @@ use super::mods::Mods;
 use super::{FuncCtx, VarRef, perr};
 use crate::ParseError;
 use crate::ast::{Instr, Operand};
-use crate::ops::{Addr, AtomOp, BarRedKind, Base, BoolOp, Inst, Op, ShflMode, VoteMode};
+use crate::ops::{Addr, AtomOp, Base, BoolOp, Inst, Op};
 use crate::types::{Space, Ty};
 
 impl FuncCtx<'_> {
@@ -104,6 +104,12 @@ impl FuncCtx<'_> {
         inst.sat = m.has("sat") || m.has("satfinite");
         if let Some(inst) = self.arith(base, m, ty, ops, line)? {
             return Ok(Some(inst));
+        }
+        if matches!(
+            base,
+            "bar" | "barrier" | "shfl" | "vote" | "match" | "redux"
+        ) {
+            return self.collective(base, m, ty, ops, inst);
         }
         match base {
             "mov" => {
@@ -311,102 +317,9 @@ impl FuncCtx<'_> {
             "ret" => inst.op = Op::Ret,
             "exit" => inst.op = Op::Exit,
             "trap" | "brkpt" => inst.op = Op::Trap,
-            "bar" | "barrier" => {
-                if m.has("red") {
-                    let kind = if m.has("popc") {
-                        BarRedKind::Popc
-                    } else if m.has("and") {
-                        BarRedKind::And
-                    } else if m.has("or") {
-                        BarRedKind::Or
-                    } else {
-                        return Ok(None);
-                    };
-                    inst.op = Op::BarRed(kind);
-                    inst.d = self.dst(op(0)?, line)?;
-                    let (p, neg) = match ops.last() {
-                        Some(Operand::Not(p)) => (p.as_str(), true),
-                        Some(Operand::Name(p)) => (p.as_str(), false),
-                        _ => return Err(perr(line, "bar.red needs a predicate")),
-                    };
-                    inst.c = self.reg(p, line)?;
-                    inst.sat = neg;
-                } else if m.has("warp") {
-                    inst.op = Op::Nop;
-                } else if (m.has("sync") || m.parts.is_empty() || m.has("aligned"))
-                    && !m.has("red")
-                    && !m.has("arrive")
-                {
-                    inst.op = Op::Bar;
-                } else {
-                    return Ok(None);
-                }
-            }
             "membar" | "fence" | "prefetch" | "prefetchu" | "pmevent" | "nanosleep"
             | "griddepcontrol" => {
                 inst.op = Op::Nop;
-            }
-            "shfl" => {
-                let mode = if m.has("up") {
-                    ShflMode::Up
-                } else if m.has("down") {
-                    ShflMode::Down
-                } else if m.has("bfly") {
-                    ShflMode::Bfly
-                } else if m.has("idx") {
-                    ShflMode::Idx
-                } else {
-                    return Ok(None);
-                };
-                inst.op = Op::Shfl(mode);
-                match op(0)? {
-                    Operand::Pair(p, q) => {
-                        inst.d = self.reg(p, line)?;
-                        inst.d2 = self.reg(q, line)?;
-                    }
-                    d => inst.d = self.dst(d, line)?,
-                }
-                inst.a = self.src(op(1)?, ty, line)?;
-                inst.b = self.src(op(2)?, Ty::U32, line)?;
-                inst.c = self.src(op(3)?, Ty::U32, line)?;
-                inst.e = match ops.get(4) {
-                    Some(o) => self.src(o, Ty::U32, line)?,
-                    None => self.konst(0xffff_ffff, line)?,
-                };
-            }
-            "vote" => {
-                let mode = if m.has("all") {
-                    VoteMode::All
-                } else if m.has("any") {
-                    VoteMode::Any
-                } else if m.has("uni") {
-                    VoteMode::Uni
-                } else if m.has("ballot") {
-                    VoteMode::Ballot
-                } else {
-                    return Ok(None);
-                };
-                inst.op = Op::Vote(mode);
-                inst.d = self.dst(op(0)?, line)?;
-                let (p, neg) = match op(1)? {
-                    Operand::Not(p) => (p.as_str(), true),
-                    Operand::Name(p) => (p.as_str(), false),
-                    _ => return Err(perr(line, "vote needs a predicate")),
-                };
-                inst.a = self.reg(p, line)?;
-                inst.gneg = false;
-                inst.sat = neg;
-            }
-            "match" => {
-                inst.op = Op::Match(m.has("all"));
-                match op(0)? {
-                    Operand::Pair(p, q) => {
-                        inst.d = self.reg(p, line)?;
-                        inst.d2 = self.reg(q, line)?;
-                    }
-                    d => inst.d = self.dst(d, line)?,
-                }
-                inst.a = self.src(op(1)?, ty, line)?;
             }
             "call" => return self.call(ops, line).map(Some),
             "lop3" if m.parts.len() == 1 => {
@@ -419,26 +332,6 @@ impl FuncCtx<'_> {
                     return Err(perr(line, "lop3 needs an immediate lookup table"));
                 };
                 inst.aux = u32::try_from(*lut & 0xff).unwrap_or(0);
-            }
-            "redux" => {
-                let Some(aop) = m.atom_op() else {
-                    return Ok(None);
-                };
-                if !matches!(
-                    aop,
-                    AtomOp::Add
-                        | AtomOp::Min
-                        | AtomOp::Max
-                        | AtomOp::And
-                        | AtomOp::Or
-                        | AtomOp::Xor
-                ) || ty.is_float()
-                {
-                    return Ok(None);
-                }
-                inst.op = Op::Redux(aop);
-                inst.d = self.dst(op(0)?, line)?;
-                inst.a = self.src(op(1)?, ty, line)?;
             }
             "isspacep" => {
                 inst.op = Op::IsSpace(m.space());

@@ -11,6 +11,7 @@
 #![allow(clippy::cast_possible_truncation)]
 
 mod arith;
+mod collective;
 mod instr;
 mod mods;
 mod operands;

@@ -1,0 +1,141 @@
+//! Barriers and warp collectives: `bar`/`barrier` (incl. `bar.red`), `shfl`, `vote`,
+//! `match`, `redux`.
+
+use super::mods::Mods;
+use super::{FuncCtx, perr};
+use crate::ParseError;
+use crate::ast::Operand;
+use crate::ops::{AtomOp, BarRedKind, Inst, Op, ShflMode, VoteMode};
+use crate::types::Ty;
+
+impl FuncCtx<'_> {
+    /// Decodes a barrier or collective; `None` when this form is not supported.
+    pub(super) fn collective(
+        &mut self,
+        base: &str,
+        m: &Mods<'_>,
+        ty: Ty,
+        ops: &[Operand],
+        mut inst: Inst,
+    ) -> Result<Option<Inst>, ParseError> {
+        let line = inst.line;
+        let op = |n: usize| Self::operand(ops, n, line);
+        match base {
+            "bar" | "barrier" => {
+                if m.has("red") {
+                    let kind = if m.has("popc") {
+                        BarRedKind::Popc
+                    } else if m.has("and") {
+                        BarRedKind::And
+                    } else if m.has("or") {
+                        BarRedKind::Or
+                    } else {
+                        return Ok(None);
+                    };
+                    inst.op = Op::BarRed(kind);
+                    inst.d = self.dst(op(0)?, line)?;
+                    let (p, neg) = match ops.last() {
+                        Some(Operand::Not(p)) => (p.as_str(), true),
+                        Some(Operand::Name(p)) => (p.as_str(), false),
+                        _ => return Err(perr(line, "bar.red needs a predicate")),
+                    };
+                    inst.c = self.reg(p, line)?;
+                    inst.sat = neg;
+                } else if m.has("warp") {
+                    inst.op = Op::Nop;
+                } else if (m.has("sync") || m.parts.is_empty() || m.has("aligned"))
+                    && !m.has("red")
+                    && !m.has("arrive")
+                {
+                    inst.op = Op::Bar;
+                } else {
+                    return Ok(None);
+                }
+            }
+            "shfl" => {
+                let mode = if m.has("up") {
+                    ShflMode::Up
+                } else if m.has("down") {
+                    ShflMode::Down
+                } else if m.has("bfly") {
+                    ShflMode::Bfly
+                } else if m.has("idx") {
+                    ShflMode::Idx
+                } else {
+                    return Ok(None);
+                };
+                inst.op = Op::Shfl(mode);
+                match op(0)? {
+                    Operand::Pair(p, q) => {
+                        inst.d = self.reg(p, line)?;
+                        inst.d2 = self.reg(q, line)?;
+                    }
+                    d => inst.d = self.dst(d, line)?,
+                }
+                inst.a = self.src(op(1)?, ty, line)?;
+                inst.b = self.src(op(2)?, Ty::U32, line)?;
+                inst.c = self.src(op(3)?, Ty::U32, line)?;
+                inst.e = match ops.get(4) {
+                    Some(o) => self.src(o, Ty::U32, line)?,
+                    None => self.konst(0xffff_ffff, line)?,
+                };
+            }
+            "vote" => {
+                let mode = if m.has("all") {
+                    VoteMode::All
+                } else if m.has("any") {
+                    VoteMode::Any
+                } else if m.has("uni") {
+                    VoteMode::Uni
+                } else if m.has("ballot") {
+                    VoteMode::Ballot
+                } else {
+                    return Ok(None);
+                };
+                inst.op = Op::Vote(mode);
+                inst.d = self.dst(op(0)?, line)?;
+                let (p, neg) = match op(1)? {
+                    Operand::Not(p) => (p.as_str(), true),
+                    Operand::Name(p) => (p.as_str(), false),
+                    _ => return Err(perr(line, "vote needs a predicate")),
+                };
+                inst.a = self.reg(p, line)?;
+                inst.gneg = false;
+                inst.sat = neg;
+            }
+            "match" => {
+                inst.op = Op::Match(m.has("all"));
+                match op(0)? {
+                    Operand::Pair(p, q) => {
+                        inst.d = self.reg(p, line)?;
+                        inst.d2 = self.reg(q, line)?;
+                    }
+                    d => inst.d = self.dst(d, line)?,
+                }
+                inst.a = self.src(op(1)?, ty, line)?;
+            }
+            "redux" => {
+                let Some(aop) = m.atom_op() else {
+                    return Ok(None);
+                };
+                if !matches!(
+                    aop,
+                    AtomOp::Add
+                        | AtomOp::Min
+                        | AtomOp::Max
+                        | AtomOp::And
+                        | AtomOp::Or
+                        | AtomOp::Xor
+                ) || ty.is_float()
+                {
+                    return Ok(None);
+                }
+                inst.op = Op::Redux(aop);
+                inst.d = self.dst(op(0)?, line)?;
+                inst.a = self.src(op(1)?, ty, line)?;
+            }
+            _ => return Ok(None),
+        }
+        Ok(Some(inst))
+    }
+}
