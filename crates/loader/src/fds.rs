@@ -4,6 +4,7 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::OnceLock;
 
 /// How many fd numbers the protected range holds.
 pub const HIGH_RANGE: i32 = 64;
@@ -11,8 +12,16 @@ pub const HIGH_RANGE: i32 = 64;
 /// fd table to millions of entries.
 const MAX_TOP: u64 = 1 << 16;
 
-/// `[low, top)` of the protected range for the current soft limit.
+/// The range, fixed the first time it is asked for (`init_lower_half` does, before the
+/// program exists): a program that later lowers its own limit must not pull crac's fds down
+/// among its own, and checkpoints skip crac's fds by this range.
+static RANGE: OnceLock<(i32, i32)> = OnceLock::new();
+
+/// `[low, top)` of the protected range, from the soft limit when first called.
 pub fn high_range() -> io::Result<(i32, i32)> {
+    if let Some(r) = RANGE.get() {
+        return Ok(*r);
+    }
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -22,17 +31,28 @@ pub fn high_range() -> io::Result<(i32, i32)> {
         return Err(io::Error::last_os_error());
     }
     let top = i32::try_from(lim.rlim_cur.min(MAX_TOP)).unwrap_or(1 << 16);
-    Ok(((top - HIGH_RANGE).max(3), top))
+    Ok(*RANGE.get_or_init(|| ((top - HIGH_RANGE).max(3), top)))
 }
 
 /// Moves a crac-owned fd into the protected high range (just below RLIMIT_NOFILE's soft
 /// limit), close-on-exec, closing the old number.
+///
+/// Fails (closing `fd`) rather than leave it among the program's fds when the program has
+/// lowered its soft limit below the range, since the kernel then refuses higher numbers.
 pub fn move_high(fd: OwnedFd) -> io::Result<OwnedFd> {
     let (low, _top) = high_range()?;
     // SAFETY: F_DUPFD_CLOEXEC duplicates a valid open fd to the lowest free number >= low.
     let new = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, low) };
     if new < 0 {
-        return Err(io::Error::last_os_error());
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::EINVAL) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the program lowered its open-file limit (RLIMIT_NOFILE) below crac's fd range; \
+                 crac cannot open files out of the program's way until it raises it again",
+            ));
+        }
+        return Err(e);
     }
     drop(fd);
     // SAFETY: `new` was just returned by fcntl and is owned by nobody else.
@@ -63,5 +83,48 @@ mod tests {
             std::fs::read("/proc/self/cmdline").expect("read"),
             "same file"
         );
+    }
+
+    #[test]
+    fn lowered_limit_in_a_fresh_process() {
+        let exe = std::env::current_exe().expect("test binary");
+        let name = "fds::tests::range_stays_put_when_the_program_lowers_its_limit";
+        let out = std::process::Command::new(exe)
+            .args(["--exact", name, "--nocapture", "--test-threads=1"])
+            .env("CRAC_LOADER_TEST_CHILD", "1")
+            .output()
+            .expect("spawn test child");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.contains("1 passed"),
+            "{name} failed in its child:\n{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    #[test]
+    fn range_stays_put_when_the_program_lowers_its_limit() {
+        if std::env::var_os("CRAC_LOADER_TEST_CHILD").is_none() {
+            return; // runs in the child started by lowered_limit_in_a_fresh_process
+        }
+        let (low, top) = high_range().expect("range");
+        assert!(low > 16, "the test needs a soft limit above 80, got {top}");
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit/setrlimit on a valid local, in this child process only.
+        unsafe {
+            assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0);
+            lim.rlim_cur = 16;
+            assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
+        }
+        assert_eq!(high_range().expect("range"), (low, top), "range moved");
+        let f = std::fs::File::open("/dev/null").expect("open");
+        let n = f.as_raw_fd();
+        let e = move_high(OwnedFd::from(f)).expect_err("cannot go above the lowered limit");
+        assert!(e.to_string().contains("RLIMIT_NOFILE"), "{e}");
+        // SAFETY: F_GETFD only queries; the fd was closed, not left among the program's.
+        assert_eq!(unsafe { libc::fcntl(n, libc::F_GETFD) }, -1);
     }
 }

@@ -69,6 +69,9 @@ pub enum StartupError {
     /// The `.init_array` constructor that captures the start-up signal state did not run.
     #[error("start-up signal state was not captured (the loader's constructor was not linked)")]
     SignalsNotCaptured,
+    /// The soft RLIMIT_NOFILE could not be read to place crac's fd range.
+    #[error("cannot read the open-file limit (RLIMIT_NOFILE) to place crac's own fds: {0}")]
+    FdRange(#[source] io::Error),
     /// pthread_atfork failed.
     #[error("cannot register the lower heap's fork handlers: {0}")]
     AtFork(#[source] io::Error),

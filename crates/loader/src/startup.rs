@@ -150,6 +150,8 @@ pub fn init_lower_half() -> Result<(), StartupError> {
     if crate::lower::has_startup() {
         return Ok(());
     }
+    // Fix crac's fd range now, from the limit crac was started with.
+    crate::fds::high_range().map_err(StartupError::FdRange)?;
     guard_brk().map_err(StartupError::BrkGuard)?;
     sys::register_atfork().map_err(StartupError::AtFork)?;
     // Make sure the arena exists before the snapshot (it is lower half either way).
