@@ -245,7 +245,10 @@ pub(crate) enum Op {
     Ret,
     Exit,
     Trap,
+    /// `bar.sync id{, count}`: `a` = barrier id, `b` = thread count or [`NONE`] (all).
     Bar,
+    /// `bar.arrive id, count`: counts the warp at the barrier without waiting.
+    BarArrive,
     Nop,
     Shfl(ShflMode),
     Vote(VoteMode),

@@ -515,3 +515,66 @@ fn indirect_branch_through_a_table() {
         assert_eq!(out[t as usize * 2 + 1], u32::MAX, "reconverged t={t}");
     }
 }
+
+const NAMED_BARRIERS: &str = r#"
+.version 9.0
+.target sm_75
+.address_size 64
+.visible .entry pc(.param .u64 p)
+{
+    .reg .b32 %r<6>;
+    .reg .b64 %rd<4>;
+    .reg .pred %q<3>;
+    .shared .align 4 .b32 box;
+    ld.param.u64 %rd1, [p];
+    mov.u32 %r1, %tid.x;
+    mov.u32 %r5, 0;
+    setp.lt.u32 %q1, %r1, 32;
+    @%q1 bra PRODUCER;
+    // consumers (warps 1 and 2): wait until the producer filled the box, read it
+    bar.sync 1, 96;
+    ld.shared.u32 %r2, [box];
+    mul.wide.u32 %rd2, %r1, 4;
+    add.s64 %rd3, %rd1, %rd2;
+    st.global.u32 [%rd3], %r2;
+    bar.arrive 2, 96;
+    ret;
+PRODUCER:
+    setp.eq.u32 %q2, %r1, 0;
+    @%q2 st.shared.u32 [box], 1234;
+    bar.arrive 1, 96;
+    bar.sync 2, 96;
+    st.global.u32 [%rd1], %r5;
+    ret;
+}
+.visible .entry stuck()
+{
+    .reg .b32 %r<2>;
+    .reg .pred %q<2>;
+    mov.u32 %r1, %tid.x;
+    setp.lt.u32 %q1, %r1, 32;
+    @%q1 bra DONE;
+    bar.sync 3, 128;
+DONE:
+    ret;
+}
+"#;
+
+#[test]
+fn named_barriers_producer_consumer() {
+    let mut d = Dev::new(NAMED_BARRIERS);
+    let p = d.mem.alloc(&[0xff; 96 * 4]);
+    d.launch("pc", [2, 1, 1], [96, 1, 1], 0, Params::default().u64(p))
+        .unwrap();
+    let out = d.mem.u32s(p, 96);
+    assert_eq!(
+        out[0], 0,
+        "the producer finished after the consumers arrived"
+    );
+    assert_eq!(&out[32..], &[1234; 64][..]);
+    // A barrier expecting more threads than will ever arrive would hang a GPU: it fails.
+    let e = d
+        .launch("stuck", [1, 1, 1], [64, 1, 1], 0, Params::default())
+        .unwrap_err();
+    assert_eq!(e, LaunchError::Trap { line: 39 });
+}

@@ -41,13 +41,27 @@ impl FuncCtx<'_> {
                     };
                     inst.c = self.reg(p, line)?;
                     inst.sat = neg;
+                    // `bar.red.op d, id{, count}, p`
+                    inst.a = self.src(op(1)?, Ty::U32, line)?;
+                    if ops.len() == 4 {
+                        inst.b = self.src(op(2)?, Ty::U32, line)?;
+                    }
                 } else if m.has("warp") {
                     inst.op = Op::Nop;
-                } else if (m.has("sync") || m.parts.is_empty() || m.has("aligned"))
-                    && !m.has("red")
-                    && !m.has("arrive")
+                } else if m.has("arrive") || m.has("sync") || m.parts.is_empty() || m.has("aligned")
                 {
-                    inst.op = Op::Bar;
+                    // `bar.sync id{, count}` / `bar.arrive id, count`
+                    inst.op = if m.has("arrive") {
+                        Op::BarArrive
+                    } else {
+                        Op::Bar
+                    };
+                    inst.a = self.src(op(0)?, Ty::U32, line)?;
+                    if let Some(c) = ops.get(1) {
+                        inst.b = self.src(c, Ty::U32, line)?;
+                    } else if m.has("arrive") {
+                        return Err(perr(line, "bar.arrive needs a thread count"));
+                    }
                 } else {
                     return Ok(None);
                 }

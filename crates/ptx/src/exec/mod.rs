@@ -78,6 +78,8 @@ pub(crate) struct Warp {
     pub frames: Vec<Frame>,
     pub regs: Vec<u64>,
     pub at_barrier: bool,
+    /// Which barrier it waits at.
+    pub bar_id: usize,
     pub done: bool,
 }
 
@@ -100,6 +102,9 @@ pub(crate) struct Env<'a> {
     pub budget: u64,
     /// `bar.red` accumulators of the barrier being filled: count, all, any.
     pub bar_popc: u64,
+    /// Threads counted at each named barrier, and the count each was given (0: all).
+    pub bar_arrived: [u32; 16],
+    pub bar_expected: [u32; 16],
     pub bar_all: bool,
     pub bar_any: bool,
 }
@@ -253,6 +258,8 @@ pub(crate) fn launch(
         start: Instant::now(),
         budget,
         bar_popc: 0,
+        bar_arrived: [0; 16],
+        bar_expected: [0; 16],
         bar_all: true,
         bar_any: false,
     };
@@ -326,6 +333,8 @@ fn run_block(
         warp.regs.resize(k.nregs as usize * 32, 0);
         init_frame(env, k, &mut warp.regs, warp.id);
     }
+    env.bar_arrived = [0; 16];
+    env.bar_expected = [0; 16];
     loop {
         for warp in warps.iter_mut() {
             if warp.done || warp.at_barrier {
@@ -333,39 +342,68 @@ fn run_block(
             }
             step::run_warp(env, warp)?;
         }
-        let waiting = warps.iter().any(|w| w.at_barrier);
         let runnable = warps.iter().any(|w| !w.done && !w.at_barrier);
-        if runnable {
-            // A warp used up its time slice (it may be spinning on another warp's store).
+        let live = warps.iter().filter(|w| !w.done).count();
+        let mut released = false;
+        for id in 0..16 {
+            let waiters = warps
+                .iter()
+                .filter(|w| w.at_barrier && w.bar_id == id)
+                .count();
+            // With a count, the barrier completes when that many threads arrived; without,
+            // when every warp that has not exited waits at it.
+            let complete = match env.bar_expected[id] {
+                0 => waiters > 0 && waiters == live,
+                n => env.bar_arrived[id] >= n,
+            };
+            if complete {
+                release(env, warps, id);
+                released = true;
+            }
+        }
+        if runnable || released {
+            // (A warp may also have used up its time slice spinning on another's store.)
             continue;
         }
-        if !waiting {
-            return Ok(());
+        if let Some(w) = warps.iter().find(|w| w.at_barrier) {
+            // Warps wait at barriers that can never complete: a GPU would hang here.
+            let line = w
+                .frames
+                .last()
+                .and_then(|f| env.prog.funcs[f.func as usize].insts.get(f.pc as usize))
+                .map_or(0, |i| i.line);
+            return Err(LaunchError::Trap { line });
         }
-        // Every warp that is not done waits at a barrier: release them.
-        for warp in warps.iter_mut().filter(|w| w.at_barrier) {
-            warp.at_barrier = false;
-            let Some(f) = warp.frames.last_mut() else {
-                continue;
-            };
-            let func = &env.prog.funcs[f.func as usize];
-            if let Some(inst) = func.insts.get(f.pc as usize)
-                && let Op::BarRed(kind) = inst.op
-            {
-                let v = match kind {
-                    BarRedKind::Popc => env.bar_popc,
-                    BarRedKind::And => u64::from(env.bar_all),
-                    BarRedKind::Or => u64::from(env.bar_any),
-                };
-                let (d, base) = (inst.d as usize * 32, f.reg_base);
-                lanes(f.mask, |l| warp.regs[base + d + l] = v);
-            }
-            f.advance();
-        }
-        env.bar_popc = 0;
-        env.bar_all = true;
-        env.bar_any = false;
+        return Ok(());
     }
+}
+
+/// Releases the warps waiting at barrier `id` (writing `bar.red` results).
+fn release(env: &mut Env<'_>, warps: &mut [Warp], id: usize) {
+    for warp in warps.iter_mut().filter(|w| w.at_barrier && w.bar_id == id) {
+        warp.at_barrier = false;
+        let Some(f) = warp.frames.last_mut() else {
+            continue;
+        };
+        let func = &env.prog.funcs[f.func as usize];
+        if let Some(inst) = func.insts.get(f.pc as usize)
+            && let Op::BarRed(kind) = inst.op
+        {
+            let v = match kind {
+                BarRedKind::Popc => env.bar_popc,
+                BarRedKind::And => u64::from(env.bar_all),
+                BarRedKind::Or => u64::from(env.bar_any),
+            };
+            let (d, base) = (inst.d as usize * 32, f.reg_base);
+            lanes(f.mask, |l| warp.regs[base + d + l] = v);
+        }
+        f.advance();
+    }
+    env.bar_arrived[id] = 0;
+    env.bar_expected[id] = 0;
+    env.bar_popc = 0;
+    env.bar_all = true;
+    env.bar_any = false;
 }
 
 /// Fills a new frame's constant and special registers.

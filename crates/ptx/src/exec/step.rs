@@ -18,6 +18,17 @@ enum Next {
     Yield,
 }
 
+/// Counts a warp at the barrier `inst` names; returns the barrier id.
+fn arrive(env: &mut Env<'_>, inst: &crate::ops::Inst, regs: &[u64], exec: u32) -> usize {
+    let lane = exec.trailing_zeros() as usize;
+    let id = (regs[inst.a as usize * 32 + lane] & 15) as usize;
+    env.bar_arrived[id] += 32;
+    if inst.b != NONE {
+        env.bar_expected[id] = regs[inst.b as usize * 32 + lane] as u32;
+    }
+    id
+}
+
 /// Runs `warp` until it finishes or waits at a barrier.
 pub(crate) fn run_warp(env: &mut Env<'_>, warp: &mut Warp) -> Result<(), LaunchError> {
     let prog = env.prog;
@@ -90,8 +101,17 @@ pub(crate) fn run_warp(env: &mut Env<'_>, warp: &mut Warp) -> Result<(), LaunchE
                     fr.advance();
                     continue;
                 }
-                Op::Bar => break Ok(Next::Barrier),
+                Op::Bar => {
+                    warp.bar_id = arrive(env, inst, regs, exec);
+                    break Ok(Next::Barrier);
+                }
+                Op::BarArrive if exec != 0 => {
+                    arrive(env, inst, regs, exec);
+                    fr.advance();
+                    continue;
+                }
                 Op::BarRed(_) => {
+                    warp.bar_id = arrive(env, inst, regs, exec);
                     let c = inst.c as usize * 32;
                     let mut on = 0u32;
                     super::lanes(exec, |l| {
