@@ -1,6 +1,11 @@
-//! crac's own fds live in a protected high range, just below the soft `RLIMIT_NOFILE`, so
-//! the program's fds (which start at the bottom) never collide with them and checkpoints can
-//! skip them by number.
+//! crac's own fds live in a protected high range, just below the soft `RLIMIT_NOFILE` crac was
+//! started with, so the program's fds (which start at the bottom) never collide with them and
+//! checkpoints can skip them by number. The range does not follow later limit changes: a
+//! program that lowers its limit below it makes [`move_high`] fail, never land among its fds.
+//!
+//! crac code that opens files while the program runs still takes a low number for an instant
+//! (the kernel always gives the lowest free one); only opening them before the program starts
+//! avoids that.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
