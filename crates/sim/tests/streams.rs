@@ -214,3 +214,60 @@ fn many_host_threads_launch_at_once() {
         .device_synchronize()
         .expect("all threads' work done");
 }
+
+#[test]
+fn event_wait_holds_back_a_higher_priority_stream() {
+    // The consumer's stream has the higher priority, so a scheduler that ignored the event
+    // would run the consumer as soon as the device is free, before the producer.
+    let gpu = Gpu::new();
+    let dev = gpu.dev();
+    let module = gpu.load("streams");
+    let produce = gpu.func(module, "produce");
+    let consume = gpu.func(module, "consume");
+    let (least, greatest) = dev.device_props(0).expect("props").stream_priority_range;
+    let low = dev
+        .stream_create(StreamFlags::NON_BLOCKING, least)
+        .expect("low");
+    let high = dev
+        .stream_create(StreamFlags::NON_BLOCKING, greatest)
+        .expect("high");
+    assert_eq!(dev.stream_info(high).expect("info").1, greatest);
+    let ready = dev.event_create(EventFlags::DISABLE_TIMING).expect("event");
+    let big = 100_000;
+    let n = 512;
+    let (slow, buf, out) = (
+        gpu.zeroed::<i32>(big),
+        gpu.zeroed::<i32>(n),
+        gpu.zeroed::<i32>(n),
+    );
+    // Keeps the device busy while the rest is queued behind it.
+    gpu.launch(
+        produce,
+        &on(low, big),
+        &[slow.into(), (big as i32).into(), 1i32.into()],
+    )
+    .expect("slow kernel");
+    gpu.launch(
+        produce,
+        &on(low, n),
+        &[buf.into(), (n as i32).into(), 9i32.into()],
+    )
+    .expect("producer");
+    dev.event_record(ready, low).expect("record");
+    dev.stream_wait_event(high, ready).expect("wait");
+    gpu.launch(
+        consume,
+        &on(high, n),
+        &[buf.into(), out.into(), (n as i32).into()],
+    )
+    .expect("consumer");
+    let mut bytes = vec![0u8; n * 4];
+    dev.memcpy_dtoh(&mut bytes, out, high).expect("copy back");
+    let got: Vec<i32> = from_bytes(&bytes);
+    assert_eq!(
+        got,
+        (0..n as i32)
+            .map(|i| 9 * (i + 1) * 2 + 1)
+            .collect::<Vec<_>>()
+    );
+}
