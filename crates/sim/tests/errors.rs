@@ -161,3 +161,23 @@ fn short_parameter_buffer_is_refused() {
     assert!(!e.is_sticky(), "{e}");
     gpu.dev().device_synchronize().expect("context still good");
 }
+
+#[test]
+fn out_of_memory_is_memory_allocation_and_not_sticky() {
+    let gpu = Gpu::new();
+    let dev = gpu.dev();
+    let (free, total) = dev.mem_get_info().expect("memory info");
+    assert!(free <= total);
+    let e = dev.malloc(total + 1).expect_err("more than the device has");
+    assert_eq!(e.code(), 2, "{e}");
+    assert!(!e.is_sticky());
+    // Still usable, and the free memory shrinks by what a real allocation takes.
+    let p = dev.malloc(1 << 20).expect("a modest allocation");
+    let (free_after, _) = dev.mem_get_info().expect("memory info");
+    assert!(
+        free_after <= free - (1 << 20),
+        "free {free} -> {free_after}"
+    );
+    dev.free(p).expect("free");
+    dev.device_synchronize().expect("context still good");
+}
