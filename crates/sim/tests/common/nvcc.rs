@@ -1,9 +1,9 @@
 //! Finding nvcc and compiling the test kernels in `tests/cuda/kernels/` to fat binaries.
 //!
 //! Each (source, flags) pair is compiled once per test process and cached on disk under the
-//! target dir, keyed by a hash of the source text, the flags and the nvcc path, so test binaries
-//! running in parallel share the work. A compile writes to a unique temporary name and renames it
-//! into place: a reader sees either no file or a whole one.
+//! target dir, keyed by a hash of the source text, the flags and the nvcc binary (path, size,
+//! mtime), so test binaries running in parallel share the work. A compile writes to a unique
+//! temporary name and renames it into place: a reader sees either no file or a whole one.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -122,7 +122,17 @@ pub fn fatbin(name: &str, kind: FatbinKind) -> Vec<u8> {
         .unwrap_or_else(|e| panic!("read kernel source {}: {e}", src_path.display()));
     let nvcc = nvcc();
     let flags = kind.flags().join(" ");
-    let hash = fnv1a(&[&src, flags.as_bytes(), nvcc.as_os_str().as_encoded_bytes()]);
+    // The nvcc binary's size and mtime stand in for its version: an nvcc updated in place
+    // invalidates the cache.
+    let stamp = std::fs::metadata(&nvcc)
+        .map(|m| format!("{}:{:?}", m.len(), m.modified().ok()))
+        .unwrap_or_default();
+    let hash = fnv1a(&[
+        &src,
+        flags.as_bytes(),
+        nvcc.as_os_str().as_encoded_bytes(),
+        stamp.as_bytes(),
+    ]);
     let out = cache_dir().join(format!("{name}-{hash:016x}.fatbin"));
     if !out.is_file() {
         compile(&nvcc, &src_path, kind, &out);
