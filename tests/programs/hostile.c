@@ -5,7 +5,9 @@
  *                ends with status 0 when that thread ends
  *   block-all    block every signal and set a handler for each catchable one
  *   sbrk         grow the program break by 1 MiB with sbrk and use it
- *   low-nofile   lower the soft fd limit to 16, then open files until it fails */
+ *   low-nofile   lower the soft fd limit to 16, then open files until it fails
+ *   first-fd     wait a moment (crac's agent is idle by then), then open two files and print
+ *                their fd numbers: the lowest free ones, 3 and 4, as POSIX promises */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -72,6 +74,13 @@ int main(int argc, char **argv) {
         int n = 0;
         while (open("/dev/null", O_RDONLY) >= 0) n++;
         printf("opened %d files under a limit of 16 (%s)\n", n, strerror(errno));
+        return 0;
+    }
+    if (strcmp(mode, "first-fd") == 0) {
+        usleep(300 * 1000);
+        int a = open("/dev/null", O_RDONLY);
+        int b = open("/dev/null", O_RDONLY);
+        printf("first fds %d %d\n", a, b);
         return 0;
     }
     fprintf(stderr, "hostile: unknown mode %s\n", mode);

@@ -1,5 +1,6 @@
 //! Programs that do legal but unusual things to their own process — close every fd, exit the
-//! main thread first, block and catch every signal, lower their fd limit, grow the break —
+//! main thread first, block and catch every signal, count on open() giving the lowest free fd,
+//! lower their fd limit, grow the break —
 //! behave under crac as they do natively, or (for the break, which crac blocks by design) fail
 //! the way the C library documents, never by crashing.
 #![allow(
@@ -42,6 +43,14 @@ fn the_main_thread_exits_first() {
 #[test]
 fn every_signal_blocked_and_caught() {
     same_as_native("block-all", 2);
+}
+
+#[test]
+fn open_gets_the_lowest_free_fd() {
+    // POSIX: open returns the lowest fd not open in the process. A lower-half thread blocked in
+    // accept(2) holds a reserved fd number (the kernel allocates it before waiting), which would
+    // shift every fd the program opens.
+    same_as_native("first-fd", 3);
 }
 
 #[test]
