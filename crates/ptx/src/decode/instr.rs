@@ -168,6 +168,9 @@ impl FuncCtx<'_> {
                 let (a, sp) = self.addr(op(1)?, m.space(), line)?;
                 inst.op = Op::Ld(sp);
                 inst.addr = a;
+                // For loads, `sat` marks a volatile (or ordered) load: another thread may
+                // write that memory.
+                inst.sat = m.has("volatile") || m.has("acquire") || m.has("relaxed");
                 inst.vn = m.vec();
                 match op(0)? {
                     Operand::Vector(parts) => self.vector(&mut inst, parts, ty, line)?,

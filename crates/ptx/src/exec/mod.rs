@@ -78,6 +78,8 @@ pub(crate) struct Warp {
     pub frames: Vec<Frame>,
     pub regs: Vec<u64>,
     pub at_barrier: bool,
+    /// An atomic or volatile load ran since the last backward branch (see `Frame::branch`).
+    pub spin_hint: bool,
     /// Which barrier it waits at.
     pub bar_id: usize,
     pub done: bool,
@@ -326,6 +328,7 @@ fn run_block(
         warp.valid = if left >= 32 { FULL } else { (1u32 << left) - 1 };
         warp.exited = 0;
         warp.at_barrier = false;
+        warp.spin_hint = false;
         warp.done = false;
         warp.frames.clear();
         warp.frames.push(Frame::new(kidx, 0, 0, warp.valid));

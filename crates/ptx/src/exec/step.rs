@@ -77,9 +77,32 @@ pub(crate) fn run_warp(env: &mut Env<'_>, warp: &mut Warp) -> Result<(), LaunchE
                 }
                 exec &= bits;
             }
+            // Lanes that ran ahead of waiting lanes (see `Frame::branch`) let them catch up
+            // before anything that needs the whole warp together.
+            if fr.next_wait < fr.pc
+                && matches!(
+                    inst.op,
+                    Op::Bar
+                        | Op::BarRed(_)
+                        | Op::Shfl(_)
+                        | Op::Vote(_)
+                        | Op::Match(_)
+                        | Op::Activemask
+                        | Op::Redux(_)
+                )
+            {
+                warp_insts -= 1;
+                thread_insts -= u64::from(fr.mask.count_ones());
+                fr.reschedule();
+                continue;
+            }
             match inst.op {
                 Op::Bra => {
-                    fr.branch(exec, inst.aux);
+                    let spinning = warp.spin_hint;
+                    if inst.aux <= fr.pc {
+                        warp.spin_hint = false;
+                    }
+                    fr.branch(exec, inst.aux, spinning);
                     continue;
                 }
                 Op::BrxIdx if exec != 0 => {
@@ -128,6 +151,11 @@ pub(crate) fn run_warp(env: &mut Env<'_>, warp: &mut Warp) -> Result<(), LaunchE
                 _ => {}
             }
             if exec != 0 {
+                if matches!(inst.op, Op::Atom(..) | Op::Red(..))
+                    || (matches!(inst.op, Op::Ld(_)) && inst.sat)
+                {
+                    warp.spin_hint = true;
+                }
                 let r = match inst.op {
                     Op::Cvt => cvt::exec(inst, regs, exec),
                     Op::Ld(_)
