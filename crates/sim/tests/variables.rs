@@ -137,3 +137,31 @@ fn unknown_symbol_is_invalid_symbol() {
         .expect_err("must fail");
     assert_eq!(err.code(), 13, "{err}");
 }
+
+#[test]
+fn two_modules_have_their_own_copies_of_same_named_variables() {
+    // Two translation units may each define `accum`: every registered fat binary is its own
+    // module with its own storage.
+    let gpu = Gpu::new();
+    let (a, b) = (gpu.load("variables"), gpu.load("variables"));
+    let (pa, _) = gpu.dev().register_variable(a, "accum").expect("a");
+    let (pb, _) = gpu.dev().register_variable(b, "accum").expect("b");
+    assert_ne!(pa, pb);
+    let apply_a = gpu.func(a, "apply_coeffs");
+    gpu.run(apply_a, &common::dims1(1, 64), &[7i32.into()]);
+    let want: Vec<i32> = (0..64).map(|i| FIB[i % 16] * 7).collect();
+    assert_eq!(from_bytes::<i32>(&read_var(&gpu, a, "accum")), want);
+    assert_eq!(from_bytes::<i32>(&read_var(&gpu, b, "accum")), vec![0; 64]);
+    assert_eq!(from_bytes::<u64>(&read_var(&gpu, b, "launches_seen")), [0]);
+    // Unloading one leaves the other's variables alive and listed.
+    gpu.dev().unregister_module(a).expect("unregister");
+    let listed: Vec<_> = gpu
+        .dev()
+        .module_variables()
+        .expect("variables")
+        .into_iter()
+        .map(|v| v.module)
+        .collect();
+    assert!(!listed.contains(&a) && listed.contains(&b), "{listed:?}");
+    assert_eq!(from_bytes::<i32>(&read_var(&gpu, b, "accum")), vec![0; 64]);
+}
