@@ -10,7 +10,10 @@ use std::time::Duration;
 
 use common::*;
 
-const SRC: &str = include_str!("data/spin_sm75.ptx");
+const SOURCES: [&str; 2] = [
+    include_str!("data/spin_sm75.ptx"),
+    include_str!("data/spin_debug.ptx"),
+];
 
 fn within(secs: u64, body: impl FnOnce() + Send + 'static) {
     let (tx, rx) = mpsc::channel();
@@ -32,45 +35,49 @@ fn within(secs: u64, body: impl FnOnce() + Send + 'static) {
 #[test]
 fn cross_warp_flag() {
     within(20, || {
-        let mut d = Dev::new(SRC);
-        let (data, flag, out) = (
-            d.mem.alloc(&[0; 128]),
-            d.mem.alloc(&[0; 4]),
-            d.mem.alloc(&[0; 128]),
-        );
-        d.launch(
-            "cross_warp_flag",
-            [1, 1, 1],
-            [64, 1, 1],
-            0,
-            Params::default().u64(data).u64(flag).u64(out),
-        )
-        .unwrap();
-        assert_eq!(
-            d.mem.i32s(out, 32),
-            (32..64).map(|t| t * 3).collect::<Vec<_>>()
-        );
+        for src in SOURCES {
+            let mut d = Dev::new(src);
+            let (data, flag, out) = (
+                d.mem.alloc(&[0; 128]),
+                d.mem.alloc(&[0; 4]),
+                d.mem.alloc(&[0; 128]),
+            );
+            d.launch(
+                "cross_warp_flag",
+                [1, 1, 1],
+                [64, 1, 1],
+                0,
+                Params::default().u64(data).u64(flag).u64(out),
+            )
+            .unwrap();
+            assert_eq!(
+                d.mem.i32s(out, 32),
+                (32..64).map(|t| t * 3).collect::<Vec<_>>()
+            );
+        }
     });
 }
 
 fn mutex(kernel: &'static str) {
     within(20, move || {
-        let mut d = Dev::new(SRC);
-        let (lock, counter) = (d.mem.alloc(&[0; 4]), d.mem.alloc(&[0; 4]));
-        d.launch(
-            kernel,
-            [3, 1, 1],
-            [64, 1, 1],
-            0,
-            Params::default().u64(lock).u64(counter),
-        )
-        .unwrap();
-        assert_eq!(
-            d.mem.i32s(counter, 1),
-            vec![192],
-            "every thread got the lock once"
-        );
-        assert_eq!(d.mem.i32s(lock, 1), vec![0], "lock released");
+        for src in SOURCES {
+            let mut d = Dev::new(src);
+            let (lock, counter) = (d.mem.alloc(&[0; 4]), d.mem.alloc(&[0; 4]));
+            d.launch(
+                kernel,
+                [3, 1, 1],
+                [64, 1, 1],
+                0,
+                Params::default().u64(lock).u64(counter),
+            )
+            .unwrap();
+            assert_eq!(
+                d.mem.i32s(counter, 1),
+                vec![192],
+                "every thread got the lock once"
+            );
+            assert_eq!(d.mem.i32s(lock, 1), vec![0], "lock released");
+        }
     });
 }
 
