@@ -202,3 +202,31 @@ fn local_arrays_and_recursion() {
         assert_eq!(got[3 * i..3 * i + 3], local_sort(seeds[i], i), "thread {i}");
     }
 }
+
+#[test]
+fn generic_pointers_to_global_shared_and_local_memory() {
+    let gpu = Gpu::new();
+    let f = gpu.kernel("device_call", "generic_ptrs");
+    let mut rng = Rng::new(65);
+    let input = rng.f32s(64, -100.0, 100.0);
+    let (din, dout, dflags) = (
+        gpu.upload(&input),
+        gpu.zeroed::<f32>(64 * 8),
+        gpu.zeroed::<i32>(64),
+    );
+    gpu.run(f, &dims1(1, 64), &[din.into(), dout.into(), dflags.into()]);
+    let out: Vec<f32> = gpu.download(dout, 64 * 8);
+    for t in 0..64 {
+        for k in 0..8 {
+            let x = input[(t % 8) * 8 + k];
+            let want = ((x * 2.0) * 0.5) * 3.0;
+            assert_eq!(
+                out[t * 8 + k].to_bits(),
+                want.to_bits(),
+                "thread {t} element {k}"
+            );
+        }
+    }
+    // __isShared(sh), __isGlobal(in), __isLocal(local) true; the crossed ones false.
+    assert_eq!(gpu.download::<i32>(dflags, 64), vec![0b00111; 64]);
+}
