@@ -386,7 +386,7 @@ fn device_assert_prints_and_traps() {
     assert_eq!(lines.len(), 8, "{out}");
     assert_eq!(
         lines[0],
-        "as.cu:4: void checks(int *, int): block [0,0,0], thread [40,0,0] Assertion `threadIdx.x < 40` failed."
+        "assert.cu:4: void checks(int *, int): block [0,0,0], thread [40,0,0] Assertion `threadIdx.x < 40` failed."
     );
 }
 
