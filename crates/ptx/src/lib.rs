@@ -16,7 +16,8 @@
 //!
 //! Precision: integer and `.rn` float arithmetic is exact as PTX defines it; the `.approx`
 //! functions are computed with Rust's `f32`/`f64` library (within 2 ulp, inside PTX's stated
-//! bounds); `.f64` directed rounding (`.rz .rm .rp`) is done as `.rn`.
+//! bounds); directed rounding (`.rz .rm .rp`) is exact for `add sub mul div sqrt` and `cvt`,
+//! while a directed `fma` may be off by one ulp (`.f64`: rounded to nearest).
 //!
 //! Not supported yet (decoded, and failing the launch with [`LaunchError::Unsupported`] only
 //! if executed): textures and surfaces, `mma`/`wmma`/`ldmatrix`,

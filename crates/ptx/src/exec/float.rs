@@ -1,7 +1,8 @@
 //! Floating-point instructions on `.f32`, `.f64`, `.f16`/`.f16x2` and `.bf16`/`.bf16x2`.
 //!
-//! `.f32` and `.f64` `add sub mul fma div sqrt` are correctly rounded (`.rn`; `.f32` with
-//! `.rz .rm .rp` too, by computing in `f64` and rounding once). The `.approx` functions (`sin
+//! `.f32` and `.f64` `add sub mul fma div sqrt` are correctly rounded (`.rn`; with `.rz .rm
+//! .rp` too: `.f32` by computing in `f64` and rounding once, `.f64` by exact error terms; a
+//! directed `fma` may be one ulp off). The `.approx` functions (`sin
 //! cos lg2 ex2 rcp rsqrt tanh`, `div.approx/full`) use Rust's `f32` library functions, which
 //! are within 2 ulp (well inside PTX's stated maximum errors, e.g. 2^-20.9 absolute for
 //! `sin.approx` in −π..π, 2 ulp for `ex2.approx`). Half types are computed in `f32` and
@@ -119,6 +120,53 @@ fn op64(op: Op, a: f64, b: f64, c: f64) -> Option<f64> {
     })
 }
 
+/// Moves the round-to-nearest result `r` of `x op y` one ulp toward the rounding direction
+/// when the exact result lies on that side of it (the error terms are exact: TwoSum for
+/// add/sub, fma residuals for mul/div/sqrt). `fma` keeps its round-to-nearest result.
+fn directed64(op: Op, rnd: Rnd, x: f64, y: f64, r: f64) -> f64 {
+    if !r.is_finite() {
+        return r;
+    }
+    // Sign of (exact - r).
+    let err = match op {
+        Op::Add | Op::Sub => {
+            let y = if op == Op::Sub { -y } else { y };
+            let bv = r - x;
+            (x - (r - bv)) + (y - bv)
+        }
+        Op::MulLo => x.mul_add(y, -r),
+        Op::Div => (-r).mul_add(y, x) * y.signum(),
+        Op::Sqrt => (-r).mul_add(r, x),
+        _ => 0.0,
+    };
+    let up = match rnd {
+        Rnd::Rp => err > 0.0,
+        Rnd::Rm => false,
+        _ => err > 0.0 && r < 0.0,
+    };
+    let down = match rnd {
+        Rnd::Rm => err < 0.0,
+        Rnd::Rp => false,
+        _ => err < 0.0 && r > 0.0,
+    };
+    if up {
+        next64(r, true)
+    } else if down {
+        next64(r, false)
+    } else {
+        r
+    }
+}
+
+fn next64(x: f64, up: bool) -> f64 {
+    if x == 0.0 {
+        let tiny = f64::from_bits(1);
+        return if up { tiny } else { -tiny };
+    }
+    let b = x.to_bits();
+    f64::from_bits(if (x > 0.0) == up { b + 1 } else { b - 1 })
+}
+
 fn test(kind: TestKind, x: f64) -> bool {
     match kind {
         TestKind::Finite => x.is_finite(),
@@ -205,8 +253,11 @@ pub(crate) fn exec(i: &Inst, regs: &mut [u64], exec: u32) -> Result<(), LaunchEr
                 return Err(unsupported(i));
             }
             map3(regs, i, exec, |a, b, c| {
-                let mut r = op64(op, f64::from_bits(a), f64::from_bits(b), f64::from_bits(c))
-                    .unwrap_or(f64::NAN);
+                let (x, y, z) = (f64::from_bits(a), f64::from_bits(b), f64::from_bits(c));
+                let mut r = op64(op, x, y, z).unwrap_or(f64::NAN);
+                if matches!(rnd, Rnd::Rz | Rnd::Rm | Rnd::Rp) {
+                    r = directed64(op, rnd, x, y, r);
+                }
                 if sat {
                     r = if r.is_nan() { 0.0 } else { r.clamp(0.0, 1.0) };
                 }
@@ -263,5 +314,23 @@ mod tests {
         assert_eq!(round_to_f32(-x, Rnd::Rm), -next_up(1.0));
         assert_eq!(round_to_f32(-x, Rnd::Rz), -1.0);
         assert_eq!(op32(Op::Copysign, Rnd::Rn, -1.0, 2.0, 0.0), Some(-2.0));
+        let third = 1.0f64 / 3.0;
+        let (lo, hi) = (
+            directed64(Op::Div, Rnd::Rm, 1.0, 3.0, third),
+            directed64(Op::Div, Rnd::Rp, 1.0, 3.0, third),
+        );
+        assert!(lo < hi && (lo == third || hi == third));
+        assert_eq!(hi.to_bits() - lo.to_bits(), 1);
+        let tiny = 2f64.powi(-60);
+        assert_eq!(
+            directed64(Op::Add, Rnd::Rp, 1.0, tiny, 1.0),
+            next64(1.0, true)
+        );
+        assert_eq!(directed64(Op::Add, Rnd::Rz, -1.0, -tiny, -1.0), -1.0);
+        assert_eq!(
+            directed64(Op::Add, Rnd::Rm, -1.0, -tiny, -1.0),
+            next64(-1.0, false)
+        );
+        assert!(directed64(Op::Sqrt, Rnd::Rz, 2.0, 0.0, 2f64.sqrt()) <= 2f64.sqrt());
     }
 }
