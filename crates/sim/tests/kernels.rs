@@ -113,3 +113,40 @@ fn missing_nvcc_fails_loudly_instead_of_skipping() {
         "{text}"
     );
 }
+
+/// The body of `.entry name` in PTX text.
+fn entry_body<'a>(ptx: &'a str, name: &str) -> &'a str {
+    let start = ptx
+        .find(&format!(".entry {name}("))
+        .unwrap_or_else(|| panic!("no entry {name}"));
+    let rest = &ptx[start..];
+    let end = rest.find("\n}").expect("end of entry");
+    &rest[..end]
+}
+
+#[test]
+fn references_rest_on_how_nvcc_compiled_the_arithmetic() {
+    // The bit-exact references assume these contractions; if nvcc changes them, the references
+    // must change too.
+    let ptx = |file: &str| String::from_utf8(fatbin(file, FatbinKind::PtxText)).expect("PTX");
+    let saxpy = ptx("saxpy");
+    assert!(
+        entry_body(&saxpy, "saxpy").contains("fma.rn.f32"),
+        "saxpy is fused"
+    );
+    let unfused = entry_body(&saxpy, "saxpy_unfused");
+    assert!(!unfused.contains("fma."), "saxpy_unfused is not fused");
+    assert!(unfused.contains("mul.rn.f32") && unfused.contains("add.rn.f32"));
+    let matmul = ptx("matmul");
+    assert_eq!(
+        entry_body(&matmul, "matmul_tiled")
+            .matches("fma.rn.f32")
+            .count(),
+        32
+    );
+    let stencil = ptx("stencil");
+    let body = entry_body(&stencil, "stencil5");
+    assert!(!body.contains("fma."), "stencil must not be contracted");
+    assert_eq!(body.matches("add.f32").count(), 4);
+    assert_eq!(body.matches("mul.f32").count(), 1);
+}
