@@ -118,3 +118,48 @@ fn other_atomic_operations_are_exact() {
         assert_eq!(seen, expect, "exchange chain of slot {k}");
     }
 }
+
+#[test]
+fn float_and_64_bit_atomics_are_exact() {
+    let gpu = Gpu::new();
+    let f = gpu.kernel("atomic_ops", "atomic_float_mix");
+    let mut rng = Rng::new(82);
+    let (n, block) = (2000usize, 128u32);
+    let input: Vec<i32> = (0..n)
+        .map(|_| (rng.next_u32() % 1_000_000) as i32)
+        .collect();
+    let blocks = blocks_for(n, block);
+    let din = gpu.upload(&input);
+    let (dsum, fsum) = (gpu.zeroed::<f64>(1), gpu.zeroed::<f32>(blocks as usize));
+    let wide = gpu.upload(&[0u64, u64::MAX, 0]);
+    let fx = gpu.upload(&[-1.0f32]);
+    gpu.run(
+        f,
+        &dims1(blocks, block),
+        &[
+            din.into(),
+            (n as i32).into(),
+            dsum.into(),
+            fsum.into(),
+            wide.into(),
+            fx.into(),
+        ],
+    );
+    let total: f64 = input.iter().map(|&v| f64::from(v)).sum();
+    assert_eq!(gpu.download::<f64>(dsum, 1), [total]);
+    let per_block: Vec<f32> = input
+        .chunks(block as usize)
+        .map(|c| c.iter().map(|&v| (v & 0xfff) as f32).sum())
+        .collect();
+    assert_eq!(gpu.download::<f32>(fsum, blocks as usize), per_block);
+    let w: Vec<u64> = input.iter().map(|&v| u64::from(v as u32) << 20).collect();
+    let want = [
+        *w.iter().max().expect("input"),
+        *w.iter().min().expect("input"),
+        w.iter().fold(0u64, |a, b| a.wrapping_add(*b)),
+    ];
+    assert_eq!(gpu.download::<u64>(wide, 3), want);
+    // The last exchange leaves one of the threads' values.
+    let last = gpu.download::<f32>(fx, 1)[0];
+    assert!(input.iter().any(|&v| v as f32 == last), "exchanged {last}");
+}

@@ -31,3 +31,37 @@ extern "C" __global__ void atomic_mix(const int *in, int n, int *slots, float *f
     atomicAdd(wide, (unsigned long long)(unsigned)v * 1000003ull);
     prev[i] = atomicExch(&owner[i % 16], i);
 }
+
+// Floating-point and 64-bit atomics: atomicAdd on double (global) and float (shared), 64-bit
+// atomicMax / atomicMin / atomicCAS, and atomicExch on a float. All values are small integers
+// (exact in any order). Outputs: dsum[0] (double), fsum[blockIdx.x] (per-block shared sum),
+// wide[0] = max, wide[1] = min, wide[2] = CAS-loop sum (64-bit), fx[0] = some thread's value.
+extern "C" __global__ void atomic_float_mix(const int *in, int n, double *dsum, float *fsum,
+                                            unsigned long long *wide, float *fx)
+{
+    __shared__ float block_sum;
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (threadIdx.x == 0) {
+        block_sum = 0.0f;
+    }
+    __syncthreads();
+    if (i < n) {
+        int v = in[i];
+        atomicAdd(dsum, (double)v);
+        atomicAdd(&block_sum, (float)(v & 0xfff));
+        unsigned long long w = (unsigned long long)(unsigned)v << 20;
+        atomicMax(&wide[0], w);
+        atomicMin(&wide[1], w);
+        unsigned long long old = wide[2];
+        unsigned long long assumed;
+        do {
+            assumed = old;
+            old = atomicCAS(&wide[2], assumed, assumed + w);
+        } while (old != assumed);
+        atomicExch(fx, (float)v);
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        fsum[blockIdx.x] = block_sum;
+    }
+}
