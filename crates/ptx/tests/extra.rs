@@ -213,3 +213,21 @@ fn address_initializers_are_relocated() {
     assert_eq!(d.mem.i32s(d.syms["target_var"], 4), vec![0, 42, 0, 0]);
     assert_eq!(String::from_utf8(d.out.clone()).unwrap(), "hi 42\n");
 }
+
+#[test]
+fn half_precision_atomics() {
+    let mut d = Dev::new(SRC);
+    let (acc, b) = (d.mem.alloc(&[0; 4]), d.mem.alloc(&[0; 2]));
+    d.launch(
+        "half_atomics",
+        [1, 1, 1],
+        [64, 1, 1],
+        0,
+        Params::default().u64(acc).u64(b),
+    )
+    .unwrap();
+    // (0.5 + …) × 64 = 32.0 = 0x5000 in the low half, 0.25 × 64 = 16.0 = 0x4c00 high.
+    assert_eq!(d.mem.u32s(acc, 1), vec![0x4c00_5000]);
+    // bf16 64.0 = 0x4280.
+    assert_eq!(d.mem.get(b, 2), vec![0x80, 0x42]);
+}

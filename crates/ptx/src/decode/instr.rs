@@ -212,11 +212,13 @@ impl FuncCtx<'_> {
                 if aop == AtomOp::Cas {
                     inst.b = self.src(op(k + 2)?, ty, line)?;
                 }
-                if !matches!(
+                let half = matches!(ty, Ty::F16 | Ty::F16x2 | Ty::Bf16 | Ty::Bf16x2);
+                let word = matches!(
                     ty,
                     Ty::U32 | Ty::S32 | Ty::B32 | Ty::U64 | Ty::S64 | Ty::B64 | Ty::F32 | Ty::F64
-                ) || (ty.is_float() && !matches!(aop, AtomOp::Add | AtomOp::Exch))
-                {
+                );
+                let supported = word || (half && aop == AtomOp::Add);
+                if !supported || (ty.is_float() && !matches!(aop, AtomOp::Add | AtomOp::Exch)) {
                     return Ok(None);
                 }
             }

@@ -198,6 +198,30 @@ fn atom_apply(op: AtomOp, ty: Ty, old: u64, a: u64, b: u64) -> u64 {
     let sx = |v: u64| extend(v, bits, true) as i64;
     match op {
         AtomOp::Add => match ty {
+            Ty::F16 | Ty::F16x2 | Ty::Bf16 | Ty::Bf16x2 => {
+                let bf = matches!(ty, Ty::Bf16 | Ty::Bf16x2);
+                let to = |h: u16| {
+                    if bf {
+                        super::half::bf16_to_f32(h)
+                    } else {
+                        super::half::f16_to_f32(h)
+                    }
+                };
+                let from = |f: f32| {
+                    if bf {
+                        super::half::f32_to_bf16(f)
+                    } else {
+                        super::half::f32_to_f16(f)
+                    }
+                };
+                let mut out = 0u64;
+                for k in 0..u64::from(bits / 16) {
+                    let sh = 16 * k;
+                    let sum = to((o >> sh) as u16) + to((x >> sh) as u16);
+                    out |= u64::from(from(sum)) << sh;
+                }
+                out
+            }
             Ty::F32 => u64::from((f32::from_bits(o as u32) + f32::from_bits(x as u32)).to_bits()),
             Ty::F64 => (f64::from_bits(o) + f64::from_bits(x)).to_bits(),
             _ => o.wrapping_add(x) & m,
@@ -399,5 +423,10 @@ mod tests {
         );
         assert_eq!(atom_apply(AtomOp::Cas, Ty::U32, 0, 0, 9), 9);
         assert_eq!(atom_apply(AtomOp::Cas, Ty::U32, 1, 0, 9), 1);
+        // f16x2: (1.0, 2.0) + (0.5, 0.25) = (1.5, 2.25)
+        assert_eq!(
+            atom_apply(AtomOp::Add, Ty::F16x2, 0x4000_3c00, 0x3400_3800, 0),
+            0x4080_3e00
+        );
     }
 }

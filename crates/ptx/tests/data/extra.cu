@@ -1,4 +1,5 @@
 #include <cuda_fp16.h>
+#include <cuda_bf16.h>
 #include <cuda_pipeline.h>
 
 extern "C" __global__ void syncs(const int *in, int *out) {
@@ -50,4 +51,9 @@ __device__ const char *greeting = "hi";
 extern "C" __global__ void relocated(int v) {
     *ptr_to_target = v;
     if (threadIdx.x == 0) printf("%s %d\n", greeting, target_var[1]);
+}
+
+extern "C" __global__ void half_atomics(__half2 *acc, __nv_bfloat16 *b) {
+    atomicAdd(acc, __floats2half2_rn(0.5f, 0.25f));
+    atomicAdd(b, __float2bfloat16(1.0f));
 }
