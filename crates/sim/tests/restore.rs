@@ -223,3 +223,32 @@ fn placement_on_a_taken_address_fails_loudly() {
         .expect_err("a taken address must be refused, not moved");
     assert_eq!(e.code(), 2, "{e}");
 }
+
+#[test]
+fn module_string_constants_are_restored_with_their_module() {
+    // printf.cu's format strings and literals are module variables named `$str`, `$str$1`, …
+    let first = Gpu::new();
+    // An allocation first, so the module's strings do not sit where a fresh device would put
+    // them by default: only the placements can bring them back to these addresses.
+    let _before = first.alloc_bytes(1 << 16);
+    let module = first.load("printf");
+    let mut saved = save(&first, &[(module, "printf")]);
+    saved.allocations.clear();
+    assert!(
+        saved.variables.iter().any(|v| v.1.starts_with("$str")),
+        "string constants are module variables: {:?}",
+        saved.variables.iter().map(|v| &v.1).collect::<Vec<_>>()
+    );
+    drop(first);
+
+    let second = Gpu::new();
+    let module = restore_module(&second, &saved, "printf");
+    let out = second.sim().capture_printf();
+    let f = second.func(module, "say");
+    let tag = second.upload(b"back\0");
+    second.run(f, &dims1(1, 2), &[1i32.into(), 1.0f32.into(), tag.into()]);
+    assert_eq!(
+        out.text(),
+        "block 0 thread 0: 0.000000 back 0 4000000000 0 even 100%\n"
+    );
+}
