@@ -20,8 +20,8 @@
 //! while a directed `fma` may be off by one ulp (`.f64`: rounded to nearest).
 //!
 //! Not supported yet (decoded, and failing the launch with [`LaunchError::Unsupported`] only
-//! if executed): textures and surfaces, `mma`/`wmma`/`ldmatrix`,
-//! `mbarrier`, bulk/tensor copies, clusters, `.b128`/`.v8` accesses, half-precision atomics other than `add`,
+//! if executed): textures and surfaces, `mma`/`wmma`/`ldmatrix`, `mbarrier`, bulk/tensor
+//! copies, clusters, `.b128`/`.v8` accesses, half-precision atomics other than `add`,
 //! packed-half comparisons. Blocks run one after another, so blocks that wait on each other
 //! (grid-wide sync, inter-block spin locks) cannot work; warps of one block take turns.
 #![forbid(unsafe_code)]

@@ -5,16 +5,27 @@
 //! splits the warp, the lanes with the lowest PC run first, and lanes merge again as soon as
 //! their PCs meet. For the structured code nvcc emits (forward branches around `if` bodies,
 //! backward branches closing loops) the lanes reconverge at the immediate post-dominator, as on
-//! hardware. `call` runs the callee with the calling lanes; the others wait in the caller.
+//! hardware. `call` runs the callee with the calling lanes; the others wait in the caller
+//! (an indirect call runs one target's lanes at a time).
+//!
+//! **Forward progress** (what sm_70+ guarantees): warps of a block take turns of
+//! [`TIME_SLICE`] warp-instructions, so a warp spinning on another warp's store gets past it;
+//! inside a warp, lanes spinning in a loop that touches atomics or volatile memory let the
+//! lanes ahead of them run after a while (`Frame::branch`), so a lane holding a spin lock can
+//! release it. Lanes that ran ahead wait for the others before any warp collective.
 //!
 //! **Barriers**: a warp that reaches `bar.sync` stops; the block scheduler runs the other warps
-//! until every warp that has not exited waits at a barrier, then releases them all.
+//! until the barrier completes (every warp that has not exited waits at it, or, with a thread
+//! count, that many threads arrived, `bar.arrive` included), then releases its warps. A
+//! barrier that can never complete fails the launch with [`LaunchError::Trap`] instead of
+//! hanging.
 //!
-//! **Address windows**: generic addresses are device addresses, except three windows in the
+//! **Address windows**: generic addresses are device addresses, except windows in the
 //! non-canonical upper half of the 64-bit space, where no device (or host) allocation can lie:
 //! shared memory at [`SHARED_WINDOW`], the thread's local memory at [`LOCAL_WINDOW`] and the
-//! kernel's parameter buffer at [`PARAM_WINDOW`], each [`WINDOW_SIZE`] bytes. `cvta` adds or
-//! removes the window base; generic loads and stores pick the space by window.
+//! kernel's parameter buffer at [`PARAM_WINDOW`], each [`WINDOW_SIZE`] bytes; device
+//! functions at [`FUNC_WINDOW`]. `cvta` adds or removes the window base; generic loads and
+//! stores pick the space by window.
 //!
 //! **Registers** are 64-bit slots, stored lane-major (`regs[reg * 32 + lane]`), so one
 //! instruction is a loop over the active lanes. Integer results are kept zero-extended to their
