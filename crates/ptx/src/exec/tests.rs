@@ -59,6 +59,7 @@ fn run_all(m: &Module) {
 }
 
 const REAL: &str = include_str!("../../tests/data/kernels_sm75.ptx");
+const DEBUG: &str = include_str!("../../tests/data/kernels_debug.ptx");
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
@@ -75,12 +76,35 @@ proptest! {
             run_all(&m);
         }
     }
+
+    #[test]
+    fn mutated_debug_programs_never_panic(cuts in proptest::collection::vec((0usize..DEBUG.len(), 1usize..30), 1..4)) {
+        let mut s = DEBUG.as_bytes().to_vec();
+        for (at, len) in cuts {
+            let at = at.min(s.len());
+            let end = (at + len).min(s.len());
+            s.drain(at..end);
+        }
+        if let Ok(m) = Module::parse(&String::from_utf8_lossy(&s)) {
+            run_all(&m);
+        }
+    }
 }
 
 #[test]
 fn every_sample_kernel_runs_on_junk_parameters() {
-    run_all(&Module::parse(REAL).unwrap());
-    run_all(&Module::parse(include_str!("../../tests/data/kernels_debug.ptx")).unwrap());
+    for src in [
+        REAL,
+        DEBUG,
+        include_str!("../../tests/data/more_sm75.ptx"),
+        include_str!("../../tests/data/extra_sm90.ptx"),
+        include_str!("../../tests/data/cub_sm75.ptx"),
+        include_str!("../../tests/data/cub2_sm75.ptx"),
+        include_str!("../../tests/data/fptr_sm75.ptx"),
+        include_str!("../../tests/data/spin_debug.ptx"),
+    ] {
+        run_all(&Module::parse(src).unwrap());
+    }
 }
 
 #[test]
