@@ -137,10 +137,29 @@ fn paths_list(paths: &[PathBuf]) -> String {
 }
 
 /// Asks process `pid` for its status.
+///
+/// A connection that is refused or closed unanswered by a live process is tried again a few
+/// times: the agent re-creates its socket when the program closed it, and the connection that
+/// woke it up is lost with the old socket.
 pub fn status(pid: u32) -> Result<StatusReport, ClientError> {
-    let stream = connect(pid)?;
-    status_over(stream, pid)
+    let mut tries = 0;
+    loop {
+        match connect(pid).and_then(|stream| status_over(stream, pid)) {
+            Err(ClientError::Refused { .. } | ClientError::NotListening { .. })
+                if tries < RETRIES =>
+            {
+                tries += 1;
+                std::thread::sleep(RETRY_PAUSE);
+            }
+            other => return other,
+        }
+    }
 }
+
+/// How many times [`status`] tries again after a refused or unanswered connection.
+const RETRIES: u32 = 5;
+/// The pause between those tries.
+const RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Asks for the status over an already connected stream (`pid` is used in messages).
 pub fn status_over(stream: UnixStream, pid: u32) -> Result<StatusReport, ClientError> {

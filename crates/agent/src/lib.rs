@@ -7,6 +7,7 @@
 //! `crac_ckpt` talks to it through [`client`].
 
 pub mod client;
+pub mod guard;
 pub mod lower;
 pub mod server;
 pub mod socket;
@@ -29,6 +30,9 @@ pub enum AgentError {
     /// The socket's fd could not be moved to crac's protected range.
     #[error("cannot move the control socket out of the program's fds: {0}")]
     ProtectFd(#[source] io::Error),
+    /// The control socket could not be prepared for the agent's loop.
+    #[error("cannot prepare the control socket: {0}")]
+    Listen(#[source] io::Error),
     /// Blocking or restoring the signal mask around the thread's start failed.
     #[error("cannot set the signal mask for the agent thread: {0}")]
     SignalMask(#[source] io::Error),

@@ -1,67 +1,135 @@
 //! The agent's accept loop: one request and one reply per connection, peers checked by
 //! `SO_PEERCRED`.
 //!
-//! The loop blocks in `accept` (no timers, no polling while idle). A connection gets a read and
-//! write timeout so a silent client cannot hold the agent. Whatever a client sends, the agent
-//! answers with a reply or closes the connection; it never stops serving because of a client.
+//! The loop sleeps in `poll` on the listening socket (no timers while idle), not in `accept`:
+//! a blocking `accept` reserves the lowest free fd number for as long as it waits, so the program
+//! would see one fd number taken by crac. After `poll` says a connection is waiting, `accept4`
+//! takes a low number for an instant and the connection moves to crac's high range at once. A
+//! connection gets a read and write timeout so a silent client cannot hold the agent. Whatever a
+//! client sends, the agent answers with a reply or closes the connection.
+//!
+//! The program owns the fd table: it may close crac's socket (`close_range(3, ~0)`) or reuse
+//! its number. Before each `accept` the loop checks that the number still refers to the socket
+//! it bound ([`Guarded`]); when it does not, it forgets the number without closing it and binds
+//! a fresh socket at the same path. Running out of fds (the program lowered its limit and used
+//! them all) is waited out quietly. Problems are logged once per kind, never repeated.
 
+use std::cell::Cell;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crac_core::protocol::{self, ErrorCode, Reply, ReplyBody, RequestBody};
 
+use crate::guard::Guarded;
 use crate::lower::LowerHalf;
+use crate::socket;
 use crate::status;
 use crate::sys;
 
 /// How long a connected client may take to send its request or read the reply.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Pause after an `accept` failure that is not about one connection (out of fds, memory), so a
-/// persistent failure does not spin.
-const ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
+/// Pause before accepting again after a failure that is not about one connection (out of fds or
+/// memory): the waiting connection keeps the socket readable, so without it the loop would spin.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Kinds of problems, each logged once at its level and at `debug` afterwards.
+#[derive(Clone, Copy)]
+enum Problem {
+    OutOfFds = 1,
+    Accept = 2,
+    ProtectConnection = 4,
+    Credentials = 8,
+    Refused = 16,
+    Timeouts = 32,
+    BadRequest = 64,
+    Reply = 128,
+    Rebound = 256,
+}
 
 /// The control socket server.
 pub struct Server {
-    listener: UnixListener,
+    listener: Guarded<UnixListener>,
+    path: PathBuf,
     lower: Arc<dyn LowerHalf>,
     allowed_uid: u32,
+    reported: Cell<u32>,
 }
 
 impl Server {
-    /// A server on `listener` that accepts peers running as `allowed_uid` only.
-    pub fn new(listener: UnixListener, lower: Arc<dyn LowerHalf>, allowed_uid: u32) -> Self {
-        Self {
-            listener,
+    /// A server on `listener` (bound at `path`, already in crac's fd range) that accepts peers
+    /// running as `allowed_uid` only.
+    pub fn new(
+        listener: UnixListener,
+        path: PathBuf,
+        lower: Arc<dyn LowerHalf>,
+        allowed_uid: u32,
+    ) -> io::Result<Self> {
+        listener.set_nonblocking(true)?;
+        Ok(Self {
+            listener: Guarded::new(listener)?,
+            path,
             lower,
             allowed_uid,
-        }
+            reported: Cell::new(0),
+        })
     }
 
-    /// Serves connections until the listening socket fails for good.
-    pub fn run(self) {
+    /// Whether `problem` is reported for the first time (and records that it was).
+    fn first(&self, problem: Problem) -> bool {
+        let bit = problem as u32;
+        let seen = self.reported.get();
+        self.reported.set(seen | bit);
+        seen & bit == 0
+    }
+
+    /// Serves connections until the control socket is lost and cannot be re-created.
+    pub fn run(mut self) {
         loop {
-            match self.listener.accept() {
-                Ok((stream, _)) => {
-                    let served = catch_unwind(AssertUnwindSafe(|| self.serve(stream)));
+            if let Err(e) = sys::wait_readable(self.listener.raw())
+                && e.kind() != io::ErrorKind::Interrupted
+            {
+                // poll itself failed (out of memory): wait and try again.
+                self.log(
+                    Problem::Accept,
+                    format_args!("waiting for control connections failed: {e}"),
+                );
+                std::thread::sleep(ACCEPT_BACKOFF);
+                continue;
+            }
+            if !self.listener.is_ours() {
+                match self.rebind() {
+                    Ok(()) => continue,
+                    Err(()) => return,
+                }
+            }
+            match sys::accept_cloexec(self.listener.raw()) {
+                Ok(fd) => {
+                    let served = catch_unwind(AssertUnwindSafe(|| self.serve(fd)));
                     if served.is_err() {
                         tracing::error!("a control request failed unexpectedly; still serving");
                     }
                 }
                 Err(e) => match e.raw_os_error() {
-                    Some(libc::EBADF | libc::EINVAL | libc::ENOTSOCK) => {
-                        tracing::error!(
-                            "control socket failed ({e}); crac_ckpt cannot reach this process any more"
-                        );
-                        return;
+                    Some(libc::EAGAIN | libc::EINTR | libc::ECONNABORTED | libc::EPROTO) => {}
+                    Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => {
+                        // The program uses every fd it may have: not crac's business to
+                        // complain about on its stderr. Wait until one is free.
+                        if self.first(Problem::OutOfFds) {
+                            tracing::debug!("no fd free to accept a control connection: {e}");
+                        }
+                        std::thread::sleep(ACCEPT_BACKOFF);
                     }
-                    Some(libc::ECONNABORTED | libc::EPROTO) => {}
                     _ => {
-                        tracing::warn!("accepting a control connection failed: {e}");
+                        self.log(
+                            Problem::Accept,
+                            format_args!("accepting a control connection failed: {e}"),
+                        );
                         std::thread::sleep(ACCEPT_BACKOFF);
                     }
                 },
@@ -69,28 +137,91 @@ impl Server {
         }
     }
 
-    /// Answers one connection.
-    fn serve(&self, stream: UnixStream) {
-        let mut stream = match self.lower.protect_fd(OwnedFd::from(stream)) {
-            Ok(fd) => UnixStream::from(fd),
+    /// Logs `message` at `warn` the first time `problem` happens, at `debug` afterwards.
+    fn log(&self, problem: Problem, message: std::fmt::Arguments<'_>) {
+        if self.first(problem) {
+            tracing::warn!("{message}");
+        } else {
+            tracing::debug!("{message}");
+        }
+    }
+
+    /// The program closed or reused the listening socket's number: forget that number without
+    /// closing it (it may be the program's file now) and bind a fresh socket at our path.
+    /// `Err` when that fails; the agent then stops serving and leaves the process alone.
+    fn rebind(&mut self) -> Result<(), ()> {
+        let fresh = socket::bind(&self.path)
+            .map_err(|e| e.to_string())
+            .and_then(|l| {
+                self.lower
+                    .protect_fd(OwnedFd::from(l))
+                    .map_err(|e| e.to_string())
+            })
+            .map(UnixListener::from)
+            .and_then(|l| {
+                l.set_nonblocking(true)
+                    .and_then(|()| Guarded::new(l))
+                    .map_err(|e| e.to_string())
+            });
+        match fresh {
+            Ok(listener) => {
+                std::mem::replace(&mut self.listener, listener).forget();
+                self.log(
+                    Problem::Rebound,
+                    format_args!(
+                        "the program closed crac's control socket; listening again at {}",
+                        self.path.display()
+                    ),
+                );
+                Ok(())
+            }
             Err(e) => {
-                tracing::warn!("cannot move a control connection out of the program's fds: {e}");
+                tracing::warn!(
+                    "the program closed crac's control socket and it cannot be re-created \
+                     ({e}); crac_ckpt cannot reach this process any more"
+                );
+                Err(())
+            }
+        }
+    }
+
+    /// Answers one connection.
+    fn serve(&self, fd: OwnedFd) {
+        // Out of the program's numbers before anything else happens.
+        let stream = match self
+            .lower
+            .protect_fd(fd)
+            .map(UnixStream::from)
+            .and_then(Guarded::new)
+        {
+            Ok(s) => s,
+            Err(e) => {
+                self.log(
+                    Problem::ProtectConnection,
+                    format_args!("cannot move a control connection out of the program's fds: {e}"),
+                );
                 return;
             }
         };
+        let mut stream: &UnixStream = &stream;
         let peer = match sys::peer_cred(stream.as_fd()) {
             Ok(p) => p,
             Err(e) => {
-                tracing::warn!("refused a control connection: cannot read its credentials: {e}");
+                self.log(
+                    Problem::Credentials,
+                    format_args!("refused a control connection: cannot read its credentials: {e}"),
+                );
                 return;
             }
         };
         if peer.uid != self.allowed_uid {
-            tracing::warn!(
-                "refused a control connection from pid {} of user {} (only user {} may control this process)",
-                peer.pid,
-                peer.uid,
-                self.allowed_uid
+            self.log(
+                Problem::Refused,
+                format_args!(
+                    "refused a control connection from pid {} of user {} (only user {} may \
+                     control this process)",
+                    peer.pid, peer.uid, self.allowed_uid
+                ),
             );
             return;
         }
@@ -98,7 +229,10 @@ impl Server {
             .set_read_timeout(Some(CLIENT_TIMEOUT))
             .and_then(|()| stream.set_write_timeout(Some(CLIENT_TIMEOUT)));
         if let Err(e) = timeouts {
-            tracing::warn!("cannot set control connection timeouts: {e}");
+            self.log(
+                Problem::Timeouts,
+                format_args!("cannot set control connection timeouts: {e}"),
+            );
             return;
         }
         let reply =
@@ -113,15 +247,21 @@ impl Server {
                     return;
                 }
                 Err(e) => {
-                    tracing::warn!("bad control request from pid {}: {e}", peer.pid);
+                    self.log(
+                        Problem::BadRequest,
+                        format_args!("bad control request from pid {}: {e}", peer.pid),
+                    );
                     Reply::error(e.code(), e.to_string())
                 }
             };
         let sent = protocol::encode_frame(&reply)
             .map_err(|e| e.to_string())
-            .and_then(|bytes| send_all(&stream, &bytes).map_err(|e| e.to_string()));
+            .and_then(|bytes| send_all(stream, &bytes).map_err(|e| e.to_string()));
         if let Err(e) = sent {
-            tracing::warn!("cannot send the control reply to pid {}: {e}", peer.pid);
+            self.log(
+                Problem::Reply,
+                format_args!("cannot send the control reply to pid {}: {e}", peer.pid),
+            );
         }
     }
 

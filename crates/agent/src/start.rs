@@ -55,6 +55,8 @@ pub fn start_in(
         .protect_fd(OwnedFd::from(listener))
         .map(UnixListener::from)
         .map_err(AgentError::ProtectFd)?;
+    let server = server::Server::new(listener, agent.path.clone(), lower.clone(), allowed_uid)
+        .map_err(AgentError::Listen)?;
     let dir = dir.to_owned();
     spawn_blocked(move || {
         lower.register_current_thread();
@@ -65,7 +67,7 @@ pub fn start_in(
                 dir.display()
             );
         }
-        server::Server::new(listener, lower, allowed_uid).run();
+        server.run();
     })?;
     tracing::debug!("control socket at {}", agent.path.display());
     Ok(agent)
@@ -96,6 +98,8 @@ mod tests {
     #[derive(Default)]
     struct Fake {
         agent: Mutex<Option<(i32, bool, bool)>>,
+        /// The fd numbers handed to `protect_fd`, the listening socket's first.
+        fds: Mutex<Vec<i32>>,
     }
 
     impl LowerHalf for Fake {
@@ -116,6 +120,8 @@ mod tests {
             self.agent.lock().unwrap().iter().map(|a| a.0).collect()
         }
         fn protect_fd(&self, fd: OwnedFd) -> io::Result<OwnedFd> {
+            use std::os::fd::AsRawFd;
+            self.fds.lock().unwrap().push(fd.as_raw_fd());
             Ok(fd)
         }
     }
@@ -254,5 +260,37 @@ mod tests {
         );
         drop(agent);
         assert!(!path.exists());
+    }
+
+    /// Asks for the status until it is answered (the agent may be re-creating its socket).
+    fn status_eventually(path: &Path) -> protocol::StatusReport {
+        let mut last = None;
+        for _ in 0..40 {
+            match UnixStream::connect(path).map(|s| client::status_over(s, 0)) {
+                Ok(Ok(report)) => return report,
+                other => last = Some(format!("{other:?}")),
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("no status from the agent: {last:?}");
+    }
+
+    #[test]
+    fn the_program_taking_over_the_socket_number_is_left_alone() {
+        use std::os::fd::AsRawFd;
+        let (_tmp, agent, fake) = started(None);
+        let n = fake.fds.lock().unwrap()[0];
+        // The program puts a file of its own at the socket's number (dup2 replaces atomically,
+        // as close_range followed by an open would).
+        let theirs = std::fs::File::open("/proc/self/cmdline").unwrap();
+        let theirs_id = sys::file_id(theirs.as_raw_fd()).unwrap();
+        // SAFETY: test: replaces the agent's listening socket, as a hostile program would.
+        assert_eq!(unsafe { libc::dup2(theirs.as_raw_fd(), n) }, n);
+        status_eventually(agent.socket_path());
+        // Give the loop time to come back to the number; it must not close the program's file.
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert_eq!(sys::file_id(n).ok(), Some(theirs_id), "program's fd closed");
+        status_eventually(agent.socket_path());
+        assert_eq!(sys::file_id(n).ok(), Some(theirs_id), "program's fd closed");
     }
 }

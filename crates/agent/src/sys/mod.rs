@@ -3,7 +3,7 @@
 
 use std::io;
 use std::mem::MaybeUninit;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 /// Credentials of the process at the other end of a Unix socket (`SO_PEERCRED`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -111,6 +111,85 @@ pub fn send_nosignal(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
         )
     };
     usize::try_from(n).map_err(|_| io::Error::last_os_error())
+}
+
+/// What identifies an open file: device and inode of the file an fd refers to (`fstat`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileId {
+    dev: u64,
+    ino: u64,
+}
+
+/// The identity of the file that fd number `fd` refers to right now; `EBADF` when the number is
+/// not open. Takes a raw number because the point is to ask about numbers the program may have
+/// closed or reused: `fstat` on any number is harmless.
+pub fn file_id(fd: RawFd) -> io::Result<FileId> {
+    let mut st = MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: `st` points at space for one stat, which fstat fills on success (checked before
+    // it is read); an fd number that is not open only makes fstat fail with EBADF.
+    let rc = unsafe { libc::fstat(fd, st.as_mut_ptr()) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fstat returned 0, so it filled `st`.
+    let st = unsafe { st.assume_init() };
+    Ok(FileId {
+        dev: st.st_dev,
+        ino: st.st_ino,
+    })
+}
+
+/// Closes fd number `fd`, ignoring every error: unlike dropping an `OwnedFd`, a number that is
+/// already closed is not fatal here.
+///
+/// # Safety
+/// `fd` must be crac's own open fd (checked with [`file_id`] just before) and nothing may use
+/// the number afterwards.
+pub unsafe fn close(fd: RawFd) {
+    // SAFETY: the caller guarantees the number is ours and unused afterwards; close has no
+    // memory effects, and its result is deliberately ignored (EBADF/EINTR leave nothing to do).
+    unsafe {
+        libc::close(fd);
+    }
+}
+
+/// Waits, without a timeout, until fd number `fd` is readable or no longer valid, and returns
+/// the poll events (`POLLNVAL` when the number is not open). Unlike a blocking `accept`, which
+/// reserves the lowest free fd number for the whole wait, `poll` holds no fd number.
+pub fn wait_readable(fd: RawFd) -> io::Result<i16> {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: `pfd` is one valid pollfd for the duration of the call; poll on a number that is
+    // not open reports POLLNVAL instead of failing.
+    let rc = unsafe { libc::poll(&mut pfd, 1, -1) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(pfd.revents)
+}
+
+/// Accepts one connection on the listening socket `fd`, close-on-exec (`accept4`). The new fd
+/// takes the lowest free number, which is the program's; the caller moves it to crac's range at
+/// once.
+pub fn accept_cloexec(fd: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: null address and length pointers ask for no peer address; a number that is not
+    // a listening socket only makes accept4 fail.
+    let new = unsafe {
+        libc::accept4(
+            fd,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            libc::SOCK_CLOEXEC,
+        )
+    };
+    if new < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: accept4 returned a new fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
 }
 
 /// The effective user id of this process.

@@ -26,7 +26,7 @@ pub fn run(name: &str, args: LaunchArgs) -> anyhow::Result<ExitCode> {
         .try_clone_to_owned()
         .and_then(fds::move_high)
         .context("cannot keep a copy of stderr for crac's messages")?;
-    logging::redirect(log_fd);
+    logging::redirect(log_fd).context("cannot keep a copy of stderr for crac's messages")?;
     logging::route_panics();
 
     let target = match exec::resolve(args.program(), args.args()) {
