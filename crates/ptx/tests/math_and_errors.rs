@@ -578,3 +578,23 @@ fn named_barriers_producer_consumer() {
         .unwrap_err();
     assert_eq!(e, LaunchError::Trap { line: 39 });
 }
+
+#[test]
+fn unprovided_special_register_fails_when_read() {
+    let src = ".version 9.0\n.target sm_90\n.address_size 64\n.visible .entry k()\n{\n\
+        .reg .b32 %r<2>;\n.reg .pred %p<2>;\nmov.u32 %r1, %tid.x;\nsetp.gt.u32 %p1, %r1, 40;\n\
+        @%p1 mov.u32 %r1, %envreg3;\nret;\n}\n";
+    let mut d = Dev::new(src);
+    d.launch("k", [1, 1, 1], [32, 1, 1], 0, Params::default())
+        .unwrap();
+    let e = d
+        .launch("k", [1, 1, 1], [64, 1, 1], 0, Params::default())
+        .unwrap_err();
+    assert_eq!(
+        e,
+        LaunchError::Unsupported {
+            instr: "mov.u32 (reads %envreg3)".into(),
+            line: 10
+        }
+    );
+}

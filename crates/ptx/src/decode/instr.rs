@@ -19,7 +19,16 @@ impl FuncCtx<'_> {
         };
         let types = m.types();
         let ty = types.last().copied().unwrap_or(Ty::B32);
-        let mut inst = match self.decode_op(base, &m, &types, ty, &i.operands, line)? {
+        let decoded = match self.decode_op(base, &m, &types, ty, &i.operands, line) {
+            Err(e) if e.message.starts_with(super::regs::UNSUPPORTED_SPECIAL) => {
+                let mut u = Inst::new(Op::Unsupported, ty, line);
+                let reg = &e.message[super::regs::UNSUPPORTED_SPECIAL.len()..];
+                u.aux = self.unsupported_name(format!("{} (reads {reg})", i.opcode));
+                Some(u)
+            }
+            r => r?,
+        };
+        let mut inst = match decoded {
             Some(inst) => inst,
             None => {
                 let mut u = Inst::new(Op::Unsupported, ty, line);

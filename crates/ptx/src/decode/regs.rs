@@ -9,6 +9,10 @@ use crate::ast::Operand;
 use crate::ops::Special;
 use crate::types::Ty;
 
+/// Message prefix of a PTX special register the interpreter does not provide; the
+/// instruction reading it decodes to [`crate::ops::Op::Unsupported`].
+pub(super) const UNSUPPORTED_SPECIAL: &str = "special register not supported: ";
+
 impl FuncCtx<'_> {
     pub(super) fn new_reg(&mut self, line: u32) -> Result<u32, ParseError> {
         let r = self.nregs;
@@ -58,6 +62,23 @@ impl FuncCtx<'_> {
             self.specials.insert(s, r);
             self.out.specials.push((r, s));
             return Ok(r);
+        }
+        const OTHER_SPECIALS: &[&str] = &[
+            "%envreg",
+            "%pm",
+            "%clock_hi",
+            "%cluster",
+            "%nclusterid",
+            "%clusterid",
+            "%is_explicit_cluster",
+            "%aggr_smem_size",
+            "%reserved_smem_offset",
+            "%current_graph_exec",
+            "%globaltimer_lo",
+            "%globaltimer_hi",
+        ];
+        if OTHER_SPECIALS.iter().any(|p| name.starts_with(p)) {
+            return Err(perr(line, format!("{UNSUPPORTED_SPECIAL}{name}")));
         }
         Err(perr(line, format!("unknown register `{name}`")))
     }
