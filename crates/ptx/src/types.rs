@@ -1,4 +1,4 @@
-//! PTX scalar types, state spaces and small helpers shared by the parser, decoder and executor.
+//! PTX scalar types, state spaces and small functions the parser, decoder and executor share.
 
 /// A PTX scalar type (`.u32`, `.f64`, `.pred`, …).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -1,4 +1,4 @@
-//! Operand helpers shared by the opcode decoders: vectors, predicates, `call` sites.
+//! Operand resolution shared by the opcode decoders: vectors, predicates, `call` sites.
 
 use super::mods::Mods;
 use super::{CallInfo, FuncCtx, VarRef, perr};

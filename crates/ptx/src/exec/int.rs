@@ -392,7 +392,7 @@ mod tests {
     use crate::ops::Cmp;
 
     #[test]
-    fn bit_helpers() {
+    fn bit_field_functions() {
         assert_eq!(bfe(0xf0, 4, 4, 32, false), 0xf);
         assert_eq!(bfe(0xf0, 4, 4, 32, true), 0xffff_ffff);
         assert_eq!(bfe(0x70, 4, 4, 32, true), 0x7);

@@ -1,5 +1,5 @@
 //! A simple in-test device: allocations in a map, module variables allocated from their
-//! initializers, and helpers to pack parameters.
+//! initializers, and a builder that packs parameters.
 #![allow(dead_code, clippy::unwrap_used, clippy::cast_possible_truncation)]
 
 use std::collections::HashMap;
