@@ -55,18 +55,19 @@ pub fn start_in(
         .protect_fd(OwnedFd::from(listener))
         .map(UnixListener::from)
         .map_err(AgentError::ProtectFd)?;
+    // Sweep before the program exists: reading the directory and probing sockets takes low fd
+    // numbers, which must all be free again when the program starts.
+    let swept = socket::sweep_stale(dir, Path::new("/proc"));
+    if swept > 0 {
+        tracing::debug!(
+            "removed {swept} stale control sockets from {}",
+            dir.display()
+        );
+    }
     let server = server::Server::new(listener, agent.path.clone(), lower.clone(), allowed_uid)
         .map_err(AgentError::Listen)?;
-    let dir = dir.to_owned();
     spawn_blocked(move || {
         lower.register_current_thread();
-        let swept = socket::sweep_stale(&dir, Path::new("/proc"));
-        if swept > 0 {
-            tracing::debug!(
-                "removed {swept} stale control sockets from {}",
-                dir.display()
-            );
-        }
         server.run();
     })?;
     tracing::debug!("control socket at {}", agent.path.display());
@@ -100,10 +101,13 @@ mod tests {
         agent: Mutex<Option<(i32, bool, bool)>>,
         /// The fd numbers handed to `protect_fd`, the listening socket's first.
         fds: Mutex<Vec<i32>>,
+        /// Held by a test to keep the agent thread from getting past its registration.
+        hold: Mutex<()>,
     }
 
     impl LowerHalf for Fake {
         fn register_current_thread(&self) {
+            drop(self.hold.lock().unwrap());
             let blocked = |s| sys::signal_is_blocked(s).unwrap();
             *self.agent.lock().unwrap() = Some((
                 sys::thread_id(),
@@ -292,5 +296,67 @@ mod tests {
         assert_eq!(sys::file_id(n).ok(), Some(theirs_id), "program's fd closed");
         status_eventually(agent.socket_path());
         assert_eq!(sys::file_id(n).ok(), Some(theirs_id), "program's fd closed");
+    }
+
+    #[test]
+    fn stale_sockets_are_swept_before_start_returns() {
+        // Sweeping opens fds at low numbers: it must be over before the program runs, not race
+        // it on the agent thread.
+        let tmp = tempfile::tempdir().unwrap();
+        let stale = socket::socket_path(tmp.path(), 4_000_000_000);
+        drop(socket::bind(&stale).unwrap());
+        let fake = Arc::new(Fake::default());
+        let held = fake.hold.lock().unwrap();
+        let agent = start_in(tmp.path(), fake.clone(), sys::effective_uid()).unwrap();
+        let swept = !stale.exists();
+        drop(held);
+        assert!(swept, "stale socket still there when start returned");
+        client::status_over(UnixStream::connect(agent.socket_path()).unwrap(), 0).unwrap();
+    }
+
+    #[test]
+    fn an_idle_agent_holds_no_low_fd_number() {
+        let exe = std::env::current_exe().unwrap();
+        let name = "start::tests::lowest_free_fd_in_a_child";
+        let out = std::process::Command::new(exe)
+            .args(["--exact", name, "--nocapture", "--test-threads=1"])
+            .env("CRAC_AGENT_TEST_CHILD", "1")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.contains("1 passed"),
+            "{name} failed in its child:\n{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    #[test]
+    fn lowest_free_fd_in_a_child() {
+        use std::os::fd::AsRawFd;
+        if std::env::var_os("CRAC_AGENT_TEST_CHILD").is_none() {
+            return; // runs in the child started by an_idle_agent_holds_no_low_fd_number
+        }
+        let (_tmp, agent, _fake) = started(None);
+        client::status_over(UnixStream::connect(agent.socket_path()).unwrap(), 0).unwrap();
+        // Let the agent go back to waiting for the next connection.
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        // Every number below 64 that looks closed must be one that open can give: a number
+        // reserved by a thread blocked in accept looks closed but is never handed out.
+        // SAFETY: F_GETFD only asks whether a number is open; it opens nothing.
+        let free: Vec<i32> = (0..64)
+            .filter(|&n| unsafe { libc::fcntl(n, libc::F_GETFD) } < 0)
+            .collect();
+        let mut files = Vec::new();
+        let mut given = Vec::new();
+        loop {
+            let f = std::fs::File::open("/dev/null").unwrap();
+            if f.as_raw_fd() >= 64 {
+                break;
+            }
+            given.push(f.as_raw_fd());
+            files.push(f);
+        }
+        assert_eq!(given, free, "a free number was reserved");
     }
 }
