@@ -264,6 +264,16 @@ mod tests {
     }
 
     #[test]
+    fn skips_debug_sections_and_directives() {
+        let src = ".version 9.0\n.target sm_75, debug\n.address_size 64\n\
+            .entry k()\n{\n.loc 1 2 3\nret;\n}\n.file 1 \"k.cu\"\n\
+            .section .debug_info\n{\n.b32 12\n.b8 1,2\n.b64 $L__func_begin0\n}\n";
+        let ast = parse(src).unwrap();
+        assert_eq!(ast.funcs.len(), 1);
+        assert!(parse(".section .debug_info\n{\n.b8 1\n").is_err());
+    }
+
+    #[test]
     fn errors_carry_lines() {
         let e = parse(".version 9.0\n.entry k()\n{\n add.s32 %r1 %r2;\n}").unwrap_err();
         assert_eq!(e.line, 4);
