@@ -1,18 +1,25 @@
 //! The answer to a status request: the process's threads and every mapped byte, each tagged
 //! with the half it belongs to.
 //!
+//! Every `/proc` file is opened and moved to crac's high fd range at once (see [`open_high`]),
+//! so the program never finds one of its fd numbers taken while a request is answered.
+//!
 //! Memory is classified by address intervals, never by maps lines: each line is cut against the
 //! lower half's interval set, so a line that merged an upper and a lower mapping yields one
 //! region per side. Kernel regions (`[vdso]`, `[vvar]`, …) belong to neither half.
 
-use std::fs;
-use std::io;
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::Path;
 
 use crac_core::interval::{Interval, IntervalSet};
 use crac_core::procfs::{self, MapsEntry, ProcfsError};
 use crac_core::protocol::{Half, Region, StatusReport, ThreadInfo};
 
+use crate::guard::Guarded;
 use crate::lower::LowerHalf;
+use crate::sys;
 
 /// Why the status could not be gathered.
 #[derive(Debug, thiserror::Error)]
@@ -32,15 +39,16 @@ pub enum StatusError {
 
 /// Gathers the status of this process from `/proc/self` and the lower half's record.
 pub fn collect(lower: &dyn LowerHalf) -> Result<StatusReport, StatusError> {
-    let threads = read_threads()?;
+    let threads = read_threads(lower)?;
     // Read the intervals before the maps text: the agent's own allocations made meanwhile then
     // show up as program memory rather than vanish; never the other way round.
     let intervals = lower.intervals();
     let lower_tids = lower.tids();
-    let maps = fs::read_to_string("/proc/self/maps").map_err(|source| StatusError::ReadProc {
-        path: "/proc/self/maps",
-        source,
-    })?;
+    let maps =
+        read_high(lower, Path::new("/proc/self/maps")).map_err(|source| StatusError::ReadProc {
+            path: "/proc/self/maps",
+            source,
+        })?;
     let maps = procfs::parse_maps(&maps)?;
     Ok(build_report(
         i32::try_from(std::process::id()).unwrap_or(i32::MAX),
@@ -51,24 +59,38 @@ pub fn collect(lower: &dyn LowerHalf) -> Result<StatusReport, StatusError> {
     ))
 }
 
+/// Opens `path` read-only and moves the fd to crac's high range at once: the kernel gives the
+/// lowest free number, which is the program's, and it must not keep it longer than that.
+fn open_high(lower: &dyn LowerHalf, path: &Path) -> io::Result<Guarded<File>> {
+    let low = OwnedFd::from(File::open(path)?);
+    Guarded::new(File::from(lower.protect_fd(low)?))
+}
+
+/// The whole text of `path`, read through an fd in crac's range.
+fn read_high(lower: &dyn LowerHalf, path: &Path) -> io::Result<String> {
+    let file = open_high(lower, path)?;
+    let mut text = String::new();
+    (&*file).read_to_string(&mut text)?;
+    Ok(text)
+}
+
 /// Every thread of this process as `(tid, name)`; threads that exit while being read are left
 /// out.
-fn read_threads() -> Result<Vec<(i32, String)>, StatusError> {
+fn read_threads(lower: &dyn LowerHalf) -> Result<Vec<(i32, String)>, StatusError> {
     let read_err = |source| StatusError::ReadProc {
         path: "/proc/self/task",
         source,
     };
+    let task = Path::new("/proc/self/task");
+    let names = open_high(lower, task)
+        .and_then(|dir| sys::dir_names(dir.as_fd()))
+        .map_err(read_err)?;
     let mut out = Vec::new();
-    for entry in fs::read_dir("/proc/self/task").map_err(read_err)? {
-        let entry = entry.map_err(read_err)?;
-        let Some(tid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<i32>().ok())
-        else {
+    for name in names {
+        let Some(tid) = name.to_str().and_then(|s| s.parse::<i32>().ok()) else {
             continue;
         };
-        if let Ok(comm) = fs::read_to_string(entry.path().join("comm")) {
+        if let Ok(comm) = read_high(lower, &task.join(&name).join("comm")) {
             out.push((tid, procfs::parse_comm(&comm).to_owned()));
         }
     }
@@ -195,7 +217,9 @@ mod tests {
 
     #[test]
     fn collect_reads_this_process() {
-        struct Fake;
+        /// Records what each fd handed to `protect_fd` was opened on.
+        #[derive(Default)]
+        struct Fake(std::sync::Mutex<Vec<String>>);
         impl LowerHalf for Fake {
             fn register_current_thread(&self) {}
             fn intervals(&self) -> IntervalSet {
@@ -205,10 +229,25 @@ mod tests {
                 vec![crate::sys::thread_id()]
             }
             fn protect_fd(&self, fd: std::os::fd::OwnedFd) -> io::Result<std::os::fd::OwnedFd> {
+                use std::os::fd::AsRawFd;
+                let link = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+                self.0
+                    .lock()
+                    .unwrap()
+                    .push(link.unwrap().display().to_string());
                 Ok(fd)
             }
         }
-        let r = collect(&Fake).unwrap();
+        let fake = Fake::default();
+        let r = collect(&fake).unwrap();
+        // Every /proc file the agent read went through crac's fd range.
+        let pid = std::process::id();
+        let protected = fake.0.lock().unwrap().clone();
+        for want in [format!("/proc/{pid}/maps"), format!("/proc/{pid}/task")] {
+            assert!(protected.contains(&want), "{want} not in {protected:?}");
+        }
+        let comms = protected.iter().filter(|p| p.ends_with("/comm")).count();
+        assert_eq!(comms, r.threads.len(), "{protected:?}");
         assert!(
             r.regions
                 .iter()
