@@ -145,14 +145,25 @@ pub fn status(pid: u32) -> Result<StatusReport, ClientError> {
     let mut tries = 0;
     loop {
         match connect(pid).and_then(|stream| status_over(stream, pid)) {
-            Err(ClientError::Refused { .. } | ClientError::NotListening { .. })
-                if tries < RETRIES =>
-            {
+            Err(e) if tries < RETRIES && lost_with_an_old_socket(&e) => {
                 tries += 1;
                 std::thread::sleep(RETRY_PAUSE);
             }
             other => return other,
         }
+    }
+}
+
+/// Whether `e` is what a client sees when its connection reached a socket the agent was just
+/// replacing: refused, closed unanswered, or reset while sending.
+fn lost_with_an_old_socket(e: &ClientError) -> bool {
+    match e {
+        ClientError::Refused { .. } | ClientError::NotListening { .. } => true,
+        ClientError::Send { source, .. } => matches!(
+            source.kind(),
+            io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+        ),
+        _ => false,
     }
 }
 

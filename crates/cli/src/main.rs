@@ -27,7 +27,7 @@ fn main() -> ExitCode {
         Command::Inspect(args) => commands::inspect::run(name, args),
     };
     result.unwrap_or_else(|e| {
-        eprintln!("{name}: {e:#}");
+        eprintln!("{name}: {}", message(&e));
         ExitCode::FAILURE
     })
 }
@@ -42,4 +42,36 @@ fn version() -> &'static str {
     };
     let text = format!("{} (build-id {id})", env!("CARGO_PKG_VERSION"));
     Box::leak(text.into_boxed_str())
+}
+
+/// `e` and its causes joined by `: `, leaving out a cause whose text the message already holds
+/// (many errors name their source in their own message and also report it as their cause).
+fn message(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let part = cause.to_string();
+        if text.is_empty() {
+            text = part;
+        } else if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cause_already_in_the_message_is_not_repeated() {
+        let io = std::io::Error::from_raw_os_error(libc::EPIPE);
+        let send = crac_agent::client::ClientError::Send { pid: 7, source: io };
+        let e = anyhow::Error::from(send).context("status failed");
+        assert_eq!(
+            message(&e),
+            "status failed: cannot send the request to process 7: Broken pipe (os error 32)"
+        );
+    }
 }
