@@ -359,4 +359,68 @@ mod tests {
         }
         assert_eq!(given, free, "a free number was reserved");
     }
+
+    #[test]
+    fn out_of_fds_is_waited_out_without_spinning() {
+        let exe = std::env::current_exe().unwrap();
+        let name = "start::tests::out_of_fds_in_a_child";
+        let out = std::process::Command::new(exe)
+            .args(["--exact", name, "--nocapture", "--test-threads=1"])
+            .env("CRAC_AGENT_TEST_CHILD", "1")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.contains("1 passed"),
+            "{name} failed in its child:\n{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    #[test]
+    fn out_of_fds_in_a_child() {
+        if std::env::var_os("CRAC_AGENT_TEST_CHILD").is_none() {
+            return; // runs in the child started by out_of_fds_is_waited_out_without_spinning
+        }
+        let (_tmp, agent, fake) = started(None);
+        client::status_over(UnixStream::connect(agent.socket_path()).unwrap(), 0).unwrap();
+        let (tid, ..) = fake.agent.lock().unwrap().unwrap();
+        // Like a program that lowers its limit and uses every fd: accept gets EMFILE while
+        // the connection waits.
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit/setrlimit on a valid local, in this child process only.
+        unsafe {
+            assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0);
+            lim.rlim_cur = 64;
+            assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
+        }
+        // The agent thread's stat file, opened before the fds run out and re-read from the
+        // start each time.
+        let mut stat = std::fs::File::open(format!("/proc/self/task/{tid}/stat")).unwrap();
+        let mut filler = Vec::new();
+        while let Ok(f) = std::fs::File::open("/dev/null") {
+            filler.push(f);
+        }
+        // The client's socket takes the last free number, so the agent finds none to accept.
+        filler.pop();
+        let client = UnixStream::connect(agent.socket_path()).unwrap();
+        let mut ticks = || {
+            use std::io::Seek;
+            let mut text = String::new();
+            stat.rewind().unwrap();
+            stat.read_to_string(&mut text).unwrap();
+            let f: Vec<&str> = text[text.rfind(')').unwrap() + 2..].split(' ').collect();
+            f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+        };
+        let before = ticks();
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let used = ticks() - before;
+        assert!(used <= 2, "agent used {used} ticks while out of fds");
+        // Once fds are free again, the waiting connection is answered.
+        drop(filler);
+        client::status_over(client, 0).unwrap();
+    }
 }
