@@ -11,7 +11,10 @@
 //! The program owns the fd table: it may close crac's socket (`close_range(3, ~0)`) or reuse
 //! its number. Before each `accept` the loop checks that the number still refers to the socket
 //! it bound ([`Guarded`]); when it does not, it forgets the number without closing it and binds
-//! a fresh socket at the same path. Running out of fds (the program lowered its limit and used
+//! a fresh socket at the same path. The loop only notices when `poll` wakes: the connection
+//! that wakes it is lost with the old socket (`crac_ckpt` tries again), and a number the
+//! program reused for a file that never becomes readable keeps the loop asleep, so that
+//! process can no longer be reached. Running out of fds (the program lowered its limit and used
 //! them all) is waited out quietly. Problems are logged once per kind, never repeated.
 
 use std::cell::Cell;
