@@ -8,7 +8,7 @@
 //! avoids that.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
 use std::sync::OnceLock;
 
 /// How many fd numbers the protected range holds.
@@ -59,7 +59,13 @@ pub fn move_high(fd: OwnedFd) -> io::Result<OwnedFd> {
         }
         return Err(e);
     }
-    drop(fd);
+    // Close the low number by hand: the program may already have closed it (its threads run
+    // beside crac's), and dropping an `OwnedFd` whose number is gone aborts debug builds. The
+    // result is ignored on purpose: EBADF means the program closed it first, which is fine.
+    let low_fd = fd.into_raw_fd();
+    // SAFETY: `low_fd` was ours (from the OwnedFd just consumed); closing it at most fails with
+    // EBADF if the program closed it in the meantime.
+    let _ = unsafe { libc::close(low_fd) };
     // SAFETY: `new` was just returned by fcntl and is owned by nobody else.
     Ok(unsafe { OwnedFd::from_raw_fd(new) })
 }
