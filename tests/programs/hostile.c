@@ -7,7 +7,11 @@
  *   sbrk         grow the program break by 1 MiB with sbrk and use it
  *   low-nofile   lower the soft fd limit to 16, then open files until it fails
  *   first-fd     wait a moment (crac's agent is idle by then), then open two files and print
- *                their fd numbers: the lowest free ones, 3 and 4, as POSIX promises */
+ *                their fd numbers: the lowest free ones, 3 and 4, as POSIX promises
+ *   close-fds-wait   close every fd above 2, print "ready", wait for stdin to close
+ *   take-high-fds    dup stdout onto the top 64 fd numbers below the soft limit (where crac
+ *                keeps its own), print "ready", wait for stdin to close, then write through
+ *                the highest one */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -81,6 +85,26 @@ int main(int argc, char **argv) {
         int a = open("/dev/null", O_RDONLY);
         int b = open("/dev/null", O_RDONLY);
         printf("first fds %d %d\n", a, b);
+        return 0;
+    }
+    if (strcmp(mode, "close-fds-wait") == 0 || strcmp(mode, "take-high-fds") == 0) {
+        int top = 0;
+        if (mode[0] == 'c') {
+            if (syscall(SYS_close_range, 3U, ~0U, 0U) != 0) return perror("close_range"), 1;
+        } else {
+            struct rlimit rl;
+            getrlimit(RLIMIT_NOFILE, &rl);
+            top = (int)(rl.rlim_cur > 65536 ? 65536 : rl.rlim_cur) - 1;
+            for (int fd = top; fd > top - 64 && fd > 2; fd--)
+                if (dup2(1, fd) != fd) return perror("dup2"), 1;
+        }
+        printf("ready\n");
+        fflush(stdout);
+        char buf[64];
+        while (read(0, buf, sizeof buf) > 0) {
+        }
+        if (top > 0) dprintf(top, "written through fd top\n");
+        printf("done\n");
         return 0;
     }
     fprintf(stderr, "hostile: unknown mode %s\n", mode);

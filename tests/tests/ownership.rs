@@ -398,3 +398,37 @@ fn status_in_words_and_for_a_process_not_under_crac() {
     assert!(!out.stderr_text().trim().is_empty(), "no message\n{out}");
     drop(plain);
 }
+
+/// Starts the hostile program in `mode` under crac, waits for "ready", asks for its status,
+/// then lets it finish; returns the report and the program's whole stdout.
+fn status_after(mode: &str) -> (StatusReport, String) {
+    let mut child = Cmd::new(c_program("hostile", Link::Pie))
+        .arg(mode)
+        .under_crac()
+        .spawn()
+        .unwrap();
+    child.wait_for_line("ready").unwrap();
+    let pid = i32::try_from(child.pid()).unwrap();
+    let report = status(pid);
+    let paths = bound_socket_paths(pid);
+    assert!(!paths.is_empty(), "no control socket after `{mode}`");
+    let out = child.finish().unwrap();
+    assert_eq!(out.code(), Some(0), "{out}");
+    (report, out.stdout_text())
+}
+
+#[test]
+fn status_still_answers_after_the_program_closed_every_fd() {
+    let (report, stdout) = status_after("close-fds-wait");
+    assert!(report.threads.iter().any(|t| t.half == Half::Upper));
+    assert_eq!(stdout, "ready\ndone\n");
+}
+
+#[test]
+fn status_still_answers_after_the_program_took_cracs_fd_numbers() {
+    // The program may use any fd number below its limit, crac's range included; its writes must
+    // reach its own file and crac must keep answering.
+    let (report, stdout) = status_after("take-high-fds");
+    assert!(report.threads.iter().any(|t| t.half == Half::Lower));
+    assert_eq!(stdout, "ready\nwritten through fd top\ndone\n");
+}
