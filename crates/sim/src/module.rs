@@ -313,19 +313,15 @@ fn place_variables(
         for r in &info.relocs {
             let target = address(&r.symbol).ok_or_else(|| {
                 GpuError::NotSupported(format!(
-                    "the initialiser of {} holds the address of {}, which is no variable of a                      loaded module (function addresses in initialisers are not supported yet)",
+                    "the initialiser of {} holds the address of {}, which is no variable of a \
+                     loaded module",
                     v.name, r.symbol
                 ))
             })?;
             let value = target.wrapping_add_signed(r.addend).to_le_bytes();
-            // The slot is as wide as the element type: 8 bytes, or 4 for 32-bit elements
-            // (alignment under 8, or no room for 8).
+            // The slot is as wide as the element type the PTX declares (4 or 8 bytes).
             let at = usize::try_from(r.offset).unwrap_or(usize::MAX);
-            let width = if info.align >= 8 && at.saturating_add(8) <= init.len() {
-                8
-            } else {
-                4
-            };
+            let width = if r.width == 4 { 4 } else { 8 };
             let slot = init.get_mut(at..at.saturating_add(width)).ok_or_else(|| {
                 GpuError::InvalidPtx(format!("address slot past the end of {}", v.name))
             })?;
