@@ -75,3 +75,27 @@ fn growing_the_break_fails_cleanly_or_works() {
         assert!(ok, "{out}");
     }
 }
+
+#[test]
+fn closed_standard_fds_stay_closed() {
+    // Started with stdin and stderr closed, the program's first files take fds 0 and 2, as
+    // natively: crac must not leave anything of its own at those numbers.
+    let exe = c_program("hostile", Link::Pie);
+    let setup = "exec 0<&- 2>&-; exec \"$@\"";
+    let native = Cmd::new("bash")
+        .args(["-c", setup, "bash"])
+        .arg(&exe)
+        .arg("first-fd")
+        .run()
+        .unwrap();
+    assert_eq!(native.stdout_text(), "first fds 0 2\n", "{native}");
+    let crac = Cmd::new("bash")
+        .args(["-c", setup, "bash"])
+        .arg(&crac_e2e::tools().launch)
+        .arg("--")
+        .arg(&exe)
+        .arg("first-fd")
+        .run()
+        .unwrap();
+    assert_same(&native, &crac);
+}
