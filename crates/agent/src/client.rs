@@ -167,8 +167,9 @@ fn lost_with_an_old_socket(e: &ClientError) -> bool {
     }
 }
 
-/// How many times [`status`] tries again after a refused or unanswered connection.
-const RETRIES: u32 = 5;
+/// How many times [`status`] tries again after a refused or unanswered connection: enough to
+/// outlast the agent's identity check ([`crate::server::IDENTITY_CHECK_MS`]) and its rebind.
+const RETRIES: u32 = 30;
 /// The pause between those tries.
 const RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
 

@@ -9,12 +9,12 @@
 //! client sends, the agent answers with a reply or closes the connection.
 //!
 //! The program owns the fd table: it may close crac's socket (`close_range(3, ~0)`) or reuse
-//! its number. Before each `accept` the loop checks that the number still refers to the socket
-//! it bound ([`Guarded`]); when it does not, it forgets the number without closing it and binds
-//! a fresh socket at the same path. The loop only notices when `poll` wakes: the connection
-//! that wakes it is lost with the old socket (`crac_ckpt` tries again), and a number the
-//! program reused for a file that never becomes readable keeps the loop asleep, so that
-//! process can no longer be reached. Running out of fds (the program lowered its limit and used
+//! its number (`dup2` onto it). Whenever `poll` returns — a connection, or the identity-check
+//! timeout ([`IDENTITY_CHECK_MS`], one cheap `fstat` a second, no measurable load) — the loop
+//! checks that the number still refers to the socket it bound ([`Guarded`]); when it does not,
+//! it forgets the number without closing it and binds a fresh socket at the same path. A
+//! connection that reached the old socket is lost with it (`crac_ckpt` tries again for a few
+//! seconds). Running out of fds (the program lowered its limit and used
 //! them all) is waited out quietly. Problems are logged once per kind, never repeated.
 
 use std::cell::Cell;
@@ -36,6 +36,11 @@ use crate::sys;
 
 /// How long a connected client may take to send its request or read the reply.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How often (milliseconds) an idle agent checks that its socket's fd number is still its own:
+/// a number the program took over with `dup2` for a file that never becomes readable would
+/// otherwise keep the loop asleep for good.
+pub const IDENTITY_CHECK_MS: i32 = 1000;
 
 /// Pause before accepting again after a failure that is not about one connection (out of fds or
 /// memory): the waiting connection keeps the socket readable, so without it the loop would spin.
@@ -94,22 +99,28 @@ impl Server {
     /// Serves connections until the control socket is lost and cannot be re-created.
     pub fn run(mut self) {
         loop {
-            if let Err(e) = sys::wait_readable(self.listener.raw())
-                && e.kind() != io::ErrorKind::Interrupted
-            {
-                // poll itself failed (out of memory): wait and try again.
-                self.log(
-                    Problem::Accept,
-                    format_args!("waiting for control connections failed: {e}"),
-                );
-                std::thread::sleep(ACCEPT_BACKOFF);
-                continue;
-            }
+            let events = match sys::wait_readable(self.listener.raw(), IDENTITY_CHECK_MS) {
+                Ok(events) => events,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // poll itself failed (out of memory): wait and try again.
+                    self.log(
+                        Problem::Accept,
+                        format_args!("waiting for control connections failed: {e}"),
+                    );
+                    std::thread::sleep(ACCEPT_BACKOFF);
+                    continue;
+                }
+            };
             if !self.listener.is_ours() {
                 match self.rebind() {
                     Ok(()) => continue,
                     Err(()) => return,
                 }
+            }
+            if events == 0 {
+                // The identity check's timeout: nothing to accept.
+                continue;
             }
             match sys::accept_cloexec(self.listener.raw()) {
                 Ok(fd) => {

@@ -3,6 +3,10 @@
 //! checkpoints can skip them by number. The range does not follow later limit changes: a
 //! program that lowers its limit below it makes [`move_high`] fail, never land among its fds.
 //!
+//! A program may `dup2` onto every number of the range; crac's fds then go to the nearest free
+//! window below it. So a checkpoint must recognise crac's fds by what they are (the agent keeps
+//! their identities), not by number alone.
+//!
 //! crac code that opens files while the program runs still takes a low number for an instant
 //! (the kernel always gives the lowest free one); only opening them before the program starts
 //! avoids that.
@@ -46,19 +50,7 @@ pub fn high_range() -> io::Result<(i32, i32)> {
 /// lowered its soft limit below the range, since the kernel then refuses higher numbers.
 pub fn move_high(fd: OwnedFd) -> io::Result<OwnedFd> {
     let (low, _top) = high_range()?;
-    // SAFETY: F_DUPFD_CLOEXEC duplicates a valid open fd to the lowest free number >= low.
-    let new = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, low) };
-    if new < 0 {
-        let e = io::Error::last_os_error();
-        if e.raw_os_error() == Some(libc::EINVAL) {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "the program lowered its open-file limit (RLIMIT_NOFILE) below crac's fd range; \
-                 crac cannot open files out of the program's way until it raises it again",
-            ));
-        }
-        return Err(e);
-    }
+    let new = dup_high(&fd, low)?;
     // Close the low number by hand: the program may already have closed it (its threads run
     // beside crac's), and dropping an `OwnedFd` whose number is gone aborts debug builds. The
     // result is ignored on purpose: EBADF means the program closed it first, which is fine.
@@ -68,6 +60,34 @@ pub fn move_high(fd: OwnedFd) -> io::Result<OwnedFd> {
     let _ = unsafe { libc::close(low_fd) };
     // SAFETY: `new` was just returned by fcntl and is owned by nobody else.
     Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
+/// Duplicates `fd` to the lowest free number in the protected range starting at `low`; when the
+/// program has taken every number of the range (`dup2` onto them), to the lowest free number
+/// of the nearest window of [`HIGH_RANGE`] numbers below it, still as far from the program's
+/// low numbers as the table allows.
+fn dup_high(fd: &OwnedFd, low: i32) -> io::Result<i32> {
+    let mut start = low;
+    loop {
+        // SAFETY: F_DUPFD_CLOEXEC duplicates a valid open fd to the lowest free number >= start.
+        let new = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, start) };
+        if new >= 0 {
+            return Ok(new);
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EINVAL) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "the program lowered its open-file limit (RLIMIT_NOFILE) below crac's fd \
+                     range; crac cannot open files out of the program's way until it raises it \
+                     again",
+                ));
+            }
+            Some(libc::EMFILE) if start > 3 + HIGH_RANGE => start -= HIGH_RANGE,
+            _ => return Err(e),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -137,5 +157,46 @@ mod tests {
         assert!(e.to_string().contains("RLIMIT_NOFILE"), "{e}");
         // SAFETY: F_GETFD only queries; the fd was closed, not left among the program's.
         assert_eq!(unsafe { libc::fcntl(n, libc::F_GETFD) }, -1);
+    }
+
+    #[test]
+    fn full_range_in_a_fresh_process() {
+        let exe = std::env::current_exe().expect("test binary");
+        let name = "fds::tests::a_full_range_sends_crac_below_it";
+        let out = std::process::Command::new(exe)
+            .args(["--exact", name, "--nocapture", "--test-threads=1"])
+            .env("CRAC_LOADER_TEST_CHILD", "1")
+            .output()
+            .expect("spawn test child");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.contains("1 passed"),
+            "{name} failed in its child:\n{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    #[test]
+    fn a_full_range_sends_crac_below_it() {
+        if std::env::var_os("CRAC_LOADER_TEST_CHILD").is_none() {
+            return; // runs in the child started by full_range_in_a_fresh_process
+        }
+        let (low, top) = high_range().expect("range");
+        assert!(
+            low > 2 * HIGH_RANGE,
+            "the test needs a soft limit above 128, got {top}"
+        );
+        // The program dup2s onto every number of crac's range.
+        for n in low..top {
+            // SAFETY: dup2 of stdout onto numbers this child process does not use otherwise.
+            assert_eq!(unsafe { libc::dup2(1, n) }, n);
+        }
+        let f = std::fs::File::open("/dev/null").expect("open");
+        let moved = move_high(OwnedFd::from(f)).expect("a window below the range");
+        let n = moved.as_raw_fd();
+        assert!(
+            (low - HIGH_RANGE..low).contains(&n),
+            "{n} not in the window below {low}"
+        );
     }
 }

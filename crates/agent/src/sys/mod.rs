@@ -153,10 +153,11 @@ pub unsafe fn close(fd: RawFd) {
     }
 }
 
-/// Waits, without a timeout, until fd number `fd` is readable or no longer valid, and returns
-/// the poll events (`POLLNVAL` when the number is not open). Unlike a blocking `accept`, which
-/// reserves the lowest free fd number for the whole wait, `poll` holds no fd number.
-pub fn wait_readable(fd: RawFd) -> io::Result<i16> {
+/// Waits until fd number `fd` is readable or no longer valid, or `timeout_ms` pass, and returns
+/// the poll events (`POLLNVAL` when the number is not open; 0 on timeout). Unlike a blocking
+/// `accept`, which reserves the lowest free fd number for the whole wait, `poll` holds no fd
+/// number.
+pub fn wait_readable(fd: RawFd, timeout_ms: i32) -> io::Result<i16> {
     let mut pfd = libc::pollfd {
         fd,
         events: libc::POLLIN,
@@ -164,7 +165,7 @@ pub fn wait_readable(fd: RawFd) -> io::Result<i16> {
     };
     // SAFETY: `pfd` is one valid pollfd for the duration of the call; poll on a number that is
     // not open reports POLLNVAL instead of failing.
-    let rc = unsafe { libc::poll(&mut pfd, 1, -1) };
+    let rc = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
     if rc < 0 {
         return Err(io::Error::last_os_error());
     }
