@@ -2,29 +2,15 @@
 //! mmap families (defined in `crac-loader`) so its own libraries (libc's internal allocations,
 //! the dlopened CUDA runtime) use the lower arena and have their mappings recorded. Check with
 //! `readelf --dyn-syms target/debug/crac`.
-
-/// Must match `crac_loader::EXPORTED_SYMBOLS` (a build script cannot depend on the crate).
-const EXPORTED: [&str; 15] = [
-    "malloc",
-    "free",
-    "calloc",
-    "realloc",
-    "memalign",
-    "aligned_alloc",
-    "posix_memalign",
-    "valloc",
-    "pvalloc",
-    "malloc_usable_size",
-    "mmap",
-    "mmap64",
-    "munmap",
-    "mremap",
-    "pthread_create",
-];
+//!
+//! The list is the loader's `exported-symbols.txt` (a build script cannot depend on the crate
+//! that defines the functions, so both read one file).
 
 fn main() {
-    for sym in EXPORTED {
+    let list = include_str!("../loader/exported-symbols.txt");
+    for sym in list.lines().map(str::trim).filter(|l| !l.is_empty()) {
         println!("cargo:rustc-link-arg-bins=-Wl,--export-dynamic-symbol={sym}");
     }
     println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-changed=../loader/exported-symbols.txt");
 }

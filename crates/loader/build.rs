@@ -1,25 +1,11 @@
 //! Keeps the lower half's malloc and mmap exports in the dynamic symbol table of this crate's
-//! examples and test binaries, as `crates/cli/build.rs` does for `crac`.
+//! examples, as `crates/cli/build.rs` does for `crac`; both read `exported-symbols.txt`.
 
 fn main() {
-    for sym in [
-        "malloc",
-        "free",
-        "calloc",
-        "realloc",
-        "memalign",
-        "aligned_alloc",
-        "posix_memalign",
-        "valloc",
-        "pvalloc",
-        "malloc_usable_size",
-        "mmap",
-        "mmap64",
-        "munmap",
-        "mremap",
-        "pthread_create",
-    ] {
+    let list = include_str!("exported-symbols.txt");
+    for sym in list.lines().map(str::trim).filter(|l| !l.is_empty()) {
         println!("cargo:rustc-link-arg-examples=-Wl,--export-dynamic-symbol={sym}");
     }
     println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-changed=exported-symbols.txt");
 }

@@ -314,10 +314,10 @@ mod tests {
         client::status_over(UnixStream::connect(agent.socket_path()).unwrap(), 0).unwrap();
     }
 
-    #[test]
-    fn an_idle_agent_holds_no_low_fd_number() {
+    /// Runs test `name` alone in a fresh copy of this test binary (it changes process-wide
+    /// state: fd table, limits) and fails if it fails there.
+    fn in_fresh_process(name: &str) {
         let exe = std::env::current_exe().unwrap();
-        let name = "start::tests::lowest_free_fd_in_a_child";
         let out = std::process::Command::new(exe)
             .args(["--exact", name, "--nocapture", "--test-threads=1"])
             .env("CRAC_AGENT_TEST_CHILD", "1")
@@ -329,6 +329,11 @@ mod tests {
             "{name} failed in its child:\n{text}{}",
             String::from_utf8_lossy(&out.stderr)
         );
+    }
+
+    #[test]
+    fn an_idle_agent_holds_no_low_fd_number() {
+        in_fresh_process("start::tests::lowest_free_fd_in_a_child");
     }
 
     #[test]
@@ -362,19 +367,7 @@ mod tests {
 
     #[test]
     fn out_of_fds_is_waited_out_without_spinning() {
-        let exe = std::env::current_exe().unwrap();
-        let name = "start::tests::out_of_fds_in_a_child";
-        let out = std::process::Command::new(exe)
-            .args(["--exact", name, "--nocapture", "--test-threads=1"])
-            .env("CRAC_AGENT_TEST_CHILD", "1")
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success() && text.contains("1 passed"),
-            "{name} failed in its child:\n{text}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        in_fresh_process("start::tests::out_of_fds_in_a_child");
     }
 
     #[test]

@@ -118,18 +118,8 @@ mod tests {
 
     #[test]
     fn lowered_limit_in_a_fresh_process() {
-        let exe = std::env::current_exe().expect("test binary");
-        let name = "fds::tests::range_stays_put_when_the_program_lowers_its_limit";
-        let out = std::process::Command::new(exe)
-            .args(["--exact", name, "--nocapture", "--test-threads=1"])
-            .env("CRAC_LOADER_TEST_CHILD", "1")
-            .output()
-            .expect("spawn test child");
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success() && text.contains("1 passed"),
-            "{name} failed in its child:\n{text}{}",
-            String::from_utf8_lossy(&out.stderr)
+        crate::startup::tests::in_fresh_process(
+            "fds::tests::range_stays_put_when_the_program_lowers_its_limit",
         );
     }
 
@@ -161,19 +151,7 @@ mod tests {
 
     #[test]
     fn full_range_in_a_fresh_process() {
-        let exe = std::env::current_exe().expect("test binary");
-        let name = "fds::tests::a_full_range_sends_crac_below_it";
-        let out = std::process::Command::new(exe)
-            .args(["--exact", name, "--nocapture", "--test-threads=1"])
-            .env("CRAC_LOADER_TEST_CHILD", "1")
-            .output()
-            .expect("spawn test child");
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success() && text.contains("1 passed"),
-            "{name} failed in its child:\n{text}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        crate::startup::tests::in_fresh_process("fds::tests::a_full_range_sends_crac_below_it");
     }
 
     #[test]

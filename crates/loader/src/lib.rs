@@ -35,8 +35,14 @@ pub use sys::arena::LowerAlloc;
 #[global_allocator]
 static GLOBAL: LowerAlloc = LowerAlloc;
 
-/// The symbols the `crac` executable must export dynamically (for build scripts and checks).
-pub const EXPORTED_SYMBOLS: [&str; 15] = sys::exports::EXPORTED;
+/// The symbols the `crac` executable must export dynamically (the build scripts read the same
+/// list from `exported-symbols.txt`).
+pub fn exported_symbols() -> impl Iterator<Item = &'static str> {
+    sys::exports::EXPORTED
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+}
 
 use std::ffi::OsString;
 use std::io;

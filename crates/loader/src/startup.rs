@@ -178,7 +178,7 @@ fn guard_brk() -> std::io::Result<Interval> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]

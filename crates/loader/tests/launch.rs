@@ -259,7 +259,7 @@ fn the_binary_exports_the_lower_allocator() {
         .output()
         .expect("readelf (binutils) is needed");
     let text = String::from_utf8_lossy(&out.stdout);
-    for sym in crac_loader::EXPORTED_SYMBOLS {
+    for sym in crac_loader::exported_symbols() {
         let defined = text.lines().any(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
             f.len() >= 8 && f[7] == sym && f[3] == "FUNC" && f[6] != "UND"

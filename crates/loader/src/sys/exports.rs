@@ -287,24 +287,9 @@ pub(crate) fn keep() -> usize {
         .fold(0, |a, b| a.wrapping_add(*b))
 }
 
-/// The exported names, for the build scripts' `--export-dynamic-symbol` and for tests.
-pub const EXPORTED: [&str; 15] = [
-    "malloc",
-    "free",
-    "calloc",
-    "realloc",
-    "memalign",
-    "aligned_alloc",
-    "posix_memalign",
-    "valloc",
-    "pvalloc",
-    "malloc_usable_size",
-    "mmap",
-    "mmap64",
-    "munmap",
-    "mremap",
-    "pthread_create",
-];
+/// The exported names, one a line: the single list the build scripts (`--export-dynamic-symbol`)
+/// and the tests read.
+pub const EXPORTED: &str = include_str!("../../exported-symbols.txt");
 
 #[cfg(test)]
 mod tests {

@@ -1,6 +1,6 @@
 #!/bin/sh
-# Regenerates the PTX test data from the .cu sources here (the tests themselves never need
-# nvcc). nvcc is taken from $CRAC_NVCC, else from the path scripts/setup.sh records.
+# Regenerates the PTX test data from the .cu sources here, and from the shared
+# tests/cuda/kernels/spin.cu (the tests themselves never need nvcc). nvcc is taken from $CRAC_NVCC, else from the path scripts/setup.sh records.
 set -eu
 cd "$(dirname "$0")"
 NVCC="${CRAC_NVCC:-$(cat "$HOME/.cache/crac-tools/nvcc-path")}"
@@ -27,6 +27,6 @@ scrub kernels_debug.ptx
 "$NVCC" -ptx -arch=compute_75 -std=c++17 cub2.cu -o cub2_sm75.ptx
 "$NVCC" -ptx -arch=compute_75 fptr.cu -o fptr_sm75.ptx
 "$NVCC" -ptx -arch=compute_75 assert.cu -o assert_sm75.ptx
-"$NVCC" -ptx -arch=compute_75 spin.cu -o spin_sm75.ptx
-"$NVCC" -ptx -arch=compute_75 -G spin.cu -o spin_debug.ptx
+"$NVCC" -ptx -arch=compute_75 ../../../../tests/cuda/kernels/spin.cu -o spin_sm75.ptx
+"$NVCC" -ptx -arch=compute_75 -G ../../../../tests/cuda/kernels/spin.cu -o spin_debug.ptx
 scrub spin_debug.ptx
