@@ -1,6 +1,7 @@
 #!/bin/sh
 # Regenerates the PTX test data from the .cu sources here, and from the shared
-# tests/cuda/kernels/spin.cu (the tests themselves never need nvcc). nvcc is taken from $CRAC_NVCC, else from the path scripts/setup.sh records.
+# tests/cuda/kernels/spin.cu (the tests themselves never need nvcc). nvcc is taken from
+# $CRAC_NVCC, else from the path scripts/setup.sh records.
 set -eu
 cd "$(dirname "$0")"
 NVCC="${CRAC_NVCC:-$(cat "$HOME/.cache/crac-tools/nvcc-path")}"
