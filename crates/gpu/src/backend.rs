@@ -68,7 +68,8 @@ pub trait DeviceBackend: Send + Sync {
     fn find_allocation(&self, ptr: DevicePtr) -> Result<Option<Allocation>>;
 
     /// Frees an allocation by its start address (`cudaFree`); null is a no-op. Waits for
-    /// outstanding work first, as `cudaFree` does.
+    /// outstanding work first, as `cudaFree` does. Any other pointer (unknown, inside an
+    /// allocation, already freed) is [`GpuError::InvalidValue`], as current CUDA returns.
     fn free(&self, ptr: DevicePtr) -> Result<()>;
 
     /// Copies host bytes to the device on `stream`. `src` is consumed (staged) before return;

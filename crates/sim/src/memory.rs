@@ -204,14 +204,21 @@ impl DeviceMem {
         Ok(())
     }
 
-    /// Removes the block that starts at `ptr` and is of `kind`.
+    /// Removes the block that starts at `ptr` and is of `kind`. Any other pointer (unknown,
+    /// inside a block, already freed) is `cudaErrorInvalidValue`, as `cudaFree` returns since
+    /// CUDA 10.1 deprecated `cudaErrorInvalidDevicePointer`.
     pub fn free(&mut self, ptr: DevicePtr, kind: BlockKind) -> Result<(), GpuError> {
         let index = self
             .blocks
             .binary_search_by_key(&ptr.0, |b| b.start)
             .ok()
             .filter(|&i| self.blocks[i].kind == kind)
-            .ok_or(GpuError::InvalidDevicePointer(ptr.0))?;
+            .ok_or_else(|| {
+                GpuError::InvalidValue(format!(
+                    "{ptr:#x} is not the start of a live allocation; free only what malloc \
+                     returned, once"
+                ))
+            })?;
         let b = self.blocks.remove(index);
         self.used -= b.reserved;
         self.last_hit.set(0);
@@ -370,8 +377,9 @@ mod tests {
         let d = m.alloc(300, 1, BlockKind::Alloc).unwrap();
         assert!(d.0 > b.0);
         assert_eq!(
-            m.free(DevicePtr(b.0 + 1), BlockKind::Alloc),
-            Err(GpuError::InvalidDevicePointer(b.0 + 1))
+            m.free(DevicePtr(b.0 + 1), BlockKind::Alloc)
+                .map_err(|e| e.code()),
+            Err(1)
         );
     }
 
