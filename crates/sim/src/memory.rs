@@ -68,6 +68,22 @@ fn host_len(size: u64) -> Result<usize, GpuError> {
     })
 }
 
+/// Asks the host allocator, fallibly, for `size` bytes and gives them back at once. The bytes
+/// of a block come from `vec![0; n]`, which aborts the process when the allocator refuses; the
+/// device's capacity need not fit the host (a sim device may report more memory than the
+/// machine has), so a size the host cannot hold must be refused here, as
+/// `cudaErrorMemoryAllocation`, before the block is placed. The zeroed allocation that follows
+/// asks for the same size.
+fn host_can_hold(size: u64) -> Result<(), GpuError> {
+    let len = host_len(size)?;
+    Vec::<u8>::new()
+        .try_reserve_exact(len)
+        .map_err(|e| GpuError::MemoryAllocation {
+            size,
+            reason: format!("the host cannot hold the sim device's bytes ({e}); ask for less"),
+        })
+}
+
 impl DeviceMem {
     /// Empty memory placing blocks in `window`, holding at most `capacity` bytes.
     pub fn new(window: Window, capacity: u64) -> DeviceMem {
@@ -169,6 +185,7 @@ impl DeviceMem {
                 ),
             });
         }
+        host_can_hold(size)?;
         Ok(reserved)
     }
 
@@ -183,7 +200,7 @@ impl DeviceMem {
         let len = host_len(size)?;
         // `vec![0; n]` asks the allocator for zeroed memory, which large sizes get as fresh,
         // untouched pages: a big allocation costs host memory only where it is written. Its size
-        // is already bounded by the device's capacity.
+        // is already bounded by the device's capacity and was granted by `host_can_hold`.
         let data = if self.backed {
             vec![0; len]
         } else {
@@ -396,6 +413,23 @@ mod tests {
             m.alloc(u64::MAX, 1, BlockKind::Alloc).unwrap_err().code(),
             2
         );
+    }
+
+    #[test]
+    fn a_size_the_host_cannot_hold_is_an_error_not_an_abort() {
+        // A device as large as its window, asked for more than any host here has: the host
+        // allocator refuses (or, with unlimited overcommit, grants untouched pages), and either
+        // way the process lives on.
+        let window = crac_gpu::Window::DEFAULT;
+        let mut m = DeviceMem::new(window, window.size);
+        match m.alloc(window.size / 2, 1, BlockKind::Alloc) {
+            Ok(p) => {
+                m.write(p.0, &[1]).unwrap();
+                m.free(p, BlockKind::Alloc).unwrap();
+            }
+            Err(e) => assert_eq!(e.code(), 2, "{e}"),
+        }
+        assert_eq!(m.free_bytes(), window.size);
     }
 
     #[test]
