@@ -1,13 +1,13 @@
 //! Floating-point instructions on `.f32`, `.f64`, `.f16`/`.f16x2` and `.bf16`/`.bf16x2`.
 //!
 //! `.f32` and `.f64` `add sub mul fma div sqrt` are correctly rounded (`.rn`; with `.rz .rm
-//! .rp` too: `.f32` by computing in `f64` and rounding once, `.f64` by exact error terms; a
-//! directed `fma` may be one ulp off). The `.approx` functions (`sin
-//! cos lg2 ex2 rcp rsqrt tanh`, `div.approx/full`) use Rust's `f32` library functions, which
-//! are within 2 ulp (well inside PTX's stated maximum errors, e.g. 2^-20.9 absolute for
-//! `sin.approx` in −π..π, 2 ulp for `ex2.approx`). Half types are computed in `f32` and
-//! rounded back. `.ftz` flushes `f32` subnormal inputs and results to zero; `.sat` clamps to
-//! [0, 1].
+//! .rp` too: `.f32` by computing in `f64` and rounding once, with the sum's error term where
+//! the `f64` sum is not exact, `.f64` by exact error terms; a directed `.f64` `fma` may be one
+//! ulp off). The `.approx` functions (`sin cos lg2 ex2 rcp rsqrt tanh`, `div.approx/full`)
+//! use Rust's `f32` library functions, which are within 2 ulp (well inside PTX's stated
+//! maximum errors, e.g. 2^-20.9 absolute for `sin.approx` in −π..π, 2 ulp for `ex2.approx`).
+//! Half types are computed in `f32` and rounded back. `.ftz` flushes `f32` subnormal inputs and
+//! results to zero; `.sat` clamps to [0, 1].
 // Narrowing float casts and bit extraction are the operations themselves here.
 #![allow(clippy::cast_possible_truncation)]
 
@@ -49,6 +49,32 @@ pub(crate) fn round_to_f32(x: f64, rnd: Rnd) -> f32 {
     }
 }
 
+/// Rounds the exact sum `a + b` of two `f64`s to `f32` in direction `rnd`. The `f64` sum alone
+/// can round onto an `f32` value the exact sum only lies next to (`1 + 2^-80` is `1.0` in
+/// `f64`, but `.rp` must give the next `f32` up), so its rounding error (Knuth's TwoSum)
+/// decides that case.
+fn round_sum_to_f32(a: f64, b: f64, rnd: Rnd) -> f32 {
+    let s = a + b;
+    let bb = s - a;
+    let err = (a - (s - bb)) + (b - bb);
+    let r = s as f32;
+    if !s.is_finite() || err == 0.0 || f64::from(r) != s {
+        // Exact, or strictly between two `f32` values, on the same side as the exact sum.
+        return round_to_f32(s, rnd);
+    }
+    let toward_up = match rnd {
+        Rnd::Rz => s < 0.0,
+        Rnd::Rm => false,
+        Rnd::Rp => true,
+        _ => return r,
+    };
+    match (toward_up, err > 0.0) {
+        (true, true) => next_up(r),
+        (false, false) => next_down(r),
+        _ => r,
+    }
+}
+
 fn next_up(x: f32) -> f32 {
     if x.is_nan() || x == f32::INFINITY {
         return x;
@@ -69,11 +95,12 @@ fn next_down(x: f32) -> f32 {
 fn op32(op: Op, rnd: Rnd, a: f32, b: f32, c: f32) -> Option<f32> {
     let directed = matches!(rnd, Rnd::Rz | Rnd::Rm | Rnd::Rp);
     Some(match op {
-        Op::Add if directed => round_to_f32(f64::from(a) + f64::from(b), rnd),
-        Op::Sub if directed => round_to_f32(f64::from(a) - f64::from(b), rnd),
+        Op::Add if directed => round_sum_to_f32(f64::from(a), f64::from(b), rnd),
+        Op::Sub if directed => round_sum_to_f32(f64::from(a), -f64::from(b), rnd),
         Op::MulLo if directed => round_to_f32(f64::from(a) * f64::from(b), rnd),
         Op::Div if directed => round_to_f32(f64::from(a) / f64::from(b), rnd),
-        Op::Fma if directed => round_to_f32(f64::from(a).mul_add(f64::from(b), f64::from(c)), rnd),
+        // The product of two `f32`s is exact in `f64`.
+        Op::Fma if directed => round_sum_to_f32(f64::from(a) * f64::from(b), f64::from(c), rnd),
         Op::Add => a + b,
         Op::Sub => a - b,
         Op::MulLo => a * b,
@@ -314,6 +341,29 @@ mod tests {
         assert_eq!(round_to_f32(-x, Rnd::Rm), -next_up(1.0));
         assert_eq!(round_to_f32(-x, Rnd::Rz), -1.0);
         assert_eq!(op32(Op::Copysign, Rnd::Rn, -1.0, 2.0, 0.0), Some(-2.0));
+        // Sums whose f64 value is an f32 but whose exact value is not.
+        let tiny = 2f32.powi(-80);
+        assert_eq!(op32(Op::Add, Rnd::Rp, 1.0, tiny, 0.0), Some(next_up(1.0)));
+        assert_eq!(op32(Op::Add, Rnd::Rm, 1.0, tiny, 0.0), Some(1.0));
+        assert_eq!(
+            op32(Op::Add, Rnd::Rz, 1.0, -tiny, 0.0),
+            Some(next_down(1.0))
+        );
+        assert_eq!(op32(Op::Sub, Rnd::Rm, -1.0, tiny, 0.0), Some(-next_up(1.0)));
+        assert_eq!(
+            op32(Op::Sub, Rnd::Rz, -1.0, -tiny, 0.0),
+            Some(-next_down(1.0))
+        );
+        assert_eq!(op32(Op::Fma, Rnd::Rp, 1.0, 1.0, tiny), Some(next_up(1.0)));
+        assert_eq!(op32(Op::Fma, Rnd::Rm, 1.0, -1.0, tiny), Some(-1.0));
+        assert_eq!(
+            op32(Op::Add, Rnd::Rp, f32::MAX, f32::MAX, 0.0),
+            Some(f32::INFINITY)
+        );
+        assert_eq!(
+            op32(Op::Add, Rnd::Rz, f32::MAX, f32::MAX, 0.0),
+            Some(f32::MAX)
+        );
         let third = 1.0f64 / 3.0;
         let (lo, hi) = (
             directed64(Op::Div, Rnd::Rm, 1.0, 3.0, third),
