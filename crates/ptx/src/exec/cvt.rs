@@ -2,7 +2,7 @@
 // Conversions narrow by definition.
 #![allow(clippy::cast_possible_truncation)]
 
-use super::float::round_to_f32;
+use super::float::{next64, round_sum_to_f32, round_to_f32};
 use super::half::{bf16_to_f32, f16_to_f32, f32_to_bf16, f32_to_f16};
 use super::int::map3;
 use crate::LaunchError;
@@ -77,6 +77,42 @@ fn write_int(ty: Ty, v: i128) -> u64 {
     (v as u64) & m
 }
 
+/// Converts the integer `v` (of type `st`) to the float type `dt`. A 64-bit integer need not
+/// fit `f64` exactly, so it is split into the nearest `f64` and its exact remainder, and the
+/// directed roundings go by the remainder's sign rather than rounding twice.
+fn int_to_float(dt: Ty, st: Ty, v: i128, rnd: Rnd, ftz: bool, sat: bool) -> u64 {
+    let x = v as f64;
+    if st.bits() < 64 || sat || !matches!(dt, Ty::F32 | Ty::F64) {
+        return write_float(dt, x, rnd, ftz, sat);
+    }
+    // |v - x| ≤ 2^11 for any 64-bit integer, so the remainder is exact.
+    let rest = (v - x as i128) as f64;
+    let up = match rnd {
+        Rnd::Rp => true,
+        Rnd::Rm => false,
+        Rnd::Rz => x < 0.0,
+        _ if dt == Ty::F32 => {
+            // Rust's integer to `f32` conversion rounds once, to nearest even.
+            let f = if st.is_signed() {
+                v as i64 as f32
+            } else {
+                v as u64 as f32
+            };
+            return u64::from(f.to_bits());
+        }
+        _ => return x.to_bits(),
+    };
+    if dt == Ty::F32 {
+        return u64::from(round_sum_to_f32(x, rest, rnd).to_bits());
+    }
+    let stepped = match (up, rest > 0.0, rest < 0.0) {
+        (true, true, _) => next64(x, true),
+        (false, _, true) => next64(x, false),
+        _ => x,
+    };
+    stepped.to_bits()
+}
+
 /// Executes `cvt.rn.f16x2.f32 d, a, b` (`a` to the upper half).
 pub(crate) fn pack(i: &Inst, regs: &mut [u64], exec: u32) {
     let (dt, rnd, sat) = (
@@ -141,18 +177,7 @@ pub(crate) fn exec(i: &Inst, regs: &mut [u64], exec: u32) -> Result<(), LaunchEr
             write_int(dt, v)
         }),
         (true, false) => map3(regs, i, exec, |a, _, _| {
-            let v = read_int(st, a);
-            let x = v as f64;
-            // i64/u64 → f32 through f64 could round twice; go direct when round-to-nearest.
-            if dt == Ty::F32 && matches!(rnd, Rnd::Rn | Rnd::Default) && st.bits() == 64 {
-                let f = if st.is_signed() {
-                    v as i64 as f32
-                } else {
-                    v as u64 as f32
-                };
-                return u64::from(f.to_bits());
-            }
-            write_float(dt, x, rnd, ftz, sat)
+            int_to_float(dt, st, read_int(st, a), rnd, ftz, sat)
         }),
         (true, true) => map3(regs, i, exec, |a, _, _| {
             let mut x = read_float(st, a);
@@ -182,6 +207,30 @@ mod tests {
         assert_eq!(
             write_float(Ty::F32, 1.5, Rnd::Rn, false, true),
             u64::from(1f32.to_bits())
+        );
+    }
+
+    #[test]
+    fn wide_integers_round_once_in_every_direction() {
+        let max = i128::from(u64::MAX);
+        let f32_of = |rnd| int_to_float(Ty::F32, Ty::U64, max, rnd, false, false);
+        // u64::MAX lies between 2^64 - 2^40 (the largest f32 below 2^64) and 2^64.
+        assert_eq!(f32_of(Rnd::Rz), u64::from(0x5f7f_ffff_u32));
+        assert_eq!(f32_of(Rnd::Rm), u64::from(0x5f7f_ffff_u32));
+        assert_eq!(f32_of(Rnd::Rp), u64::from(0x5f80_0000_u32));
+        assert_eq!(f32_of(Rnd::Rn), u64::from(0x5f80_0000_u32));
+        let f64_of = |v, st, rnd| f64::from_bits(int_to_float(Ty::F64, st, v, rnd, false, false));
+        let below = f64::from_bits(0x43ef_ffff_ffff_ffff);
+        assert_eq!(f64_of(max, Ty::U64, Rnd::Rz), below);
+        assert_eq!(f64_of(max, Ty::U64, Rnd::Rn), 2f64.powi(64));
+        let odd = (1i128 << 53) + 1;
+        assert_eq!(f64_of(odd, Ty::S64, Rnd::Rp), 2f64.powi(53) + 2.0);
+        assert_eq!(f64_of(odd, Ty::S64, Rnd::Rm), 2f64.powi(53));
+        assert_eq!(f64_of(-odd, Ty::S64, Rnd::Rz), -(2f64.powi(53)));
+        assert_eq!(f64_of(-odd, Ty::S64, Rnd::Rm), -(2f64.powi(53) + 2.0));
+        assert_eq!(
+            f64_of(i128::from(i64::MIN), Ty::S64, Rnd::Rz),
+            -(2f64.powi(63))
         );
     }
 }

@@ -53,7 +53,7 @@ pub(crate) fn round_to_f32(x: f64, rnd: Rnd) -> f32 {
 /// can round onto an `f32` value the exact sum only lies next to (`1 + 2^-80` is `1.0` in
 /// `f64`, but `.rp` must give the next `f32` up), so its rounding error (Knuth's TwoSum)
 /// decides that case.
-fn round_sum_to_f32(a: f64, b: f64, rnd: Rnd) -> f32 {
+pub(crate) fn round_sum_to_f32(a: f64, b: f64, rnd: Rnd) -> f32 {
     let s = a + b;
     let bb = s - a;
     let err = (a - (s - bb)) + (b - bb);
@@ -185,7 +185,7 @@ fn directed64(op: Op, rnd: Rnd, x: f64, y: f64, r: f64) -> f64 {
     }
 }
 
-fn next64(x: f64, up: bool) -> f64 {
+pub(crate) fn next64(x: f64, up: bool) -> f64 {
     if x == 0.0 {
         let tiny = f64::from_bits(1);
         return if up { tiny } else { -tiny };
