@@ -143,22 +143,28 @@ pub(crate) fn format(fmt: &[u8], args: &mut dyn Args) -> Vec<u8> {
             }
             i += 1;
         }
-        let mut num = |i: &mut usize| {
-            let mut n = 0usize;
+        // A width or precision, written or taken from an `int` argument (`*`), which may be
+        // negative; capped so a kernel cannot make the host allocate without bound.
+        let mut num = |i: &mut usize| -> i64 {
             if fmt.get(*i) == Some(&b'*') {
                 *i += 1;
-                return args.next(4) as i32 as usize;
+                return i64::from(args.next(4) as i32).clamp(-4096, 4096);
             }
+            let mut n = 0i64;
             while let Some(d) = fmt.get(*i).filter(|d| d.is_ascii_digit()) {
-                n = n.saturating_mul(10).saturating_add(usize::from(d - b'0'));
+                n = n.saturating_mul(10).saturating_add(i64::from(d - b'0'));
                 *i += 1;
             }
             n.min(4096)
         };
-        spec.width = num(&mut i);
+        // As in C, a negative `*` width means `-` and its magnitude.
+        let width = num(&mut i);
+        spec.left |= width < 0;
+        spec.width = usize::try_from(width.unsigned_abs()).unwrap_or(0);
         if fmt.get(i) == Some(&b'.') {
             i += 1;
-            spec.prec = Some(num(&mut i));
+            // A negative `*` precision counts as none given.
+            spec.prec = usize::try_from(num(&mut i)).ok();
         }
         let mut long = 0;
         while let Some(&l) = fmt.get(i) {
@@ -307,5 +313,18 @@ mod tests {
             "ok Z % 0x10"
         );
         assert_eq!(f("%f", vec![f64::INFINITY.to_bits()]), "inf");
+    }
+
+    #[test]
+    fn star_width_and_precision_follow_c_and_stay_bounded() {
+        let neg = |v: i32| u64::from(v as u32);
+        assert_eq!(f("[%*d]", vec![4, 7]), "[   7]");
+        assert_eq!(f("[%*d]", vec![neg(-4), 7]), "[7   ]");
+        assert_eq!(f("[%.*f]", vec![neg(-1), 1.5f64.to_bits()]), "[1.500000]");
+        assert_eq!(f("[%.*s]", vec![1, 1]), "[o]");
+        // Huge values are capped instead of asking the host for gigabytes.
+        assert_eq!(f("%*d", vec![neg(i32::MIN), 1]).len(), 4096);
+        assert_eq!(f("%*d", vec![neg(i32::MAX), 1]).len(), 4096);
+        assert_eq!(f("%.*d", vec![neg(i32::MAX), 1]).len(), 4096);
     }
 }
