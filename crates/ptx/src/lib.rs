@@ -179,10 +179,16 @@ pub enum LaunchError {
         /// PTX line of the instruction.
         line: u32,
     },
-    /// `trap` or a failed `assert`.
+    /// `trap`.
     #[error("kernel trapped at ptx line {line}")]
     Trap {
         /// PTX line of the instruction.
+        line: u32,
+    },
+    /// A failed device-side `assert` (`__assertfail`); CUDA reports it as its own error.
+    #[error("device-side assert failed at ptx line {line}")]
+    Assert {
+        /// PTX line of the call.
         line: u32,
     },
     /// An instruction the interpreter does not implement: never silently skipped.

@@ -380,7 +380,7 @@ fn device_assert_prints_and_traps() {
             Params::default().u64(p).i32(7),
         )
         .unwrap_err();
-    assert!(matches!(e, LaunchError::Trap { .. }), "{e}");
+    assert!(matches!(e, LaunchError::Assert { .. }), "{e}");
     let out = String::from_utf8(d.out.clone()).unwrap();
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 8, "{out}");

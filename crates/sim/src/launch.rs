@@ -46,6 +46,7 @@ fn launch_error(e: LaunchError) -> GpuError {
         LaunchError::UnresolvedSymbol(s) => GpuError::InvalidSymbol(s),
         LaunchError::IllegalAddress { .. } => GpuError::IllegalAddress(e.to_string()),
         LaunchError::Trap { .. } => GpuError::LaunchFailure(e.to_string()),
+        LaunchError::Assert { .. } => GpuError::Assert(e.to_string()),
         LaunchError::Unsupported { .. } => GpuError::LaunchFailure(format!(
             "{e}: not supported yet by the sim device's PTX interpreter"
         )),

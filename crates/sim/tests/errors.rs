@@ -13,6 +13,7 @@ use crac_gpu::{LaunchConfig, Stream};
 
 const ILLEGAL_ADDRESS: i32 = 700;
 const LAUNCH_FAILURE: i32 = 719;
+const ASSERT: i32 = 710;
 const INVALID_CONFIGURATION: i32 = 9;
 
 /// Every ordinary call now fails with `code`; the checkpoint hooks still work.
@@ -104,6 +105,17 @@ fn trap_is_launch_failure_and_sticky() {
     let p = gpu.zeroed::<i32>(32);
     gpu.launch(f, &dims1(1, 32), &[p.into()]).expect("launch");
     assert_sticky(&gpu, LAUNCH_FAILURE, p);
+}
+
+#[test]
+fn failed_device_assert_is_cuda_error_assert_and_sticky() {
+    let gpu = Gpu::new();
+    let f = gpu.kernel("errors", "assert_below");
+    let p = gpu.zeroed::<i32>(32);
+    gpu.run(f, &dims1(1, 32), &[p.into(), 32i32.into()]);
+    gpu.launch(f, &dims1(1, 32), &[p.into(), 8i32.into()])
+        .expect("launch");
+    assert_sticky(&gpu, ASSERT, p);
 }
 
 #[test]

@@ -1,5 +1,9 @@
 // Kernels for the error paths.
 
+#include <cassert>
+// assert() embeds __FILE__: name the file the same way however nvcc is given its path.
+#line 6 "errors.cu"
+
 // Writes far past the end of `p`: an illegal address (cudaErrorIllegalAddress, sticky).
 extern "C" __global__ void write_oob(int *p, long long offset)
 {
@@ -29,5 +33,12 @@ extern "C" __global__ void do_trap(int *p)
     if (threadIdx.x == 3) {
         __trap();
     }
+    p[threadIdx.x] = 1;
+}
+
+// A device-side assert that fails in threads n and up: cudaErrorAssert (sticky).
+extern "C" __global__ void assert_below(int *p, int n)
+{
+    assert(threadIdx.x < n);
     p[threadIdx.x] = 1;
 }

@@ -277,7 +277,7 @@ pub(crate) fn printf(
 }
 
 /// `__assertfail(message, file, line, function, char_size)`: prints what CUDA prints for each
-/// failing thread, then stops the launch with [`LaunchError::Trap`].
+/// failing thread, then stops the launch with [`LaunchError::Assert`].
 pub(crate) fn assert_fail(
     env: &mut Env<'_>,
     inst: &Inst,
@@ -312,7 +312,7 @@ pub(crate) fn assert_fail(
         );
         let _ = env.printf.write_all(out.as_bytes());
     });
-    Err(LaunchError::Trap { line: inst.line })
+    Err(LaunchError::Assert { line: inst.line })
 }
 
 impl Frame {
