@@ -117,6 +117,15 @@ pub enum ResolveError {
         /// The path.
         name: String,
     },
+    /// A `#!` line the kernel rejects: no interpreter named, or a name longer than it reads.
+    #[error(
+        "{name}: cannot execute: its #! line names no interpreter, or a name longer than the \
+         kernel reads (255 bytes); put the interpreter's full path right after #!"
+    )]
+    BadShebangLine {
+        /// The script.
+        name: String,
+    },
     /// An ELF file crac cannot load.
     #[error("{name}: cannot execute: {source}")]
     BadElf {

@@ -252,7 +252,7 @@ pub fn resolve(program: &OsStr, args: &[OsString]) -> Result<Target, ResolveErro
     let mut shown = name.clone();
     for _ in 0..=MAX_SHEBANG_DEPTH {
         let (file, head) = open_runnable(&current, &shown)?;
-        if let Some(sb) = parse_shebang(&head).map_err(|()| ResolveError::ExecFormat {
+        if let Some(sb) = parse_shebang(&head).map_err(|()| ResolveError::BadShebangLine {
             name: shown.clone(),
         })? {
             let interp = PathBuf::from(OsString::from_vec(sb.interp));

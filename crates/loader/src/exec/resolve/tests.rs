@@ -84,6 +84,15 @@ fn resolve_gives_shell_errors_and_codes() {
     assert_eq!(code(d), 126, "directory");
     assert_eq!(code(&script(d, "noexec", b"#!/bin/sh\n", 0o644)), 126);
     assert_eq!(code(&script(d, "text", b"echo hi\n", 0o755)), 126);
+    // A `#!` with no interpreter is not "neither ELF nor a #! script": say what is wrong.
+    let e = resolve(
+        script(d, "emptysb", b"#!  \necho hi\n", 0o755).as_os_str(),
+        &[],
+    )
+    .expect_err("empty #!");
+    assert!(matches!(e, ResolveError::BadShebangLine { .. }), "{e}");
+    assert!(e.to_string().contains("names no interpreter"), "{e}");
+    assert_eq!(e.exit_code(), 126);
     assert_eq!(
         code(&script(d, "badsb", b"#!/no/such/interp\n", 0o755)),
         126
