@@ -8,6 +8,7 @@
 //! Everything else is upper half and is saved. Mappings the loader makes for the program (its
 //! segments, its interpreter, its stack) use raw system calls and are never recorded.
 
+use std::cell::Cell;
 use std::sync::Mutex;
 
 use crac_core::interval::{Interval, IntervalSet};
@@ -104,8 +105,28 @@ fn live_threads() -> Vec<(i32, Interval)> {
     })
 }
 
+/// A registered thread's entry, removed by the thread itself when it exits (thread-local
+/// destructors run on return from the start routine and on `pthread_exit`). Checking
+/// `/proc/self/task/<tid>` alone is not enough: once the tid is reused by one of the program's
+/// threads, its old stack range (which the program may have mapped again) would count as lower
+/// and be left out of a checkpoint.
+struct Registration(Cell<i32>);
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let tid = self.0.get();
+        if tid != 0 {
+            with(&THREADS, |t| t.retain(|(old, _)| *old != tid));
+        }
+    }
+}
+
+thread_local! {
+    static REGISTRATION: Registration = const { Registration(Cell::new(0)) };
+}
+
 /// Called first thing on every lower-half thread crac starts (the agent): records its stack
-/// (`pthread_getattr_np`, guard included) and its tid as lower half.
+/// (`pthread_getattr_np`, guard included) and its tid as lower half, until the thread exits.
 pub fn register_current_thread() {
     let tid = crate::sys::gettid();
     let stack = crate::sys::current_stack()
@@ -115,6 +136,9 @@ pub fn register_current_thread() {
         t.retain(|(old, _)| *old != tid);
         t.push((tid, stack));
     });
+    // Fails only while this thread's thread-locals are being destroyed; the entry is then
+    // dropped by the `/proc` check in `live_threads` once the thread is gone.
+    let _ = REGISTRATION.try_with(|r| r.0.set(tid));
 }
 
 /// Tids of lower-half threads (so the agent can list/skip them).
@@ -150,6 +174,11 @@ mod tests {
         })
         .join()
         .expect("thread ran");
+        // Read the list itself first: `lower_tids` also prunes tids gone from /proc.
+        assert!(
+            with(&THREADS, |t| t.iter().all(|(old, _)| *old != tid)),
+            "an exited thread removes its own entry (its tid may be reused by the program)"
+        );
         assert!(!lower_tids().contains(&tid), "an exited thread is dropped");
     }
 
