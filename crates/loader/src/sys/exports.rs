@@ -22,21 +22,20 @@ fn set_errno(code: i32) {
     unsafe { *libc::__errno_location() = code };
 }
 
-fn alloc_aligned(align: usize, size: usize) -> *mut c_void {
-    let align = align
-        .max(MIN_ALIGN)
-        .checked_next_power_of_two()
-        .unwrap_or(0);
-    if align == 0 {
-        set_errno(libc::ENOMEM);
-        return std::ptr::null_mut();
-    }
-    // SAFETY: align is a power of two; c_memalign accepts any size.
-    let p = HEAP.with(|h| unsafe { h.c_memalign(align, size) });
+/// The block as C sees it; a null block sets `errno` to `ENOMEM`, as malloc(3) must.
+fn or_enomem(p: *mut u8) -> *mut c_void {
     if p.is_null() {
         set_errno(libc::ENOMEM);
     }
     p.cast()
+}
+
+fn alloc_aligned(align: usize, size: usize) -> *mut c_void {
+    let Some(align) = align.max(MIN_ALIGN).checked_next_power_of_two() else {
+        return or_enomem(std::ptr::null_mut());
+    };
+    // SAFETY: align is a power of two; c_memalign accepts any size.
+    or_enomem(HEAP.with(|h| unsafe { h.c_memalign(align, size) }))
 }
 
 /// `malloc(3)` from the lower arena.
@@ -59,15 +58,10 @@ pub unsafe extern "C" fn free(ptr: *mut c_void) {
 #[unsafe(no_mangle)]
 pub extern "C" fn calloc(n: usize, size: usize) -> *mut c_void {
     let Some(total) = n.checked_mul(size) else {
-        set_errno(libc::ENOMEM);
-        return std::ptr::null_mut();
+        return or_enomem(std::ptr::null_mut());
     };
     // SAFETY: MIN_ALIGN is the natural alignment, valid for dlmalloc's calloc.
-    let p = HEAP.with(|h| unsafe { h.calloc(total, MIN_ALIGN) });
-    if p.is_null() {
-        set_errno(libc::ENOMEM);
-    }
-    p.cast()
+    or_enomem(HEAP.with(|h| unsafe { h.calloc(total, MIN_ALIGN) }))
 }
 
 /// `realloc(3)`; `realloc(p, 0)` frees `p` and returns null, as glibc does.
@@ -82,11 +76,7 @@ pub unsafe extern "C" fn realloc(ptr: *mut c_void, size: usize) -> *mut c_void {
         return std::ptr::null_mut();
     }
     // SAFETY: ptr is null or a live block of this heap (caller's contract).
-    let p = HEAP.with(|h| unsafe { h.c_realloc(ptr.cast(), size) });
-    if p.is_null() {
-        set_errno(libc::ENOMEM);
-    }
-    p.cast()
+    or_enomem(HEAP.with(|h| unsafe { h.c_realloc(ptr.cast(), size) }))
 }
 
 /// `memalign(3)`; a non-power-of-two alignment is rounded up, as glibc does.
@@ -133,8 +123,7 @@ pub extern "C" fn valloc(size: usize) -> *mut c_void {
 #[unsafe(no_mangle)]
 pub extern "C" fn pvalloc(size: usize) -> *mut c_void {
     let Some(rounded) = size.checked_next_multiple_of(super::PAGE) else {
-        set_errno(libc::ENOMEM);
-        return std::ptr::null_mut();
+        return or_enomem(std::ptr::null_mut());
     };
     alloc_aligned(super::PAGE, rounded.max(super::PAGE))
 }
