@@ -216,13 +216,15 @@ pub fn dir_names(dir: BorrowedFd<'_>) -> io::Result<Vec<std::ffi::OsString>> {
             return Ok(names);
         }
         // linux_dirent64: d_ino u64, d_off i64, d_reclen u16, d_type u8, d_name NUL-terminated.
+        const NAME_AT: usize = 19;
         let mut at = 0;
-        while at + 19 <= n {
+        while at + NAME_AT <= n {
             let reclen = usize::from(u16::from_ne_bytes([buf[at + 16], buf[at + 17]]));
-            if reclen == 0 || at + reclen > n {
+            // A record shorter than its fixed part would make the name slice below panic.
+            if reclen < NAME_AT || at + reclen > n {
                 return Err(io::Error::from(io::ErrorKind::InvalidData));
             }
-            let name = &buf[at + 19..at + reclen];
+            let name = &buf[at + NAME_AT..at + reclen];
             let name = &name[..name.iter().position(|&b| b == 0).unwrap_or(name.len())];
             if name != b"." && name != b".." {
                 names.push(std::ffi::OsStr::from_bytes(name).to_owned());
