@@ -99,6 +99,9 @@ fn op32(op: Op, rnd: Rnd, a: f32, b: f32, c: f32) -> Option<f32> {
         Op::Sub if directed => round_sum_to_f32(f64::from(a), -f64::from(b), rnd),
         Op::MulLo if directed => round_to_f32(f64::from(a) * f64::from(b), rnd),
         Op::Div if directed => round_to_f32(f64::from(a) / f64::from(b), rnd),
+        // An `f64` quotient or root of `f32`s never lands on an `f32` the exact value is not.
+        Op::Rcp if directed => round_to_f32(1.0 / f64::from(a), rnd),
+        Op::Sqrt if directed => round_to_f32(f64::from(a).sqrt(), rnd),
         // The product of two `f32`s is exact in `f64`.
         Op::Fma if directed => round_sum_to_f32(f64::from(a) * f64::from(b), f64::from(c), rnd),
         Op::Add => a + b,
@@ -149,7 +152,7 @@ fn op64(op: Op, a: f64, b: f64, c: f64) -> Option<f64> {
 
 /// Moves the round-to-nearest result `r` of `x op y` one ulp toward the rounding direction
 /// when the exact result lies on that side of it (the error terms are exact: TwoSum for
-/// add/sub, fma residuals for mul/div/sqrt). `fma` keeps its round-to-nearest result.
+/// add/sub, fma residuals for mul/div/rcp/sqrt). `fma` keeps its round-to-nearest result.
 fn directed64(op: Op, rnd: Rnd, x: f64, y: f64, r: f64) -> f64 {
     if !r.is_finite() {
         return r;
@@ -163,6 +166,7 @@ fn directed64(op: Op, rnd: Rnd, x: f64, y: f64, r: f64) -> f64 {
         }
         Op::MulLo => x.mul_add(y, -r),
         Op::Div => (-r).mul_add(y, x) * y.signum(),
+        Op::Rcp => (-r).mul_add(x, 1.0) * x.signum(),
         Op::Sqrt => (-r).mul_add(r, x),
         _ => 0.0,
     };
@@ -344,6 +348,24 @@ mod tests {
         // Sums whose f64 value is an f32 but whose exact value is not.
         let tiny = 2f32.powi(-80);
         assert_eq!(op32(Op::Add, Rnd::Rp, 1.0, tiny, 0.0), Some(next_up(1.0)));
+        // Inexact roots and reciprocals bracket the exact value.
+        for (op, a, exact) in [
+            (Op::Sqrt, 2.0f32, 2f64.sqrt()),
+            (Op::Rcp, 3.0f32, 1.0 / 3.0),
+            (Op::Rcp, -3.0f32, -1.0 / 3.0),
+        ] {
+            let down = op32(op, Rnd::Rm, a, 0.0, 0.0).unwrap();
+            let up = op32(op, Rnd::Rp, a, 0.0, 0.0).unwrap();
+            assert!(
+                f64::from(down) < exact && exact < f64::from(up),
+                "{op:?} {a}"
+            );
+            assert_eq!(next_up(down), up, "{op:?} {a}");
+            let toward_zero = op32(op, Rnd::Rz, a, 0.0, 0.0).unwrap();
+            assert_eq!(toward_zero, if a < 0.0 { up } else { down }, "{op:?} {a}");
+        }
+        let r = directed64(Op::Rcp, Rnd::Rp, 3.0, 0.0, 1.0 / 3.0);
+        assert!(r > 1.0 / 3.0 && directed64(Op::Rcp, Rnd::Rm, 3.0, 0.0, 1.0 / 3.0) <= 1.0 / 3.0);
         assert_eq!(op32(Op::Add, Rnd::Rm, 1.0, tiny, 0.0), Some(1.0));
         assert_eq!(
             op32(Op::Add, Rnd::Rz, 1.0, -tiny, 0.0),
