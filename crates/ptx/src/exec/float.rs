@@ -155,7 +155,26 @@ fn op64(op: Op, a: f64, b: f64, c: f64) -> Option<f64> {
 /// add/sub, fma residuals for mul/div/rcp/sqrt). `fma` keeps its round-to-nearest result.
 fn directed64(op: Op, rnd: Rnd, x: f64, y: f64, r: f64) -> f64 {
     if !r.is_finite() {
-        return r;
+        // A finite result too large for `f64` rounds to infinity only away from zero; toward
+        // zero it stops at the largest finite value.
+        let overflowed = x.is_finite()
+            && y.is_finite()
+            && match op {
+                Op::Add | Op::Sub | Op::MulLo => true,
+                Op::Div => y != 0.0,
+                _ => false,
+            };
+        let toward_zero = match rnd {
+            Rnd::Rz => true,
+            Rnd::Rm => r > 0.0,
+            Rnd::Rp => r < 0.0,
+            _ => false,
+        };
+        return if r.is_infinite() && overflowed && toward_zero {
+            f64::MAX.copysign(r)
+        } else {
+            r
+        };
     }
     // Sign of (exact - r).
     let err = match op {
@@ -364,6 +383,18 @@ mod tests {
             let toward_zero = op32(op, Rnd::Rz, a, 0.0, 0.0).unwrap();
             assert_eq!(toward_zero, if a < 0.0 { up } else { down }, "{op:?} {a}");
         }
+        let max = f64::MAX;
+        assert_eq!(directed64(Op::Add, Rnd::Rz, max, max, max + max), max);
+        assert_eq!(directed64(Op::MulLo, Rnd::Rm, max, 2.0, max * 2.0), max);
+        assert_eq!(directed64(Op::MulLo, Rnd::Rp, max, -2.0, -max * 2.0), -max);
+        assert_eq!(
+            directed64(Op::Sub, Rnd::Rm, -max, max, -max - max),
+            f64::NEG_INFINITY
+        );
+        assert_eq!(
+            directed64(Op::Div, Rnd::Rz, 1.0, 0.0, 1.0 / 0.0),
+            f64::INFINITY
+        );
         let r = directed64(Op::Rcp, Rnd::Rp, 3.0, 0.0, 1.0 / 3.0);
         assert!(r > 1.0 / 3.0 && directed64(Op::Rcp, Rnd::Rm, 3.0, 0.0, 1.0 / 3.0) <= 1.0 / 3.0);
         assert_eq!(op32(Op::Add, Rnd::Rm, 1.0, tiny, 0.0), Some(1.0));
