@@ -43,8 +43,52 @@ fn write_float(ty: Ty, x: f64, rnd: Rnd, ftz: bool, sat: bool) -> u64 {
             }
             u64::from(f.to_bits())
         }
-        Ty::Bf16 => u64::from(f32_to_bf16(round_to_f32(x, rnd))),
-        _ => u64::from(f32_to_f16(round_to_f32(x, rnd))),
+        _ => u64::from(round_to_half(x, rnd, ty == Ty::Bf16)),
+    }
+}
+
+/// Rounds `x` to `f16` (or `bf16`) bits in direction `rnd`, through `f32` without rounding
+/// twice: to nearest via `f32` rounded to odd (exact enough, as `f32` keeps more than two
+/// extra bits), directed by rounding to `f32` and then to the half type the same way.
+fn round_to_half(x: f64, rnd: Rnd, bf: bool) -> u16 {
+    let to_half = |f: f32| if bf { f32_to_bf16(f) } else { f32_to_f16(f) };
+    let directed = matches!(rnd, Rnd::Rz | Rnd::Rm | Rnd::Rp);
+    if !directed {
+        let f = round_to_f32(x, Rnd::Rz);
+        let odd = if x.is_finite() && f64::from(f) != x {
+            f32::from_bits(f.to_bits() | 1)
+        } else {
+            f
+        };
+        return to_half(odd);
+    }
+    let f = round_to_f32(x, rnd);
+    let h = to_half(f);
+    let back = if bf { bf16_to_f32(h) } else { f16_to_f32(h) };
+    if f.is_nan() || back == f {
+        return h;
+    }
+    let up = match rnd {
+        Rnd::Rp => true,
+        Rnd::Rm => false,
+        _ => f < 0.0,
+    };
+    match (up, back < f) {
+        (true, true) => half_step(h, true),
+        (false, false) => half_step(h, false),
+        _ => h,
+    }
+}
+
+/// The next half-precision value up or down from `h` (sign-magnitude bits, either format).
+fn half_step(h: u16, up: bool) -> u16 {
+    let (sign, mag) = (h & 0x8000, h & 0x7fff);
+    let away = (sign == 0) == up;
+    match (away, mag) {
+        (true, _) => sign | (mag + 1),
+        // Through zero to the smallest value of the other sign.
+        (false, 0) => (sign ^ 0x8000) | 1,
+        (false, _) => sign | (mag - 1),
     }
 }
 
@@ -208,6 +252,32 @@ mod tests {
             write_float(Ty::F32, 1.5, Rnd::Rn, false, true),
             u64::from(1f32.to_bits())
         );
+    }
+
+    #[test]
+    fn halves_round_once_and_in_every_direction() {
+        let h = |x: f64, rnd| write_float(Ty::F16, x, rnd, false, false);
+        // Just above the midpoint between 1 and the next f16: f32 would round it onto the
+        // midpoint, and ties-to-even would then give 1.
+        assert_eq!(h(1.0 + 2f64.powi(-11) + 2f64.powi(-40), Rnd::Rn), 0x3c01);
+        assert_eq!(h(1.0 + 2f64.powi(-11), Rnd::Rn), 0x3c00);
+        let x = 1.0 + 2f64.powi(-12);
+        assert_eq!(h(x, Rnd::Rp), 0x3c01);
+        assert_eq!(h(x, Rnd::Rz), 0x3c00);
+        assert_eq!(h(-x, Rnd::Rm), 0xbc01);
+        assert_eq!(h(-x, Rnd::Rz), 0xbc00);
+        assert_eq!(h(-x, Rnd::Rp), 0xbc00);
+        assert_eq!(h(70000.0, Rnd::Rn), 0x7c00);
+        assert_eq!(h(70000.0, Rnd::Rz), 0x7bff);
+        assert_eq!(h(-70000.0, Rnd::Rp), 0xfbff);
+        assert_eq!(h(1e-30, Rnd::Rp), 0x0001);
+        assert_eq!(h(-1e-30, Rnd::Rp), 0x8000);
+        assert_eq!(h(0.0, Rnd::Rm), 0x0000);
+        assert_eq!(h(f64::NAN, Rnd::Rz) & 0x7c00, 0x7c00);
+        let b = |x: f64, rnd| write_float(Ty::Bf16, x, rnd, false, false);
+        assert_eq!(b(1.0 + 2f64.powi(-9), Rnd::Rp), 0x3f81);
+        assert_eq!(b(1.0 + 2f64.powi(-9), Rnd::Rn), 0x3f80);
+        assert_eq!(b(-(1.0 + 2f64.powi(-9)), Rnd::Rm), 0xbf81);
     }
 
     #[test]
