@@ -160,10 +160,13 @@ impl Engine {
             .ok_or_else(|| no_event(event))
     }
 
-    /// `cudaEventRecord`.
+    /// `cudaEventRecord`. A record that fails (bad stream, poisoned device) leaves the event
+    /// as it was.
     pub(crate) fn event_record(&self, event: Event, stream: Stream) -> Result<()> {
         let generation = {
             let mut st = self.state();
+            st.check_sticky()?;
+            st.resolve(stream)?;
             let e = st.events.get_mut(&event.0).ok_or_else(|| no_event(event))?;
             e.generation += 1;
             e.time = None;
@@ -463,6 +466,14 @@ mod tests {
         let ms = h.engine.event_elapsed_ms(a, b).unwrap();
         assert!((25.0..5000.0).contains(&ms), "{ms} ms");
         assert!(h.engine.event_elapsed_ms(b, a).unwrap() < 0.0);
+        // Recording on a stream that is gone fails and keeps the earlier record.
+        let gone = h
+            .engine
+            .stream_create(StreamFlags::DEFAULT, 0, (0, -5))
+            .unwrap();
+        h.engine.stream_destroy(gone).unwrap();
+        assert_eq!(h.engine.event_record(b, gone).unwrap_err().code(), 400);
+        assert_eq!(h.engine.event_elapsed_ms(a, b).unwrap(), ms);
         assert_eq!(h.engine.event_elapsed_ms(a, never).unwrap_err().code(), 400);
         let untimed = h.engine.event_create(EventFlags::DISABLE_TIMING).unwrap();
         h.engine.event_record(untimed, s).unwrap();
