@@ -185,19 +185,22 @@ pub fn status_over(stream: UnixStream, pid: u32) -> Result<StatusReport, ClientE
 pub fn request(mut stream: UnixStream, pid: u32, req: &Request) -> Result<Reply, ClientError> {
     let send = |source| ClientError::Send { pid, source };
     stream.set_read_timeout(Some(REPLY_TIMEOUT)).map_err(send)?;
-    let bytes =
-        protocol::encode_frame(req).map_err(|source| ClientError::BadReply { pid, source })?;
+    let bytes = protocol::encode_frame(req, protocol::MAX_FRAME)
+        .map_err(|source| ClientError::BadReply { pid, source })?;
     stream.write_all(&bytes).map_err(send)?;
-    let body = protocol::read_frame(&mut stream).map_err(|source| match source {
-        ProtocolError::Truncated {
-            got: 0,
-            expected: 4,
-        } => ClientError::Refused { pid },
-        ProtocolError::Io(ref e) if e.kind() == io::ErrorKind::ConnectionReset => {
-            ClientError::Refused { pid }
-        }
-        source => ClientError::BadReply { pid, source },
-    })?;
+    let body =
+        protocol::read_frame(&mut stream, protocol::MAX_REPLY_FRAME).map_err(
+            |source| match source {
+                ProtocolError::Truncated {
+                    got: 0,
+                    expected: 4,
+                } => ClientError::Refused { pid },
+                ProtocolError::Io(ref e) if e.kind() == io::ErrorKind::ConnectionReset => {
+                    ClientError::Refused { pid }
+                }
+                source => ClientError::BadReply { pid, source },
+            },
+        )?;
     protocol::decode_reply(&body).map_err(|source| ClientError::BadReply { pid, source })
 }
 

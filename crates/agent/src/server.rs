@@ -249,26 +249,27 @@ impl Server {
             );
             return;
         }
-        let reply =
-            match protocol::read_frame(&mut stream).and_then(|b| protocol::decode_request(&b)) {
-                Ok(req) => self.answer(req.body),
-                Err(protocol::ProtocolError::Truncated {
-                    got: 0,
-                    expected: 4,
-                }) => {
-                    // Connected and left without a word (a liveness probe): nothing to answer.
-                    tracing::debug!("pid {} closed its control connection unused", peer.pid);
-                    return;
-                }
-                Err(e) => {
-                    self.log(
-                        Problem::BadRequest,
-                        format_args!("bad control request from pid {}: {e}", peer.pid),
-                    );
-                    Reply::error(e.code(), e.to_string())
-                }
-            };
-        let sent = protocol::encode_frame(&reply)
+        let reply = match protocol::read_frame(&mut stream, protocol::MAX_FRAME)
+            .and_then(|b| protocol::decode_request(&b))
+        {
+            Ok(req) => self.answer(req.body),
+            Err(protocol::ProtocolError::Truncated {
+                got: 0,
+                expected: 4,
+            }) => {
+                // Connected and left without a word (a liveness probe): nothing to answer.
+                tracing::debug!("pid {} closed its control connection unused", peer.pid);
+                return;
+            }
+            Err(e) => {
+                self.log(
+                    Problem::BadRequest,
+                    format_args!("bad control request from pid {}: {e}", peer.pid),
+                );
+                Reply::error(e.code(), e.to_string())
+            }
+        };
+        let sent = encode_reply(&reply)
             .map_err(|e| e.to_string())
             .and_then(|bytes| send_all(stream, &bytes).map_err(|e| e.to_string()));
         if let Err(e) = sent {
@@ -287,6 +288,24 @@ impl Server {
                 Err(e) => Reply::error(ErrorCode::Internal, e.to_string()),
             },
         }
+    }
+}
+
+/// `reply` as a frame; a reply too big for `crac_ckpt` to read becomes an error reply saying
+/// so, instead of a connection closed without a word.
+fn encode_reply(reply: &Reply) -> Result<Vec<u8>, protocol::ProtocolError> {
+    match protocol::encode_frame(reply, protocol::MAX_REPLY_FRAME) {
+        Err(protocol::ProtocolError::TooLarge { len, limit }) => {
+            let message = format!(
+                "the reply is {len} bytes, more than the {limit} bytes crac_ckpt reads; \
+                 the process has too many mappings to list"
+            );
+            protocol::encode_frame(
+                &Reply::error(ErrorCode::TooLarge, message),
+                protocol::MAX_REPLY_FRAME,
+            )
+        }
+        other => other,
     }
 }
 

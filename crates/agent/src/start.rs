@@ -142,7 +142,7 @@ mod tests {
         let mut s = UnixStream::connect(path).unwrap();
         s.write_all(bytes).unwrap();
         s.shutdown(std::net::Shutdown::Write).unwrap();
-        let body = protocol::read_frame(&mut s).unwrap();
+        let body = protocol::read_frame(&mut s, protocol::MAX_REPLY_FRAME).unwrap();
         protocol::decode_reply(&body).unwrap()
     }
 

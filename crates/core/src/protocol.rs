@@ -2,7 +2,8 @@
 //! one JSON reply per connection, each in a length-prefixed frame.
 //!
 //! A frame is a `u32` little-endian length followed by that many bytes of JSON. The length is
-//! checked against [`MAX_FRAME`] before anything is allocated. Every message carries
+//! checked against the reader's limit ([`MAX_FRAME`] for requests, [`MAX_REPLY_FRAME`] for
+//! replies) before anything is allocated. Every message carries
 //! [`PROTOCOL_VERSION`]; the version is read first, on its own, so a peer of another version gets
 //! "wrong version" rather than a confusing field error. Decoding never panics: garbage,
 //! oversized, truncated and wrong-version input each give their own [`ProtocolError`].
@@ -16,18 +17,25 @@ use crate::procfs::Perms;
 /// Version of the messages below; bump it when a message changes incompatibly.
 pub const PROTOCOL_VERSION: u32 = 1;
 
-/// Largest frame body accepted, in bytes (1 MiB). A status reply of a process with tens of
-/// thousands of mappings fits; anything bigger is refused before it is allocated.
+/// Largest request frame body, in bytes (1 MiB). Requests are read by the agent, inside the
+/// program's process, so what a client may make it allocate stays small.
 pub const MAX_FRAME: u32 = 1 << 20;
+
+/// Largest reply frame body, in bytes (64 MiB). A status reply lists every mapping, about 150
+/// bytes each, and a process may have `vm.max_map_count` of them (65530 by default, often raised
+/// to 262144): 1 MiB held only about 7000. Replies are read by `crac_ckpt`, not the program.
+pub const MAX_REPLY_FRAME: u32 = 64 << 20;
 
 /// Why a frame or message could not be read, written or understood.
 #[derive(Debug, thiserror::Error)]
 pub enum ProtocolError {
-    /// The length prefix exceeds [`MAX_FRAME`].
-    #[error("message of {len} bytes exceeds the {MAX_FRAME}-byte limit")]
+    /// The length prefix exceeds the limit ([`MAX_FRAME`] or [`MAX_REPLY_FRAME`]).
+    #[error("message of {len} bytes exceeds the {limit}-byte limit")]
     TooLarge {
         /// The announced or actual length.
         len: u64,
+        /// The limit it exceeds.
+        limit: u32,
     },
     /// The stream ended inside a frame.
     #[error("message truncated: expected {expected} bytes, got {got}")]
@@ -237,14 +245,16 @@ impl StatusReport {
     }
 }
 
-/// Encodes `msg` as one frame: `u32` LE length, then JSON.
-pub fn encode_frame<T: Serialize>(msg: &T) -> Result<Vec<u8>, ProtocolError> {
+/// Encodes `msg` as one frame: `u32` LE length, then JSON; refuses a body over `limit` bytes
+/// (the peer's reading limit: [`MAX_FRAME`] for a request, [`MAX_REPLY_FRAME`] for a reply).
+pub fn encode_frame<T: Serialize>(msg: &T, limit: u32) -> Result<Vec<u8>, ProtocolError> {
     let body = serde_json::to_vec(msg).map_err(ProtocolError::Encode)?;
     let len = u32::try_from(body.len())
         .ok()
-        .filter(|&l| l <= MAX_FRAME)
+        .filter(|&l| l <= limit)
         .ok_or(ProtocolError::TooLarge {
             len: body.len() as u64,
+            limit,
         })?;
     let mut out = Vec::with_capacity(body.len() + 4);
     out.extend_from_slice(&len.to_le_bytes());
@@ -252,14 +262,15 @@ pub fn encode_frame<T: Serialize>(msg: &T) -> Result<Vec<u8>, ProtocolError> {
     Ok(out)
 }
 
-/// Reads one frame's body from `r`, refusing a length over [`MAX_FRAME`] before allocating.
-pub fn read_frame(r: &mut impl Read) -> Result<Vec<u8>, ProtocolError> {
+/// Reads one frame's body from `r`, refusing a length over `limit` before allocating.
+pub fn read_frame(r: &mut impl Read, limit: u32) -> Result<Vec<u8>, ProtocolError> {
     let mut head = [0u8; 4];
     read_full(r, &mut head)?;
     let len = u32::from_le_bytes(head);
-    if len > MAX_FRAME {
+    if len > limit {
         return Err(ProtocolError::TooLarge {
             len: u64::from(len),
+            limit,
         });
     }
     let mut body = vec![0u8; len as usize];
@@ -341,8 +352,8 @@ mod tests {
     #[test]
     fn request_and_reply_round_trip() {
         let req = Request::new(RequestBody::Status);
-        let bytes = encode_frame(&req).unwrap();
-        let body = read_frame(&mut bytes.as_slice()).unwrap();
+        let bytes = encode_frame(&req, MAX_FRAME).unwrap();
+        let body = read_frame(&mut bytes.as_slice(), MAX_FRAME).unwrap();
         assert_eq!(decode_request(&body).unwrap(), req);
         assert_eq!(
             String::from_utf8(body).unwrap(),
@@ -353,8 +364,8 @@ mod tests {
             Reply::new(ReplyBody::Status(sample_report())),
             Reply::error(ErrorCode::Garbage, "no"),
         ] {
-            let bytes = encode_frame(&reply).unwrap();
-            let body = read_frame(&mut bytes.as_slice()).unwrap();
+            let bytes = encode_frame(&reply, MAX_REPLY_FRAME).unwrap();
+            let body = read_frame(&mut bytes.as_slice(), MAX_REPLY_FRAME).unwrap();
             assert_eq!(decode_reply(&body).unwrap(), reply);
         }
         assert_eq!(sample_report().total(Half::Upper), 0x2000);
@@ -364,16 +375,43 @@ mod tests {
     #[test]
     fn oversized_frame_is_refused_before_reading_it() {
         let head = (MAX_FRAME + 1).to_le_bytes();
-        let err = read_frame(&mut head.as_slice()).unwrap_err();
-        assert!(matches!(err, ProtocolError::TooLarge { len } if len == u64::from(MAX_FRAME) + 1));
+        let err = read_frame(&mut head.as_slice(), MAX_FRAME).unwrap_err();
+        assert!(
+            matches!(err, ProtocolError::TooLarge { len, .. } if len == u64::from(MAX_FRAME) + 1)
+        );
         assert_eq!(err.code(), ErrorCode::TooLarge);
-        let err = read_frame(&mut u32::MAX.to_le_bytes().as_slice()).unwrap_err();
+        let err = read_frame(&mut u32::MAX.to_le_bytes().as_slice(), MAX_REPLY_FRAME).unwrap_err();
         assert!(matches!(err, ProtocolError::TooLarge { .. }));
     }
 
     #[test]
+    fn a_status_of_tens_of_thousands_of_mappings_fits_a_reply() {
+        let one = sample_report().regions.remove(0);
+        let report = StatusReport {
+            regions: vec![one; 20_000],
+            ..sample_report()
+        };
+        let reply = Reply::new(ReplyBody::Status(report));
+        let bytes = encode_frame(&reply, MAX_REPLY_FRAME).unwrap();
+        assert!(
+            bytes.len() > MAX_FRAME as usize,
+            "the test needs a big reply"
+        );
+        let body = read_frame(&mut bytes.as_slice(), MAX_REPLY_FRAME).unwrap();
+        assert_eq!(decode_reply(&body).unwrap(), reply);
+        let err = encode_frame(&reply, MAX_FRAME).unwrap_err();
+        assert!(matches!(
+            err,
+            ProtocolError::TooLarge {
+                limit: MAX_FRAME,
+                ..
+            }
+        ));
+    }
+
+    #[test]
     fn truncated_frames_are_errors() {
-        let err = read_frame(&mut [1u8, 0].as_slice()).unwrap_err();
+        let err = read_frame(&mut [1u8, 0].as_slice(), MAX_FRAME).unwrap_err();
         assert!(matches!(
             err,
             ProtocolError::Truncated {
@@ -383,7 +421,7 @@ mod tests {
         ));
         let mut short = frame(b"{\"version\":1}");
         short.truncate(8);
-        let err = read_frame(&mut short.as_slice()).unwrap_err();
+        let err = read_frame(&mut short.as_slice(), MAX_FRAME).unwrap_err();
         assert!(matches!(
             err,
             ProtocolError::Truncated {
@@ -411,7 +449,7 @@ mod tests {
     proptest! {
         #[test]
         fn random_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
-            if let Ok(body) = read_frame(&mut bytes.as_slice()) {
+            if let Ok(body) = read_frame(&mut bytes.as_slice(), MAX_FRAME) {
                 prop_assert!(body.len() + 4 <= bytes.len());
                 let _ = decode_request(&body);
                 let _ = decode_reply(&body);
