@@ -32,7 +32,9 @@ impl Engine {
         }
         let mut st = self.state();
         st.check_sticky()?;
-        let priority = priority.clamp(range.1, range.0);
+        // `range` comes from the device's properties, which callers may fill in either order;
+        // `clamp` would panic on a reversed one.
+        let priority = priority.clamp(range.0.min(range.1), range.0.max(range.1));
         Ok(Stream(st.new_stream(flags, priority, false)))
     }
 
@@ -568,6 +570,11 @@ mod tests {
             h.engine.stream_info(s).unwrap(),
             (StreamFlags::NON_BLOCKING, 0)
         );
+        let reversed = h
+            .engine
+            .stream_create(StreamFlags::DEFAULT, 7, (-5, 0))
+            .unwrap();
+        assert_eq!(h.engine.stream_info(reversed).unwrap().1, 0);
         let s2 = h
             .engine
             .stream_create(StreamFlags::DEFAULT, -9, (0, -5))
