@@ -46,6 +46,20 @@ pub(crate) fn forget_mapped(start: u64, end: u64) {
     });
 }
 
+/// Forgets `[start, end)` (rounded out to pages) from the start-up set and the mmap-tracked set:
+/// called by the exported `munmap` and `mremap` once lower code gave the range back to the
+/// kernel. A start-up mapping unmapped later must not stay lower, or whatever the program maps
+/// there next would be left out of a checkpoint.
+pub(crate) fn unmapped(start: u64, end: u64) {
+    let iv = Interval::new(crate::sys::page_down(start), crate::sys::page_up(end));
+    with(&STARTUP, |s| {
+        if let Some(set) = s {
+            set.remove(iv);
+        }
+    });
+    forget_mapped(start, end);
+}
+
 /// Stops counting `iv` as lower half: for memory lower code mapped *for the upper half* through
 /// the exported `mmap` (the restart path mapping saved regions back, for instance). Start-up
 /// mappings, the arena and loaded objects cannot be forgotten.

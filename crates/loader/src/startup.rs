@@ -265,6 +265,14 @@ pub(crate) mod tests {
             !set.contains(after as u64),
             "a raw mapping made later is not lower"
         );
+        // A start-up mapping that lower code unmaps later is no longer lower: the program may
+        // map something there.
+        // SAFETY: `before` is this test's own mapping, used by nothing.
+        assert_eq!(unsafe { sys::exports::munmap(before as *mut _, 8192) }, 0);
+        assert!(
+            !crate::lower::intervals().contains(before as u64),
+            "an unmapped start-up mapping stays lower"
+        );
         let guard = sys::page_up(sys::current_brk() as u64);
         assert!(set.contains(guard), "the brk guard is lower");
         let maps = std::fs::read_to_string("/proc/self/maps").expect("maps");

@@ -189,7 +189,7 @@ pub unsafe extern "C" fn mmap64(
     unsafe { mmap(addr, len, prot, flags, fd, off) }
 }
 
-/// `munmap(2)`: unmaps, then forgets the range.
+/// `munmap(2)`: unmaps, then forgets the range (start-up mappings included).
 ///
 /// # Safety
 /// Nothing may still use the range.
@@ -198,7 +198,7 @@ pub unsafe extern "C" fn munmap(addr: *mut c_void, len: usize) -> i32 {
     // SAFETY: forwarded from the caller's contract.
     match unsafe { super::munmap_raw(addr as usize, len) } {
         Ok(()) => {
-            lower::forget_mapped(addr as u64, addr as u64 + len as u64);
+            lower::unmapped(addr as u64, addr as u64 + len as u64);
             0
         }
         Err(e) => {
@@ -247,7 +247,7 @@ pub unsafe extern "C" fn mremap(
     }
     let start = ret as u64;
     if flags & libc::MREMAP_DONTUNMAP == 0 {
-        lower::forget_mapped(old as u64, old as u64 + old_len as u64);
+        lower::unmapped(old as u64, old as u64 + old_len as u64);
     }
     lower::record_mapped(start, start + new_len as u64);
     start as *mut c_void
