@@ -95,6 +95,20 @@ pub(crate) enum VarRef {
     Frame(u32),
 }
 
+/// The end of static shared variable `v` placed at `off`. Static shared memory is bounded far
+/// above any device's (4 GiB), so the running offset never overflows; launches check the real
+/// limit.
+fn shared_end(off: u64, v: &VarDecl) -> Result<u64, ParseError> {
+    off.checked_add(v.size())
+        .filter(|&end| end <= 1 << 32)
+        .ok_or_else(|| {
+            perr(
+                v.line,
+                format!("`{}`: static shared memory exceeds 4 GiB", v.name),
+            )
+        })
+}
+
 pub(crate) fn perr(line: u32, message: impl Into<String>) -> ParseError {
     ParseError {
         line,
@@ -139,10 +153,16 @@ pub(crate) fn decode(
                             format!("initializer of `{}` is larger than it", v.name),
                         ));
                     }
-                    init.resize(
-                        usize::try_from(size).map_err(|_| perr(v.line, "variable too large"))?,
-                        0,
-                    );
+                    let len =
+                        usize::try_from(size).map_err(|_| perr(v.line, "variable too large"))?;
+                    init.try_reserve_exact(len.saturating_sub(init.len()))
+                        .map_err(|_| {
+                            perr(
+                                v.line,
+                                format!("`{}` ({size} bytes) is too large for this host", v.name),
+                            )
+                        })?;
+                    init.resize(len, 0);
                     variables.push(VariableInfo {
                         name: v.name.clone(),
                         space: if v.space == Space::Const {
@@ -161,7 +181,7 @@ pub(crate) fn decode(
                 Space::Shared if v.is_extern || v.count == Some(0) => VarRef::DynShared,
                 Space::Shared => {
                     let off = align_up(*shared_off, v.align);
-                    *shared_off = off + v.size();
+                    *shared_off = shared_end(off, v)?;
                     VarRef::Shared(off)
                 }
                 _ => {
@@ -396,7 +416,7 @@ impl<'a> FuncCtx<'a> {
                             VarRef::DynShared
                         } else {
                             let off = align_up(self.shared, v.align);
-                            self.shared = off + v.size();
+                            self.shared = shared_end(off, v)?;
                             VarRef::Shared(off)
                         };
                         if let Some(s) = self.scopes.last_mut() {

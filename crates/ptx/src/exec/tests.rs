@@ -129,3 +129,27 @@ fn budget_stops_infinite_loops() {
     .unwrap_err();
     assert_eq!(e, crate::LaunchError::Trap { line: 6 });
 }
+
+#[test]
+fn huge_declared_sizes_are_errors_not_overflows() {
+    let decls = [
+        ".shared .b32 big[4611686018427387904];",
+        ".shared .b8 a[18446744073709551615];\n.shared .b8 b[2];",
+        ".shared .align 4 .b8 a[18446744073709551614];\n.shared .align 8 .b8 b[1];",
+        ".shared .b8 a[1099511627776];\n.shared .b8 b[1099511627776];",
+        ".shared .align 3 .b8 a[4];",
+        ".shared .align 9223372036854775808 .b8 a[4];",
+        ".global .b64 g[4611686018427387904];",
+        ".const .b64 c[2][2305843009213693952];",
+    ];
+    for decl in decls {
+        for inner in [false, true] {
+            let (outside, body) = if inner { ("", decl) } else { (decl, "") };
+            let src = format!(
+                ".version 9.0\n.target sm_75\n.address_size 64\n{outside}\n.entry k()\n{{\n{body}\nret;\n}}\n"
+            );
+            // Globals and constants inside a kernel are not valid PTX either way.
+            assert!(Module::parse(&src).is_err(), "{src}");
+        }
+    }
+}

@@ -8,6 +8,11 @@ use crate::ast::{FuncDecl, Operand, VarDecl};
 use crate::lexer::Tok;
 use crate::types::{Space, Ty};
 
+/// The largest variable or parameter: the whole device window (1 TiB).
+const MAX_DECL_BYTES: u64 = 1 << 40;
+/// The largest `.align` accepted.
+const MAX_ALIGN: u64 = 1 << 32;
+
 impl Parser {
     /// After the space word: `[.align n] [.v2] .ty name[[n]] [= init];`
     pub(super) fn var_decl(&mut self, space: Space, line: u32) -> Result<VarDecl, ParseError> {
@@ -35,6 +40,8 @@ impl Parser {
     }
 
     /// `[.align n] [.ptr .space] [.vN] .ty name[[n]]` shared by variables and parameters.
+    /// Refuses sizes over [`MAX_DECL_BYTES`] and alignments that are not powers of two up to
+    /// [`MAX_ALIGN`].
     fn typed_name(&mut self, line: u32) -> Result<(Ty, u64, String, Option<u64>), ParseError> {
         let mut align = None;
         let mut ty = None;
@@ -77,6 +84,21 @@ impl Parser {
                     count = Some(count.unwrap_or(1).saturating_mul(vec));
                 }
                 let align = align.unwrap_or(u64::from(ty.size()) * vec);
+                // Sizes and alignments are summed and rounded later: bounding them here keeps
+                // that arithmetic from overflowing on any input.
+                if !align.is_power_of_two() || align > MAX_ALIGN {
+                    return Err(perr(
+                        line,
+                        format!("`{w}`: .align {align} is not a power of two up to {MAX_ALIGN}"),
+                    ));
+                }
+                let bytes = count.unwrap_or(1).checked_mul(u64::from(ty.size()));
+                if bytes.is_none_or(|b| b > MAX_DECL_BYTES) {
+                    return Err(perr(
+                        line,
+                        format!("`{w}` is larger than {MAX_DECL_BYTES} bytes, the device window"),
+                    ));
+                }
                 return Ok((ty, align, w, count));
             }
         }
