@@ -58,6 +58,20 @@ fn run_all(m: &Module) {
     }
 }
 
+/// Literals that sit on the edges of integer widths.
+const EXTREMES: [&str; 10] = [
+    "0",
+    "1",
+    "31",
+    "32",
+    "63",
+    "64",
+    "4294967295",
+    "4294967296",
+    "9223372036854775808",
+    "18446744073709551615",
+];
+
 const REAL: &str = include_str!("../../tests/data/kernels_sm75.ptx");
 const DEBUG: &str = include_str!("../../tests/data/kernels_debug.ptx");
 
@@ -73,6 +87,47 @@ proptest! {
             s.drain(at..end);
         }
         if let Ok(m) = Module::parse(&String::from_utf8_lossy(&s)) {
+            run_all(&m);
+        }
+    }
+
+    #[test]
+    fn programs_with_extreme_numbers_never_panic(
+        picks in proptest::collection::vec((any::<proptest::sample::Index>(), 0usize..EXTREMES.len()), 1..6),
+        which in 0usize..3,
+    ) {
+        let src = [REAL, DEBUG, include_str!("../../tests/data/more_sm75.ptx")][which];
+        // Byte ranges of the decimal literals in the program.
+        let mut spans = Vec::new();
+        let b = src.as_bytes();
+        let mut k = 0;
+        while k < b.len() {
+            if b[k].is_ascii_digit() && (k == 0 || !(b[k - 1].is_ascii_alphanumeric() || b[k - 1] == b'_' || b[k - 1] == b'%')) {
+                let start = k;
+                while k < b.len() && b[k].is_ascii_digit() {
+                    k += 1;
+                }
+                spans.push((start, k));
+            } else {
+                k += 1;
+            }
+        }
+        let mut chosen: Vec<(usize, &str)> = picks
+            .iter()
+            .map(|(at, e)| (at.index(spans.len()), EXTREMES[*e]))
+            .collect();
+        chosen.sort_unstable();
+        chosen.dedup_by_key(|c| c.0);
+        let mut out = String::with_capacity(src.len() + 64);
+        let mut last = 0;
+        for (i, text) in chosen {
+            let (s, e) = spans[i];
+            out.push_str(&src[last..s]);
+            out.push_str(text);
+            last = e;
+        }
+        out.push_str(&src[last..]);
+        if let Ok(m) = Module::parse(&out) {
             run_all(&m);
         }
     }
