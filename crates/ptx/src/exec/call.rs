@@ -83,16 +83,26 @@ pub(crate) fn push_frame(
             line: inst.line,
         });
     }
-    let new_base = caller.local_base + cf.frame_size;
-    if depth >= MAX_CALL_DEPTH || u64::from(new_base + callee.frame_size) > env.stride {
-        return Err(LaunchError::Unsupported {
-            instr: format!(
-                "call {}: nesting deeper than {MAX_CALL_DEPTH} frames (stack overflow)",
-                callee.name
-            ),
-            line: inst.line,
-        });
-    }
+    // In u64: frames near 4 GiB must be refused, not wrap around.
+    let new_base = u64::from(caller.local_base) + u64::from(cf.frame_size);
+    let new_base = match u32::try_from(new_base) {
+        Ok(b)
+            if depth < MAX_CALL_DEPTH
+                && u64::from(b) + u64::from(callee.frame_size) <= env.stride =>
+        {
+            b
+        }
+        _ => {
+            return Err(LaunchError::Unsupported {
+                instr: format!(
+                    "call {}: nesting deeper than {MAX_CALL_DEPTH} frames or local memory over \
+                     the per-thread limit (stack overflow)",
+                    callee.name
+                ),
+                line: inst.line,
+            });
+        }
+    };
     let caller_base = caller.local_base;
     let mut m = exec;
     while m != 0 {

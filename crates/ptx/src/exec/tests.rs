@@ -208,3 +208,46 @@ fn huge_declared_sizes_are_errors_not_overflows() {
         }
     }
 }
+
+/// Unbounded recursion, each frame holding a local array: the launch must end in an error that
+/// names the stack overflow (frame arithmetic done without wrapping), never a panic or a hang.
+#[test]
+fn unbounded_recursion_is_a_stack_overflow_error() {
+    let src = r#"
+.version 8.0
+.target sm_75
+.address_size 64
+
+.func rec()
+{
+	.local .align 4 .b8 buf[65536];
+	call.uni rec, ();
+	ret;
+}
+
+.visible .entry k()
+{
+	call.uni rec, ();
+	ret;
+}
+"#;
+    let m = Module::parse(src).unwrap();
+    let mut mem = Small(vec![0; 64]);
+    let dims = LaunchDims {
+        grid: [1, 1, 1],
+        block: [32, 1, 1],
+        dynamic_shared: 0,
+    };
+    let err = super::launch(
+        &m,
+        "k",
+        &dims,
+        &[],
+        &|_| Some(BASE),
+        &mut mem,
+        &mut Vec::new(),
+        u64::MAX,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("stack overflow"), "{err}");
+}
