@@ -14,7 +14,8 @@ use std::process::ExitCode;
 use cli::Command;
 
 fn main() -> ExitCode {
-    let inv = match cli::parse(std::env::args_os().collect(), version()) {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let inv = match cli::parse(argv.clone(), version(&argv)) {
         Ok(inv) => inv,
         Err(e) => e.exit(),
     };
@@ -32,9 +33,14 @@ fn main() -> ExitCode {
     })
 }
 
-/// `VERSION (build-id HEX)`, computed once: clap keeps a `&'static str`, so the string is
-/// leaked, once per process.
-fn version() -> &'static str {
+/// `VERSION (build-id HEX)` when `argv` may ask for it (`-V`/`--version`), else `VERSION` alone:
+/// reading the build-id means reading our own executable, which every launch (twice, with the
+/// re-exec) would otherwise pay for a string it never prints. clap keeps a `&'static str`, so
+/// the long form is leaked, once per process.
+fn version(argv: &[std::ffi::OsString]) -> &'static str {
+    if !argv.iter().skip(1).any(|a| a == "--version" || a == "-V") {
+        return env!("CARGO_PKG_VERSION");
+    }
     let id = match build_id::of_file(std::path::Path::new("/proc/self/exe")) {
         Ok(Some(id)) => id,
         Ok(None) => "none".to_owned(),
