@@ -7,7 +7,7 @@
 
 use std::time::Instant;
 
-use crac_ptx::{DeviceMemory, Fault, LaunchDims, Module, launch};
+use crac_ptx::{DeviceMemory, Fault, LaunchDims, LaunchStats, Module, launch};
 
 const PTX: &str = include_str!("../tests/data/bench.ptx");
 const BASE: u64 = 0x7f00_0000_0000;
@@ -39,6 +39,28 @@ impl DeviceMemory for Flat {
     }
 }
 
+/// Runs `kernel` once and returns what it executed and how long it took, in seconds.
+fn timed(
+    module: &Module,
+    kernel: &str,
+    dims: &LaunchDims,
+    params: &[u8],
+    mem: &mut Flat,
+) -> (LaunchStats, f64) {
+    let t = Instant::now();
+    let stats = launch(
+        module,
+        kernel,
+        dims,
+        params,
+        &|_| None,
+        mem,
+        &mut std::io::sink(),
+    )
+    .unwrap();
+    (stats, t.elapsed().as_secs_f64())
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let blocks: u32 = args.next().and_then(|a| a.parse().ok()).unwrap_or(64);
@@ -58,18 +80,7 @@ fn main() {
         block: [threads, 1, 1],
         dynamic_shared: 0,
     };
-    let t = Instant::now();
-    let stats = launch(
-        &module,
-        "bench",
-        &dims,
-        &params,
-        &|_| None,
-        &mut mem,
-        &mut std::io::sink(),
-    )
-    .unwrap();
-    let secs = t.elapsed().as_secs_f64();
+    let (stats, secs) = timed(&module, "bench", &dims, &params, &mut mem);
     // Check one thread against a CPU model of the same loop.
     let i = n as u32 - 1;
     let (mut a, b, mut c) = (i as f32 * 0.001, 1.0001f32, 0.5f32);
@@ -124,18 +135,7 @@ fn matmul() {
         block: [16, 16, 1],
         dynamic_shared: 0,
     };
-    let t = Instant::now();
-    let stats = launch(
-        &module,
-        "matmul",
-        &dims,
-        &params,
-        &|_| None,
-        &mut mem,
-        &mut std::io::sink(),
-    )
-    .unwrap();
-    let secs = t.elapsed().as_secs_f64();
+    let (stats, secs) = timed(&module, "matmul", &dims, &params, &mut mem);
     println!(
         "matmul {n}x{n} (16x16 tiles, shared memory, barriers): {:.3} s, {:.1} M thread-instructions/s",
         secs,
