@@ -75,20 +75,25 @@ const EXTREMES: [&str; 10] = [
 const REAL: &str = include_str!("../../tests/data/kernels_sm75.ptx");
 const DEBUG: &str = include_str!("../../tests/data/kernels_debug.ptx");
 
+/// Deletes each `(at, len)` byte range from `src` in turn and runs whatever still parses.
+fn cut_and_run(src: &str, cuts: &[(usize, usize)]) {
+    let mut s = src.as_bytes().to_vec();
+    for &(at, len) in cuts {
+        let at = at.min(s.len());
+        let end = (at + len).min(s.len());
+        s.drain(at..end);
+    }
+    if let Ok(m) = Module::parse(&String::from_utf8_lossy(&s)) {
+        run_all(&m);
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
 
     #[test]
     fn mutated_programs_never_panic(cuts in proptest::collection::vec((0usize..REAL.len(), 1usize..30), 1..4)) {
-        let mut s = REAL.as_bytes().to_vec();
-        for (at, len) in cuts {
-            let at = at.min(s.len());
-            let end = (at + len).min(s.len());
-            s.drain(at..end);
-        }
-        if let Ok(m) = Module::parse(&String::from_utf8_lossy(&s)) {
-            run_all(&m);
-        }
+        cut_and_run(REAL, &cuts);
     }
 
     #[test]
@@ -134,15 +139,7 @@ proptest! {
 
     #[test]
     fn mutated_debug_programs_never_panic(cuts in proptest::collection::vec((0usize..DEBUG.len(), 1usize..30), 1..4)) {
-        let mut s = DEBUG.as_bytes().to_vec();
-        for (at, len) in cuts {
-            let at = at.min(s.len());
-            let end = (at + len).min(s.len());
-            s.drain(at..end);
-        }
-        if let Ok(m) = Module::parse(&String::from_utf8_lossy(&s)) {
-            run_all(&m);
-        }
+        cut_and_run(DEBUG, &cuts);
     }
 }
 
