@@ -6,9 +6,12 @@
 //! thread, then blocks in `accept` and answers one request per connection ([`server`]).
 //! `crac_ckpt` talks to it through [`client`].
 
+pub mod checkpoint;
 pub mod client;
+pub mod fds;
 pub mod guard;
 pub mod lower;
+pub mod restore;
 pub mod server;
 pub mod socket;
 mod start;

@@ -6,6 +6,7 @@
 mod build_id;
 mod cli;
 mod commands;
+mod gpu;
 mod logging;
 mod render;
 

@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod elf;
+pub mod image;
 pub mod interval;
 pub mod procfs;
 pub mod protocol;

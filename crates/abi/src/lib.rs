@@ -1,0 +1,65 @@
+//! The C ABI between the upper half (the `libcudart` shim, loaded in the program) and the lower
+//! half (the `crac` executable). Nothing Rust-owned crosses it: the table is `#[repr(C)]`, every
+//! argument is a `u64` word, every result a `cudaError_t`.
+//!
+//! How the shim finds the table: `crac_launch --gpu …` puts its address in the program's
+//! auxiliary vector under [`AT_CRAC_TABLE`]; the shim reads it with `getauxval`. A program not
+//! started by crac has no such entry, and the shim says so.
+//!
+//! How a call crosses (DESIGN.md, "The process layout" point 3): each upper thread owns one
+//! lower thread control block (TCB), borrowed from a parked lower thread. The shim switches the
+//! fs base to it, calls [`Table::cuda`] with the operation and its argument words, and switches
+//! back. A thread's first call runs [`Table::new_lower_thread`] on the shared bootstrap TCB,
+//! under [`Table::bootstrap_lock`], to get its own.
+//!
+//! CONTRACT (skeleton; the operation list is being filled in): [`ops`] lists every CUDA
+//! runtime function crac implements, in order; the lower half decodes `args[i]` as the `i`-th
+//! parameter of the C function of that name (pointers as addresses, integers zero- or
+//! sign-extended, `float` as its bits in the low 32).
+
+#![forbid(unsafe_code)]
+
+pub mod ops;
+
+use std::sync::atomic::AtomicU32;
+
+pub use ops::Op;
+
+/// The auxiliary-vector type under which the table's address is passed ("crac" in ASCII).
+pub const AT_CRAC_TABLE: u64 = 0x6372_6163;
+
+/// `Table::magic`.
+pub const TABLE_MAGIC: u64 = u64::from_le_bytes(*b"CRACTBL1");
+
+/// `Table::version`: bumped when a field changes meaning; new fields go at the end and grow
+/// `Table::size`.
+pub const TABLE_VERSION: u32 = 1;
+
+/// The most argument words any operation takes.
+pub const MAX_ARGS: usize = 16;
+
+/// The call table, living in lower-half memory for the life of the process.
+#[repr(C)]
+#[derive(Debug)]
+pub struct Table {
+    /// [`TABLE_MAGIC`].
+    pub magic: u64,
+    /// [`TABLE_VERSION`].
+    pub version: u32,
+    /// `size_of::<Table>()` as the lower half built it.
+    pub size: u32,
+    /// fs base of a parked lower thread, used under `bootstrap_lock` for a thread's first call.
+    pub bootstrap_fs: u64,
+    /// 0 free, 1 held; spin with `compare_exchange` (held for one `pthread_create`).
+    pub bootstrap_lock: AtomicU32,
+    /// Creates a parked lower thread for the calling upper thread and returns its fs base
+    /// (0 on failure). Must be called with fs = `bootstrap_fs`.
+    pub new_lower_thread: unsafe extern "C" fn() -> u64,
+    /// Runs one CUDA runtime operation: `op` is an [`Op`] as `u32`, `args` points at
+    /// [`MAX_ARGS`] words. Returns a `cudaError_t`. Must be called with fs = the calling
+    /// thread's own lower fs base.
+    pub cuda: unsafe extern "C" fn(op: u32, args: *const u64) -> u32,
+    /// How many operations the lower half knows; an `op` at or above it is answered
+    /// `cudaErrorNotSupported`.
+    pub op_count: u32,
+}
