@@ -12,18 +12,24 @@
 //! back. A thread's first call runs [`Table::new_lower_thread`] on the shared bootstrap TCB,
 //! under [`Table::bootstrap_lock`], to get its own.
 //!
-//! CONTRACT (skeleton; the operation list is being filled in): [`ops`] lists every CUDA
-//! runtime function crac implements, in order; the lower half decodes `args[i]` as the `i`-th
-//! parameter of the C function of that name (pointers as addresses, integers zero- or
-//! sign-extended, `float` as its bits in the low 32).
+//! CONTRACT: [`ops`] lists every CUDA runtime operation that crosses, in order, with the C
+//! signature the lower half decodes: `args[i]` is the `i`-th parameter (pointers as addresses,
+//! integers zero- or sign-extended, `float` as its bits in the low 32; a by-value [`Dim3`]
+//! takes two words). The module doc of [`ops`] lists where an operation departs from the C
+//! function of the same name. [`structs`] holds the plain C data they pass by pointer.
 
 #![forbid(unsafe_code)]
 
 pub mod ops;
+pub mod structs;
 
 use std::sync::atomic::AtomicU32;
 
 pub use ops::Op;
+pub use structs::{
+    CALLBACK_HOST_FUNC, CALLBACK_STREAM, DeviceProps, Dim3, EventHandle, FuncAttributes,
+    HostCallback, PointerAttributes, StreamHandle,
+};
 
 /// The auxiliary-vector type under which the table's address is passed ("crac" in ASCII).
 pub const AT_CRAC_TABLE: u64 = 0x6372_6163;
