@@ -17,6 +17,7 @@ pub mod socket;
 mod start;
 pub mod status;
 mod sys;
+pub mod trigger;
 
 use std::io;
 
