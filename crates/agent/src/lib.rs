@@ -11,6 +11,7 @@ pub mod client;
 pub mod fds;
 pub mod guard;
 pub mod lower;
+pub mod policy;
 pub mod restore;
 pub mod server;
 pub mod socket;

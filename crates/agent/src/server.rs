@@ -1,5 +1,14 @@
 //! The agent's accept loop: one request and one reply per connection, peers checked by
-//! `SO_PEERCRED`.
+//! `SO_PEERCRED`; and the checkpoints the triggers ask for ([`crate::trigger`]).
+//!
+//! Checkpoints run on this thread, whatever asked for them (a `crac_ckpt` request, the
+//! program's own `crac_checkpoint()`, the checkpoint signal, the period), so there is never more
+//! than one at a time: a request that comes while one runs waits in the socket's backlog and is
+//! served after it. A checkpoint request is answered by a [`ReplyBody::Started`] frame naming the
+//! image, [`ReplyBody::Progress`] frames when asked, and a final [`ReplyBody::Checkpointed`] or
+//! error. After a good image, `--keep` rotation ([`crate::policy::rotate`]) removes the
+//! lineage's older images in that directory; a checkpoint-and-exit then sends its reply and ends
+//! the process with [`EXIT_AFTER_CHECKPOINT`].
 //!
 //! The loop sleeps in `poll` on the listening socket (no timers while idle), not in `accept`:
 //! a blocking `accept` reserves the lowest free fd number for as long as it waits, so the program
@@ -26,13 +35,20 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crac_core::protocol::{self, ErrorCode, Reply, ReplyBody, RequestBody};
+use std::path::Path;
+use std::time::Instant;
 
+use crac_core::image::CheckpointPolicy;
+use crac_core::protocol::{self, CheckpointReport, ErrorCode, Reply, ReplyBody, RequestBody};
+
+use crate::checkpoint::{self, CheckpointRequest, EXIT_AFTER_CHECKPOINT, Progress};
 use crate::guard::Guarded;
 use crate::lower::LowerHalf;
+use crate::policy;
 use crate::socket;
 use crate::status;
 use crate::sys;
+use crate::trigger::{self, Trigger};
 
 /// How long a connected client may take to send its request or read the reply.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -58,7 +74,22 @@ enum Problem {
     BadRequest = 64,
     Reply = 128,
     Rebound = 256,
+    Trigger = 512,
 }
+
+/// One checkpoint to take, whoever asked.
+#[derive(Clone, Debug, Default)]
+pub struct Ask {
+    /// Where to write (absolute); `None`: the policy's directory.
+    pub dir: Option<String>,
+    /// End the process after a good image.
+    pub exit: bool,
+    /// The program's fd waiting in `crac_checkpoint()`, if it asked.
+    pub program_fd: Option<i32>,
+}
+
+/// How a checkpoint failed: the code for the reply and a message for the user.
+type Failure = (ErrorCode, String);
 
 /// The control socket server.
 pub struct Server {
@@ -99,7 +130,28 @@ impl Server {
     /// Serves connections until the control socket is lost and cannot be re-created.
     pub fn run(mut self) {
         loop {
-            let events = match sys::wait_readable(self.listener.raw(), IDENTITY_CHECK_MS) {
+            let wake = match trigger::ensure_wake() {
+                Ok(fd) => fd,
+                Err(e) => {
+                    self.log(
+                        Problem::Trigger,
+                        format_args!("checkpoint signal and period are not served: {e}"),
+                    );
+                    -1
+                }
+            };
+            let timeout = trigger::timeout_ms(Instant::now(), IDENTITY_CHECK_MS);
+            let waited = if wake < 0 {
+                sys::wait_readable(self.listener.raw(), timeout)
+            } else {
+                trigger::wait_two(self.listener.raw(), wake, timeout).map(|ready| {
+                    if ready.second != 0 {
+                        trigger::drain_wake();
+                    }
+                    ready.first
+                })
+            };
+            let events = match waited {
                 Ok(events) => events,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
@@ -112,6 +164,9 @@ impl Server {
                     continue;
                 }
             };
+            if let Some(t) = trigger::take_due(Instant::now()) {
+                self.triggered(t);
+            }
             if !self.listener.is_ours() {
                 match self.rebind() {
                     Ok(()) => continue,
@@ -252,6 +307,24 @@ impl Server {
         let reply = match protocol::read_frame(&mut stream, protocol::MAX_FRAME)
             .and_then(|b| protocol::decode_request(&b))
         {
+            Ok(protocol::Request {
+                body:
+                    RequestBody::Checkpoint {
+                        dir,
+                        exit,
+                        progress,
+                        program_fd,
+                    },
+                ..
+            }) => {
+                let ask = Ask {
+                    dir,
+                    exit,
+                    program_fd,
+                };
+                self.serve_checkpoint(stream, peer.pid, &ask, progress);
+                return;
+            }
             Ok(req) => self.answer(req.body),
             Err(protocol::ProtocolError::Truncated {
                 got: 0,
@@ -269,26 +342,196 @@ impl Server {
                 Reply::error(e.code(), e.to_string())
             }
         };
-        let sent = encode_reply(&reply)
-            .map_err(|e| e.to_string())
-            .and_then(|bytes| send_all(stream, &bytes).map_err(|e| e.to_string()));
-        if let Err(e) = sent {
-            self.log(
-                Problem::Reply,
-                format_args!("cannot send the control reply to pid {}: {e}", peer.pid),
-            );
-        }
+        self.send(stream, peer.pid, &reply);
     }
 
-    /// What the agent answers to a request.
+    /// Sends one reply frame; failures are logged (once) and otherwise ignored: the client may
+    /// have given up, and the agent goes on.
+    fn send(&self, stream: &UnixStream, pid: i32, reply: &Reply) -> bool {
+        let sent = encode_reply(reply)
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| send_all(stream, &bytes).map_err(|e| e.to_string()));
+        if let Err(e) = &sent {
+            self.log(
+                Problem::Reply,
+                format_args!("cannot send the control reply to pid {pid}: {e}"),
+            );
+        }
+        sent.is_ok()
+    }
+
+    /// What the agent answers to a request other than a checkpoint.
     fn answer(&self, body: RequestBody) -> Reply {
         match body {
             RequestBody::Status => match status::collect(self.lower.as_ref()) {
                 Ok(report) => Reply::new(ReplyBody::Status(report)),
                 Err(e) => Reply::error(ErrorCode::Internal, e.to_string()),
             },
+            RequestBody::Checkpoint { .. } => {
+                Reply::error(ErrorCode::Internal, "checkpoint requests are served apart")
+            }
         }
     }
+
+    /// Answers a checkpoint request on `stream`: `Started`, progress if asked, then the result.
+    fn serve_checkpoint(&self, stream: &UnixStream, pid: i32, ask: &Ask, progress: bool) {
+        let mut alive = true;
+        let mut last_sent = (u64::MAX, Instant::now());
+        let mut on_progress = |p: Progress| {
+            if !(progress && alive) {
+                return;
+            }
+            // At most one frame per percent or per 100 ms, whichever is rarer.
+            let percent = p.done.saturating_mul(100) / p.total.max(1);
+            let now = Instant::now();
+            let too_soon =
+                percent == last_sent.0 || now.duration_since(last_sent.1).as_millis() < 100;
+            if too_soon && p.done < p.total {
+                return;
+            }
+            last_sent = (percent, now);
+            let frame = Reply::new(ReplyBody::Progress {
+                done: p.done,
+                total: p.total,
+            });
+            alive = self.send(stream, pid, &frame);
+        };
+        let mut started = |path: &Path| {
+            let frame = Reply::new(ReplyBody::Started {
+                path: path.display().to_string(),
+            });
+            self.send(stream, pid, &frame);
+        };
+        let result = self.checkpoint_now(ask, &mut started, &mut on_progress);
+        let reply = match &result {
+            Ok(report) => Reply::new(ReplyBody::Checkpointed(report.clone())),
+            Err((code, message)) => Reply::error(*code, message.clone()),
+        };
+        self.send(stream, pid, &reply);
+        if ask.exit && result.is_ok() {
+            exit_after_checkpoint();
+        }
+    }
+
+    /// A checkpoint the signal or the period asked for.
+    fn triggered(&self, why: Trigger) {
+        let policy = trigger::policy().unwrap_or_default();
+        let ask = Ask {
+            dir: None,
+            exit: why == Trigger::Signal && policy.exit_after_ckpt,
+            program_fd: None,
+        };
+        let result = self.checkpoint_now(&ask, &mut |_| {}, &mut |_| {});
+        if why == Trigger::Periodic {
+            trigger::restart_period(Instant::now());
+        }
+        match result {
+            Ok(report) => {
+                tracing::info!("checkpoint ({why:?}) written to {}", report.path);
+                if ask.exit {
+                    exit_after_checkpoint();
+                }
+            }
+            Err((_, message)) => {
+                tracing::warn!("the {why:?} checkpoint failed: {message}; the program goes on");
+            }
+        }
+    }
+
+    /// Takes one checkpoint: chooses the image's path, calls the engine, rotates old images.
+    /// `started` hears the path before the engine starts.
+    fn checkpoint_now(
+        &self,
+        ask: &Ask,
+        started: &mut dyn FnMut(&Path),
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<CheckpointReport, Failure> {
+        let policy = trigger::policy().unwrap_or_default();
+        let dir = checkpoint_dir(ask, &policy)?;
+        let path = policy::next_image_path(&dir)
+            .map_err(|e| (ErrorCode::CheckpointFailed, e.to_string()))?;
+        let agent_reply = match ask.program_fd {
+            Some(fd) => {
+                // What the program reads on `fd` if it is restarted from this image. Sizes are
+                // not known yet; the path is.
+                let restarted = Reply::new(ReplyBody::Checkpointed(CheckpointReport {
+                    path: path.display().to_string(),
+                    image_bytes: 0,
+                    memory_bytes: 0,
+                    pause_ms: 0,
+                    write_ms: 0,
+                    restarted: true,
+                }));
+                let frame = protocol::encode_frame(&restarted, protocol::MAX_REPLY_FRAME)
+                    .map_err(|e| (ErrorCode::Internal, e.to_string()))?;
+                Some((fd, frame))
+            }
+            None => None,
+        };
+        let request = CheckpointRequest {
+            path: path.clone(),
+            exit_after: ask.exit,
+            policy,
+            agent_reply,
+        };
+        started(&path);
+        let outcome = checkpoint::checkpoint(&request, self.lower.as_ref(), progress)
+            .map_err(|e| (ErrorCode::CheckpointFailed, e.to_string()))?;
+        if let Some(keep) = request.policy.keep {
+            match policy::rotate(&dir, &outcome.path, keep) {
+                Ok(removed) => {
+                    for r in removed {
+                        tracing::debug!("removed the old image {}", r.display());
+                    }
+                }
+                Err(e) => tracing::warn!("{e}"),
+            }
+        }
+        Ok(CheckpointReport {
+            path: outcome.path.display().to_string(),
+            image_bytes: outcome.image_bytes,
+            memory_bytes: outcome.memory_bytes,
+            pause_ms: millis(outcome.pause),
+            write_ms: millis(outcome.write),
+            restarted: false,
+        })
+    }
+}
+
+/// The directory a checkpoint goes to: the one asked for, else the policy's, else the
+/// process's working directory.
+fn checkpoint_dir(ask: &Ask, policy: &CheckpointPolicy) -> Result<std::path::PathBuf, Failure> {
+    let dir = match (&ask.dir, policy.dir.is_empty()) {
+        (Some(d), _) => std::path::PathBuf::from(d),
+        (None, false) => std::path::PathBuf::from(&policy.dir),
+        (None, true) => std::env::current_dir().map_err(|e| {
+            (
+                ErrorCode::CheckpointFailed,
+                format!("the process has no checkpoint directory and no working directory: {e}"),
+            )
+        })?,
+    };
+    if !dir.is_absolute() {
+        return Err((
+            ErrorCode::BadRequest,
+            format!(
+                "checkpoint directory {} is not an absolute path",
+                dir.display()
+            ),
+        ));
+    }
+    Ok(dir)
+}
+
+/// `d` in whole milliseconds.
+fn millis(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Ends the process after a checkpoint-and-exit whose image is durable.
+fn exit_after_checkpoint() -> ! {
+    tracing::debug!("exiting after the checkpoint, status {EXIT_AFTER_CHECKPOINT}");
+    trigger::exit_process(EXIT_AFTER_CHECKPOINT)
 }
 
 /// `reply` as a frame; a reply too big for `crac_ckpt` to read becomes an error reply saying

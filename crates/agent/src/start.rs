@@ -203,7 +203,7 @@ mod tests {
         assert_eq!(
             error_code(raw_exchange(
                 path,
-                &frame(br#"{"version":1,"body":{"type":"boom"}}"#)
+                &frame(br#"{"version":2,"body":{"type":"boom"}}"#)
             )),
             ErrorCode::Malformed
         );
@@ -215,12 +215,47 @@ mod tests {
             error_code(raw_exchange(path, &[7, 0])),
             ErrorCode::Truncated
         );
-        let mut cut = frame(br#"{"version":1}"#);
+        let mut cut = frame(br#"{"version":2}"#);
         cut.truncate(9);
         assert_eq!(error_code(raw_exchange(path, &cut)), ErrorCode::Truncated);
         // A client that connects and leaves without a word.
         drop(UnixStream::connect(path).unwrap());
         client::status_over(UnixStream::connect(path).unwrap(), 0).unwrap();
+    }
+
+    #[test]
+    fn a_checkpoint_into_a_relative_directory_is_refused_before_it_starts() {
+        // (A checkpoint that runs would stop this test binary's threads: e2e tests do that.)
+        let (_tmp, agent, _fake) = started(None);
+        let stream = UnixStream::connect(agent.socket_path()).unwrap();
+        let ask = client::CheckpointAsk {
+            dir: Some("relative/dir".into()),
+            exit: false,
+            progress: true,
+        };
+        let mut started = None;
+        let mut events = 0;
+        let err = client::checkpoint_over(stream, 3, &ask, &mut started, &mut |_| events += 1)
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                client::ClientError::CheckpointFailed {
+                    pid: 3,
+                    code: ErrorCode::BadRequest,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(
+            err.to_string()
+                .contains("relative/dir is not an absolute path"),
+            "{err}"
+        );
+        assert_eq!((started, events), (None, 0));
+        // The agent goes on serving.
+        client::status_over(UnixStream::connect(agent.socket_path()).unwrap(), 0).unwrap();
     }
 
     #[test]

@@ -14,8 +14,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::procfs::Perms;
 
-/// Version of the messages below; bump it when a message changes incompatibly.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// Version of the messages below; bump it when a message changes incompatibly. Version 2 added
+/// checkpoint requests and their replies (an agent of version 1 would call them malformed).
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Largest request frame body, in bytes (1 MiB). Requests are read by the agent, inside the
 /// program's process, so what a client may make it allocate stays small.
@@ -91,12 +92,33 @@ pub struct Request {
     pub body: RequestBody,
 }
 
-/// The requests the agent knows. Checkpoint requests join this enum in a later version.
+/// The requests the agent knows.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum RequestBody {
     /// Describe the process: threads and memory split by half.
     Status,
+    /// Write a checkpoint image now. The reply is a [`ReplyBody::Started`] frame, zero or more
+    /// [`ReplyBody::Progress`] frames (only when `progress` is asked) and then one
+    /// [`ReplyBody::Checkpointed`] or [`ReplyBody::Error`] (an error may come first, without
+    /// `Started`).
+    Checkpoint {
+        /// The directory for the image (absolute); `None`: the process's own checkpoint
+        /// directory (`crac_launch --dir`, `$CRAC_DIR` or its launch directory).
+        #[serde(default)]
+        dir: Option<String>,
+        /// Stop the program once the image is safely written.
+        #[serde(default)]
+        exit: bool,
+        /// Send progress frames while the image is written.
+        #[serde(default)]
+        progress: bool,
+        /// Set when the program itself asks (`crac_checkpoint()` in `crac.h`): the program's
+        /// own fd number of this connection. A restart from this image gives the program, on
+        /// that fd, a `Checkpointed` reply with `restarted: true`.
+        #[serde(default)]
+        program_fd: Option<i32>,
+    },
 }
 
 impl Request {
@@ -124,6 +146,22 @@ pub struct Reply {
 pub enum ReplyBody {
     /// The answer to [`RequestBody::Status`].
     Status(StatusReport),
+    /// A checkpoint has started and will write this image (the first frame of the answer to
+    /// [`RequestBody::Checkpoint`]): a client whose process ends with the checkpoint-and-exit
+    /// before it could send the last frame still knows where the image is.
+    Started {
+        /// The image's path.
+        path: String,
+    },
+    /// How far a checkpoint has got (only when the request asked for progress).
+    Progress {
+        /// Bytes written so far.
+        done: u64,
+        /// Bytes to write in all.
+        total: u64,
+    },
+    /// A checkpoint is written: the last frame of the answer to [`RequestBody::Checkpoint`].
+    Checkpointed(CheckpointReport),
     /// The request failed; nothing was done.
     Error {
         /// What kind of failure.
@@ -167,6 +205,28 @@ pub enum ErrorCode {
     Malformed,
     /// The agent failed while answering.
     Internal,
+    /// The request was understood but cannot be done as asked (a relative directory, …).
+    BadRequest,
+    /// The checkpoint failed; the program goes on running, earlier images are untouched.
+    CheckpointFailed,
+}
+
+/// The result of a checkpoint.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointReport {
+    /// The image's path.
+    pub path: String,
+    /// Image size, bytes.
+    pub image_bytes: u64,
+    /// Program memory saved, bytes.
+    pub memory_bytes: u64,
+    /// How long the program's threads were stopped, milliseconds.
+    pub pause_ms: u64,
+    /// How long writing the image took, milliseconds.
+    pub write_ms: u64,
+    /// `false` when the program goes on after the checkpoint; `true` in the reply that a
+    /// program restarted from this image reads (see [`RequestBody::Checkpoint::program_fd`]).
+    pub restarted: bool,
 }
 
 /// Which part of the process something belongs to.
@@ -349,6 +409,17 @@ mod tests {
         }
     }
 
+    fn sample_checkpoint() -> CheckpointReport {
+        CheckpointReport {
+            path: "/d/app-7-0001.crac".into(),
+            image_bytes: 8192,
+            memory_bytes: 4096,
+            pause_ms: 3,
+            write_ms: 2,
+            restarted: true,
+        }
+    }
+
     #[test]
     fn request_and_reply_round_trip() {
         let req = Request::new(RequestBody::Status);
@@ -357,12 +428,33 @@ mod tests {
         assert_eq!(decode_request(&body).unwrap(), req);
         assert_eq!(
             String::from_utf8(body).unwrap(),
-            r#"{"version":1,"body":{"type":"status"}}"#
+            r#"{"version":2,"body":{"type":"status"}}"#
         );
+        // What crac.h's C client sends and parses.
+        let c = br#"{"version":2,"body":{"type":"checkpoint","program_fd":5}}"#;
+        assert_eq!(
+            decode_request(c).unwrap().body,
+            RequestBody::Checkpoint {
+                dir: None,
+                exit: false,
+                progress: false,
+                program_fd: Some(5)
+            }
+        );
+        let done = Reply::new(ReplyBody::Checkpointed(sample_checkpoint()));
+        let text = String::from_utf8(serde_json::to_vec(&done).unwrap()).unwrap();
+        assert!(text.contains(r#""type":"checkpointed""#), "{text}");
+        assert!(text.contains(r#""restarted":true"#), "{text}");
 
         for reply in [
             Reply::new(ReplyBody::Status(sample_report())),
             Reply::error(ErrorCode::Garbage, "no"),
+            Reply::new(ReplyBody::Progress { done: 1, total: 2 }),
+            Reply::new(ReplyBody::Started {
+                path: "/d/x".into(),
+            }),
+            Reply::new(ReplyBody::Checkpointed(sample_checkpoint())),
+            Reply::error(ErrorCode::CheckpointFailed, "disk full"),
         ] {
             let bytes = encode_frame(&reply, MAX_REPLY_FRAME).unwrap();
             let body = read_frame(&mut bytes.as_slice(), MAX_REPLY_FRAME).unwrap();
@@ -440,9 +532,11 @@ mod tests {
         let err = decode_request(br#"{"version":7,"body":{"type":"status"}}"#).unwrap_err();
         assert!(matches!(err, ProtocolError::WrongVersion { got: 7 }));
         assert!(err.to_string().contains("version 7 is not supported"));
-        let err = decode_request(br#"{"version":1,"body":{"type":"explode"}}"#).unwrap_err();
+        let err = decode_request(br#"{"version":2,"body":{"type":"explode"}}"#).unwrap_err();
         assert_eq!(err.code(), ErrorCode::Malformed);
-        let err = decode_request(br#"{"version":1}"#).unwrap_err();
+        let err = decode_request(br#"{"version":1,"body":{"type":"status"}}"#).unwrap_err();
+        assert!(matches!(err, ProtocolError::WrongVersion { got: 1 }));
+        let err = decode_request(br#"{"version":2}"#).unwrap_err();
         assert_eq!(err.code(), ErrorCode::Malformed);
     }
 
@@ -466,7 +560,7 @@ mod tests {
         ) {
             let text = format!(r#"{{"version":{version},"body":{{"type":"{ty}","x":{extra:?}}}}}"#);
             let got = decode_request(text.as_bytes());
-            if version == 1 && ty == "status" {
+            if version == 2 && (ty == "status" || ty == "checkpoint") {
                 prop_assert!(got.is_ok());
             } else {
                 prop_assert!(got.is_err());

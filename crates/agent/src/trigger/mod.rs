@@ -215,7 +215,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-pub use sys::{Ready, wait_two};
+pub use sys::{Ready, exit_process, wait_two};
 
 #[cfg(test)]
 mod tests {
