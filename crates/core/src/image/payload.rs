@@ -1,0 +1,170 @@
+//! Payload bytes: checksumming while writing, and the zstd chunk framing.
+//!
+//! A raw payload is the bytes themselves. A zstd payload is a sequence of chunks, each
+//! `raw_len: u32, stored_len: u32` (little-endian) followed by one zstd frame of `stored_len`
+//! bytes that decompresses to `raw_len` bytes; every chunk but the last holds
+//! [`ZSTD_CHUNK`] raw bytes. The checksum is always the xxh3-64 of the uncompressed bytes.
+
+use std::io::{self, Write};
+
+use ruzstd::decoding::FrameDecoder;
+use ruzstd::encoding::{CompressionLevel, compress};
+use xxhash_rust::xxh3::Xxh3Default;
+
+/// Raw bytes per zstd chunk (the reader's scratch buffers are this size).
+pub const ZSTD_CHUNK: usize = 1 << 20;
+/// Largest compressed chunk a reader accepts (a zstd frame of incompressible data is a little
+/// larger than its input).
+pub const ZSTD_CHUNK_STORED_CAP: usize = ZSTD_CHUNK + ZSTD_CHUNK / 8 + 4096;
+/// Bytes of a zstd chunk's header.
+pub const ZSTD_CHUNK_HEADER: usize = 8;
+
+/// Writes at or above this size are hashed on a second thread while they are written.
+const PARALLEL_HASH_MIN: usize = 1 << 20;
+
+/// Writes `buf` to `w` and adds it to `hasher`; a large `buf` is hashed on a scoped thread
+/// while the calling thread writes it, so the checksum costs no wall time (the bytes are never
+/// copied).
+pub(crate) fn write_hashed<W: Write>(
+    w: &mut W,
+    hasher: &mut Xxh3Default,
+    buf: &[u8],
+) -> io::Result<()> {
+    if buf.len() < PARALLEL_HASH_MIN {
+        hasher.update(buf);
+        return w.write_all(buf);
+    }
+    std::thread::scope(|scope| {
+        let mut copy = hasher.clone();
+        let hashing = std::thread::Builder::new()
+            .name("crac-hash".into())
+            .stack_size(64 * 1024)
+            .spawn_scoped(scope, move || {
+                copy.update(buf);
+                copy
+            });
+        match hashing {
+            Ok(hashing) => {
+                let written = w.write_all(buf);
+                *hasher = hashing
+                    .join()
+                    .map_err(|_| io::Error::other("the payload checksum thread panicked"))?;
+                written
+            }
+            // No thread to be had (a thread limit): hash here.
+            Err(_) => {
+                hasher.update(buf);
+                w.write_all(buf)
+            }
+        }
+    })
+}
+
+/// Compresses one chunk (at most [`ZSTD_CHUNK`] bytes) into `out` as a framed chunk.
+pub(crate) fn compress_chunk(raw: &[u8], out: &mut Vec<u8>) {
+    out.clear();
+    out.extend_from_slice(&[0u8; ZSTD_CHUNK_HEADER]);
+    compress(raw, &mut *out, CompressionLevel::Fastest);
+    let stored = out.len() - ZSTD_CHUNK_HEADER;
+    // Both fit: raw.len() <= ZSTD_CHUNK, and a frame of it is far below 4 GiB.
+    let raw_len = u32::try_from(raw.len()).unwrap_or(u32::MAX);
+    let stored_len = u32::try_from(stored).unwrap_or(u32::MAX);
+    out[..4].copy_from_slice(&raw_len.to_le_bytes());
+    out[4..8].copy_from_slice(&stored_len.to_le_bytes());
+}
+
+/// A chunk header read back: how many raw bytes the frame decompresses to and its length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ChunkHeader {
+    pub raw_len: usize,
+    pub stored_len: usize,
+}
+
+impl ChunkHeader {
+    /// Parses and caps a chunk header; `left` is how many payload bytes follow it.
+    pub(crate) fn parse(bytes: [u8; ZSTD_CHUNK_HEADER], left: u64) -> Result<Self, String> {
+        let raw_len = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize;
+        let stored_len = u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]) as usize;
+        if raw_len == 0 || raw_len > ZSTD_CHUNK {
+            return Err(format!(
+                "a chunk of {raw_len} bytes (1..={ZSTD_CHUNK} allowed)"
+            ));
+        }
+        if stored_len > ZSTD_CHUNK_STORED_CAP || stored_len as u64 > left {
+            return Err(format!(
+                "a compressed chunk of {stored_len} bytes with {left} bytes left"
+            ));
+        }
+        Ok(Self {
+            raw_len,
+            stored_len,
+        })
+    }
+}
+
+/// Decompresses one chunk's frame into `dst`, which must be exactly its raw length.
+pub(crate) fn decompress_chunk(
+    decoder: &mut FrameDecoder,
+    frame: &[u8],
+    dst: &mut [u8],
+) -> Result<(), String> {
+    let got = decoder
+        .decode_all(frame, dst)
+        .map_err(|e| format!("zstd: {e}"))?;
+    if got != dst.len() {
+        return Err(format!(
+            "a chunk decompressed to {got} bytes instead of {}",
+            dst.len()
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::cast_possible_truncation)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parallel_and_serial_hashes_agree() {
+        let data: Vec<u8> = (0..3 * PARALLEL_HASH_MIN + 5)
+            .map(|i| (i * 7 % 251) as u8)
+            .collect();
+        let mut h = Xxh3Default::new();
+        let mut out = Vec::new();
+        write_hashed(&mut out, &mut h, &data[..10]).unwrap();
+        write_hashed(&mut out, &mut h, &data[10..]).unwrap();
+        assert_eq!(out, data);
+        assert_eq!(h.digest(), xxhash_rust::xxh3::xxh3_64(&data));
+    }
+
+    #[test]
+    fn a_chunk_round_trips() {
+        let raw: Vec<u8> = (0..ZSTD_CHUNK).map(|i| (i / 300) as u8).collect();
+        let mut framed = Vec::new();
+        compress_chunk(&raw, &mut framed);
+        assert!(framed.len() < raw.len() / 4, "{} bytes", framed.len());
+        let mut header = [0u8; ZSTD_CHUNK_HEADER];
+        header.copy_from_slice(&framed[..ZSTD_CHUNK_HEADER]);
+        let h = ChunkHeader::parse(header, (framed.len() - ZSTD_CHUNK_HEADER) as u64).unwrap();
+        assert_eq!(h.raw_len, raw.len());
+        let mut back = vec![0u8; h.raw_len];
+        decompress_chunk(&mut FrameDecoder::new(), &framed[8..], &mut back).unwrap();
+        assert_eq!(back, raw);
+    }
+
+    #[test]
+    fn chunk_headers_are_capped() {
+        let header = |raw: u32, stored: u32| {
+            let mut b = [0u8; 8];
+            b[..4].copy_from_slice(&raw.to_le_bytes());
+            b[4..].copy_from_slice(&stored.to_le_bytes());
+            b
+        };
+        assert!(ChunkHeader::parse(header(0, 10), 100).is_err());
+        assert!(ChunkHeader::parse(header(ZSTD_CHUNK as u32 + 1, 10), 100).is_err());
+        assert!(ChunkHeader::parse(header(10, 101), 100).is_err());
+        assert!(ChunkHeader::parse(header(10, u32::MAX), u64::MAX).is_err());
+        assert!(ChunkHeader::parse(header(10, 100), 100).is_ok());
+    }
+}

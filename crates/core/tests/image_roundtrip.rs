@@ -1,0 +1,123 @@
+//! Writing then reading images gives back exactly what was written.
+#![allow(clippy::unwrap_used, clippy::cast_possible_truncation)]
+
+mod common;
+
+use std::io::Cursor;
+
+use common::*;
+use crac_core::image::*;
+use proptest::prelude::*;
+
+/// Payload specs and a metadata strategy built on the references writing them produces
+/// (writing is deterministic, so `write_image` reproduces them).
+fn image_case() -> impl Strategy<Value = (Vec<PayloadSpec>, ImageMeta)> {
+    payload_specs(6, 3 * 4096 + 100).prop_flat_map(|specs| {
+        let (_, refs) = {
+            let mut got = Vec::new();
+            write_image(&specs, |r| {
+                got = r.to_vec();
+                ImageMeta::default()
+            });
+            ((), got)
+        };
+        let lens = specs.iter().map(|(b, _)| b.len() as u64).collect();
+        let specs2 = specs.clone();
+        meta_for(refs, lens).prop_map(move |meta| (specs2.clone(), meta))
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn meta_and_payloads_round_trip((specs, meta) in image_case()) {
+        let (bytes, written) = write_image(&specs, |_| meta.clone());
+        prop_assert_eq!(&written, &meta);
+        let mut r = ImageReader::open(Cursor::new(bytes)).unwrap();
+        prop_assert_eq!(r.meta(), &meta);
+        let uses: Vec<(u64, PayloadRef)> =
+            payload_uses(&meta).map(|u| (u.len, *u.payload)).collect();
+        for (len, p) in uses {
+            let spec = specs.iter().zip(payload_refs(&specs)).find(|(_, q)| *q == p);
+            let (spec, _) = spec.expect("every reference is a written payload");
+            let mut dst = vec![0u8; len as usize];
+            r.read_payload(&p, &mut dst).unwrap();
+            prop_assert_eq!(&dst, &spec.0);
+            if p.encoding == Encoding::Raw {
+                prop_assert_eq!(p.offset % PAGE_SIZE, 0);
+                prop_assert_eq!(p.stored_len, len);
+            }
+        }
+        let mut last = (0, 0);
+        r.verify_payloads(&mut |done, total| last = (done, total)).unwrap();
+        prop_assert_eq!(last.0, last.1);
+    }
+}
+
+/// The references writing `specs` produces.
+fn payload_refs(specs: &[PayloadSpec]) -> Vec<PayloadRef> {
+    let mut got = Vec::new();
+    write_image(specs, |r| {
+        got = r.to_vec();
+        ImageMeta::default()
+    });
+    got
+}
+
+#[test]
+fn raw_payloads_start_on_pages_and_are_stored_verbatim() {
+    let specs = vec![
+        (pattern(5000, 1), Encoding::Raw),
+        (pattern(4096, 3), Encoding::Raw),
+        (Vec::new(), Encoding::Raw),
+        (pattern(1, 5), Encoding::Raw),
+    ];
+    let (bytes, meta) = write_image(&specs, |refs| {
+        let mut m = sample_meta(&[refs[0], refs[1], refs[3]]);
+        m.regions[0].runs[0].len = 5000;
+        m.regions[1].runs[0].len = 4096;
+        m.cuda.as_mut().unwrap().buffers[0].len = 1;
+        m
+    });
+    let offsets: Vec<u64> = payload_uses(&meta).map(|u| u.payload.offset).collect();
+    assert_eq!(offsets, [4096, 3 * 4096, 4 * 4096]);
+    for u in payload_uses(&meta) {
+        let at = u.payload.offset as usize;
+        let spec = specs.iter().find(|(b, _)| b.len() as u64 == u.len).unwrap();
+        assert_eq!(&bytes[at..at + u.len as usize], &spec.0[..]);
+    }
+    ImageReader::open(Cursor::new(bytes)).unwrap();
+}
+
+#[test]
+fn zstd_shrinks_compressible_payloads_and_reads_back() {
+    let big = pattern(3 << 20, 4);
+    let specs = vec![
+        (big.clone(), Encoding::Zstd),
+        (pattern(8192, 2), Encoding::Raw),
+    ];
+    let (bytes, meta) = write_image(&specs, |refs| {
+        let mut m = sample_meta(&[refs[1], refs[1], refs[0]]);
+        m.regions[1].runs.clear();
+        m.cuda.as_mut().unwrap().buffers[0].len = big.len() as u64;
+        m
+    });
+    assert!(bytes.len() < big.len() / 4, "{} bytes", bytes.len());
+    let mut r = ImageReader::open(Cursor::new(bytes)).unwrap();
+    let p = meta.cuda.as_ref().unwrap().buffers[0].payload;
+    assert_eq!(p.encoding, Encoding::Zstd);
+    let mut dst = vec![0u8; big.len()];
+    r.read_payload(&p, &mut dst).unwrap();
+    assert!(dst == big);
+    r.verify_payloads(&mut |_, _| {}).unwrap();
+}
+
+#[test]
+fn an_image_without_cuda_reads_back_none() {
+    let (bytes, meta) = write_image(&[], |_| ImageMeta::default());
+    assert_eq!(meta.cuda, None);
+    let r = ImageReader::open(Cursor::new(bytes)).unwrap();
+    assert_eq!(r.meta(), &ImageMeta::default());
+    assert_eq!(r.header().version, FORMAT_VERSION);
+}
