@@ -1,0 +1,439 @@
+//! The raw system calls behind fd capture and restore: one call per helper, each turning the
+//! return code into [`io::Error`] at once. Nothing else in `fds` uses `unsafe`.
+//!
+//! Most helpers take a raw fd *number* rather than a borrowed fd: capture asks about the
+//! program's numbers (which crac does not own, and on which `fstat`, `fcntl` queries and
+//! `lseek(…, SEEK_CUR)` are harmless), and restore deliberately replaces whatever sits at the
+//! program's numbers. Newly created fds come back as [`OwnedFd`].
+
+use std::ffi::CString;
+use std::io;
+use std::mem::MaybeUninit;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+/// Turns a `-1`-on-error return into a result.
+fn check(rc: libc::c_int) -> io::Result<libc::c_int> {
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(rc)
+    }
+}
+
+/// Wraps a freshly returned fd.
+fn owned(rc: libc::c_int) -> io::Result<OwnedFd> {
+    let fd = check(rc)?;
+    // SAFETY: `fd` was just returned by the kernel for a call this module made, so it is open
+    // and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// What `fstat` says about an fd (the fields capture uses).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stat {
+    /// `st_mode`.
+    pub mode: u32,
+    /// `st_dev`.
+    pub dev: u64,
+    /// `st_ino`.
+    pub ino: u64,
+    /// `st_rdev`.
+    pub rdev: u64,
+    /// `st_size`.
+    pub size: u64,
+}
+
+impl Stat {
+    /// The file type bits (`S_IFMT`).
+    pub fn file_type(&self) -> u32 {
+        self.mode & libc::S_IFMT
+    }
+}
+
+/// `fstat` of fd number `fd`.
+pub fn fstat(fd: RawFd) -> io::Result<Stat> {
+    let mut st = MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: `st` has room for one stat, which fstat fills on success (checked before it is
+    // read); a number that is not open only makes it fail with EBADF.
+    check(unsafe { libc::fstat(fd, st.as_mut_ptr()) })?;
+    // SAFETY: fstat returned 0, so it filled `st`.
+    let st = unsafe { st.assume_init() };
+    Ok(Stat {
+        mode: st.st_mode,
+        dev: st.st_dev,
+        ino: st.st_ino,
+        rdev: st.st_rdev,
+        size: u64::try_from(st.st_size).unwrap_or(0),
+    })
+}
+
+/// `fcntl(fd, F_GETFL)`: the file status flags and access mode.
+pub fn status_flags(fd: RawFd) -> io::Result<i32> {
+    // SAFETY: F_GETFL only reads the flags of the number, if open.
+    check(unsafe { libc::fcntl(fd, libc::F_GETFL) })
+}
+
+/// `fcntl(fd, F_SETFL, flags)`: sets the status flags the kernel lets change (`O_APPEND`,
+/// `O_NONBLOCK`, `O_ASYNC`, `O_DIRECT`, `O_NOATIME`); other bits are ignored.
+pub fn set_status_flags(fd: RawFd, flags: i32) -> io::Result<()> {
+    // SAFETY: F_SETFL changes only the status flags of the description; no memory is passed.
+    check(unsafe { libc::fcntl(fd, libc::F_SETFL, flags) }).map(drop)
+}
+
+/// Whether `FD_CLOEXEC` is set on fd number `fd`.
+pub fn cloexec(fd: RawFd) -> io::Result<bool> {
+    // SAFETY: F_GETFD only reads the descriptor flags.
+    let flags = check(unsafe { libc::fcntl(fd, libc::F_GETFD) })?;
+    Ok(flags & libc::FD_CLOEXEC != 0)
+}
+
+/// The file offset of `fd` (`lseek(fd, 0, SEEK_CUR)`, which does not move it).
+pub fn offset(fd: RawFd) -> io::Result<u64> {
+    // SAFETY: SEEK_CUR with 0 only reports the offset.
+    let off = unsafe { libc::lseek(fd, 0, libc::SEEK_CUR) };
+    u64::try_from(off).map_err(|_| io::Error::last_os_error())
+}
+
+/// Moves the file offset of `fd` to `off`.
+pub fn seek(fd: RawFd, off: u64) -> io::Result<()> {
+    let off = i64::try_from(off).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: lseek moves the offset of the description; no memory is passed.
+    let rc = unsafe { libc::lseek(fd, off, libc::SEEK_SET) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Whether fd numbers `a` and `b` of this process refer to the same open file description
+/// (`kcmp(KCMP_FILE)`). Fails with `ENOSYS` or `EPERM` where kcmp is not available.
+pub fn same_description(a: RawFd, b: RawFd) -> io::Result<bool> {
+    const KCMP_FILE: libc::c_long = 0;
+    // SAFETY: getpid has no preconditions.
+    let pid = libc::c_long::from(unsafe { libc::getpid() });
+    // SAFETY: kcmp compares two fds of this process by their kernel objects; it takes no memory.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_kcmp,
+            pid,
+            pid,
+            KCMP_FILE,
+            libc::c_long::from(a),
+            libc::c_long::from(b),
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(rc == 0)
+}
+
+/// A path as a C string, refusing interior NULs.
+fn c_path(path: &Path) -> io::Result<CString> {
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
+}
+
+/// `open(path, flags | O_CLOEXEC)`, never creating the file.
+pub fn open(path: &Path, flags: i32) -> io::Result<OwnedFd> {
+    let c = c_path(path)?;
+    let flags = (flags & !(libc::O_CREAT | libc::O_TRUNC | libc::O_EXCL)) | libc::O_CLOEXEC;
+    // SAFETY: `c` is a NUL-terminated path valid for the call; without O_CREAT no mode is read.
+    owned(unsafe { libc::open(c.as_ptr(), flags) })
+}
+
+/// Duplicates `fd` to the lowest free number at or above `min`, close-on-exec
+/// (`F_DUPFD_CLOEXEC`). Never replaces an open fd.
+pub fn dup_at_least(fd: RawFd, min: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC only takes a free number; it never closes anything.
+    owned(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, min) })
+}
+
+/// Makes fd number `target` refer to the description of `fd` (`dup3`), closing whatever was
+/// open at `target` first: restore's contract is that the program's numbers are the program's,
+/// even when crac's restarter had something there.
+pub fn place(fd: &OwnedFd, target: RawFd, cloexec: bool) -> io::Result<()> {
+    let flags = if cloexec { libc::O_CLOEXEC } else { 0 };
+    if fd.as_raw_fd() == target {
+        // dup3 refuses equal numbers; only the descriptor flag needs setting.
+        return set_cloexec(target, cloexec);
+    }
+    // SAFETY: dup3 closes `target` (no memory involved) and makes it a duplicate of `fd`, which
+    // is open for the call. Replacing `target` is what restore is for.
+    check(unsafe { libc::dup3(fd.as_raw_fd(), target, flags) }).map(drop)
+}
+
+/// Sets or clears `FD_CLOEXEC` on fd number `fd`.
+pub fn set_cloexec(fd: RawFd, on: bool) -> io::Result<()> {
+    let flags = if on { libc::FD_CLOEXEC } else { 0 };
+    // SAFETY: F_SETFD changes only the descriptor flags.
+    check(unsafe { libc::fcntl(fd, libc::F_SETFD, flags) }).map(drop)
+}
+
+/// Closes fd number `fd`, which restore found open where the program had nothing (fds 0–2
+/// the program had closed). Errors are ignored: a number that is not open is the goal anyway.
+pub fn close_number(fd: RawFd) {
+    // SAFETY: closing a number has no memory effects; the caller (restore) owns the whole fd
+    // table below crac's range by contract.
+    unsafe {
+        libc::close(fd);
+    }
+}
+
+/// `pipe2(O_CLOEXEC)`: `(read end, write end)`.
+pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: `fds` has room for the two numbers pipe2 writes on success.
+    check(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
+    // SAFETY: pipe2 succeeded: both numbers are new fds owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// `F_GETPIPE_SZ`: the pipe's capacity in bytes.
+pub fn pipe_capacity(fd: RawFd) -> io::Result<u32> {
+    // SAFETY: F_GETPIPE_SZ only reads the pipe's size.
+    let n = check(unsafe { libc::fcntl(fd, libc::F_GETPIPE_SZ) })?;
+    u32::try_from(n).map_err(|_| io::Error::from(io::ErrorKind::InvalidData))
+}
+
+/// `F_SETPIPE_SZ`: resizes the pipe (the kernel rounds up to a power-of-two number of pages).
+pub fn set_pipe_capacity(fd: RawFd, bytes: u32) -> io::Result<()> {
+    let bytes =
+        libc::c_int::try_from(bytes).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: F_SETPIPE_SZ resizes the pipe buffer; no memory of ours is involved.
+    check(unsafe { libc::fcntl(fd, libc::F_SETPIPE_SZ, bytes) }).map(drop)
+}
+
+/// `tee(from, to, len, SPLICE_F_NONBLOCK)`: copies up to `len` bytes waiting in pipe `from`
+/// into pipe `to` without consuming them. 0 means `from` holds nothing.
+pub fn tee(from: RawFd, to: RawFd, len: usize) -> io::Result<usize> {
+    // SAFETY: tee moves page references between two pipes inside the kernel; no memory of
+    // ours is read or written.
+    let n = unsafe { libc::tee(from, to, len, libc::SPLICE_F_NONBLOCK) };
+    usize::try_from(n).map_err(|_| io::Error::last_os_error())
+}
+
+/// `ioctl(FIONREAD)`: how many bytes wait to be read from pipe or socket `fd`.
+pub fn bytes_waiting(fd: RawFd) -> io::Result<usize> {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int into `n`, valid for writes.
+    check(unsafe { libc::ioctl(fd, libc::FIONREAD, &raw mut n) })?;
+    usize::try_from(n).map_err(|_| io::Error::from(io::ErrorKind::InvalidData))
+}
+
+/// `read` into `buf`.
+pub fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is valid for writes of its length, which is all the kernel writes.
+    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+    usize::try_from(n).map_err(|_| io::Error::last_os_error())
+}
+
+/// `write` from `buf`.
+pub fn write(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is valid for reads of its length, which is all the kernel reads.
+    let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
+    usize::try_from(n).map_err(|_| io::Error::last_os_error())
+}
+
+/// Writes all of `buf`, failing on a short write that makes no progress.
+pub fn write_all(fd: RawFd, mut buf: &[u8]) -> io::Result<()> {
+    while !buf.is_empty() {
+        match write(fd, buf) {
+            Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
+            Ok(n) => buf = &buf[n..],
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// `eventfd(0, flags | EFD_CLOEXEC)`.
+pub fn eventfd(flags: i32) -> io::Result<OwnedFd> {
+    // SAFETY: eventfd creates a new fd; no memory is passed.
+    owned(unsafe { libc::eventfd(0, flags | libc::EFD_CLOEXEC) })
+}
+
+/// `epoll_create1(EPOLL_CLOEXEC)`.
+pub fn epoll_create() -> io::Result<OwnedFd> {
+    // SAFETY: epoll_create1 creates a new fd; no memory is passed.
+    owned(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })
+}
+
+/// `epoll_ctl(ADD)` of fd number `fd` with `events` and `data`.
+pub fn epoll_add(epoll: RawFd, fd: RawFd, events: u32, data: u64) -> io::Result<()> {
+    let mut ev = libc::epoll_event { events, u64: data };
+    // SAFETY: `ev` is a valid epoll_event for the call; the kernel copies it.
+    check(unsafe { libc::epoll_ctl(epoll, libc::EPOLL_CTL_ADD, fd, &mut ev) }).map(drop)
+}
+
+/// Nanoseconds in a timespec (negative fields count as 0).
+fn timespec_ns(ts: libc::timespec) -> u64 {
+    let s = u64::try_from(ts.tv_sec).unwrap_or(0);
+    let ns = u64::try_from(ts.tv_nsec).unwrap_or(0);
+    s.saturating_mul(1_000_000_000).saturating_add(ns)
+}
+
+/// A timespec for `ns` nanoseconds.
+fn ns_timespec(ns: u64) -> libc::timespec {
+    libc::timespec {
+        tv_sec: libc::time_t::try_from(ns / 1_000_000_000).unwrap_or(libc::time_t::MAX),
+        // Below 10^9, so it fits every c_long.
+        tv_nsec: libc::c_long::try_from(ns % 1_000_000_000).unwrap_or(0),
+    }
+}
+
+/// `timerfd_gettime`: `(time to the next expiry, interval)` in nanoseconds (0 = disarmed).
+pub fn timerfd_get(fd: RawFd) -> io::Result<(u64, u64)> {
+    let mut cur = MaybeUninit::<libc::itimerspec>::uninit();
+    // SAFETY: `cur` has room for one itimerspec, filled on success (checked before reading).
+    check(unsafe { libc::timerfd_gettime(fd, cur.as_mut_ptr()) })?;
+    // SAFETY: timerfd_gettime returned 0, so it filled `cur`.
+    let cur = unsafe { cur.assume_init() };
+    Ok((timespec_ns(cur.it_value), timespec_ns(cur.it_interval)))
+}
+
+/// `timerfd_create(clock, flags | TFD_CLOEXEC)`.
+pub fn timerfd_create(clock: i32, flags: i32) -> io::Result<OwnedFd> {
+    // SAFETY: timerfd_create creates a new fd; no memory is passed.
+    owned(unsafe { libc::timerfd_create(clock, flags | libc::TFD_CLOEXEC) })
+}
+
+/// Arms timerfd `fd` relative to now (`value_ns` 0 leaves it disarmed).
+pub fn timerfd_set(fd: RawFd, value_ns: u64, interval_ns: u64) -> io::Result<()> {
+    let new = libc::itimerspec {
+        it_value: ns_timespec(value_ns),
+        it_interval: ns_timespec(interval_ns),
+    };
+    // SAFETY: `new` is valid for the call; the old value is not asked for (null).
+    check(unsafe { libc::timerfd_settime(fd, 0, &new, std::ptr::null_mut()) }).map(drop)
+}
+
+/// `signalfd4(-1, mask, flags | SFD_CLOEXEC)` with the kernel's 64-bit signal set (bit `n - 1`
+/// for signal `n`).
+pub fn signalfd(mask: u64, flags: i32) -> io::Result<OwnedFd> {
+    // SAFETY: `mask` is valid for reads of the 8 bytes passed as the set's size.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_signalfd4,
+            -1 as libc::c_int,
+            &raw const mask,
+            size_of::<u64>(),
+            flags | libc::SFD_CLOEXEC,
+        )
+    };
+    let fd = libc::c_int::try_from(rc).map_err(|_| io::Error::last_os_error())?;
+    owned(fd)
+}
+
+/// An `int` socket option.
+pub fn sockopt_int(fd: RawFd, level: i32, opt: i32) -> io::Result<i32> {
+    let mut v: libc::c_int = 0;
+    let mut len = libc::socklen_t::try_from(size_of::<libc::c_int>())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: `v` and `len` are valid for writes, `len` holding the size of `v`, so the kernel
+    // writes at most that much.
+    check(unsafe { libc::getsockopt(fd, level, opt, (&raw mut v).cast(), &mut len) })?;
+    Ok(v)
+}
+
+/// Sets an `int` socket option.
+pub fn set_sockopt_int(fd: RawFd, level: i32, opt: i32, v: i32) -> io::Result<()> {
+    let len = libc::socklen_t::try_from(size_of::<libc::c_int>())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: `v` is valid for reads of `len` bytes.
+    check(unsafe { libc::setsockopt(fd, level, opt, (&raw const v).cast(), len) }).map(drop)
+}
+
+/// `getsockname`: the bound address as the kernel returns it (`len` bytes of a sockaddr).
+pub fn sockname(fd: RawFd) -> io::Result<Vec<u8>> {
+    let mut ss = MaybeUninit::<libc::sockaddr_storage>::zeroed();
+    let cap = size_of::<libc::sockaddr_storage>();
+    let mut len =
+        libc::socklen_t::try_from(cap).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: `ss` has room for `len` bytes and `len` is valid for writes.
+    check(unsafe { libc::getsockname(fd, ss.as_mut_ptr().cast(), &mut len) })?;
+    let len = usize::try_from(len).unwrap_or(cap).min(cap);
+    // SAFETY: `ss` was zeroed, so all its bytes are initialised; `len` is capped at its size.
+    let bytes = unsafe { std::slice::from_raw_parts(ss.as_ptr().cast::<u8>(), len) };
+    Ok(bytes.to_vec())
+}
+
+/// `socket(domain, ty | SOCK_CLOEXEC, protocol)`.
+pub fn socket(domain: i32, ty: i32, protocol: i32) -> io::Result<OwnedFd> {
+    // SAFETY: socket creates a new fd; no memory is passed.
+    owned(unsafe { libc::socket(domain, ty | libc::SOCK_CLOEXEC, protocol) })
+}
+
+/// `socketpair(AF_UNIX, ty | SOCK_CLOEXEC)`.
+pub fn socketpair(ty: i32) -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: `fds` has room for the two numbers socketpair writes on success.
+    check(unsafe {
+        libc::socketpair(libc::AF_UNIX, ty | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr())
+    })?;
+    // SAFETY: socketpair succeeded: both numbers are new fds owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// `bind` to the raw sockaddr bytes `addr`.
+pub fn bind(fd: RawFd, addr: &[u8]) -> io::Result<()> {
+    let mut ss = MaybeUninit::<libc::sockaddr_storage>::zeroed();
+    let len = addr.len().min(size_of::<libc::sockaddr_storage>());
+    // SAFETY: `ss` has room for a sockaddr_storage and `len` is capped at its size; the source
+    // slice is valid for `len` bytes and the regions do not overlap.
+    unsafe { std::ptr::copy_nonoverlapping(addr.as_ptr(), ss.as_mut_ptr().cast::<u8>(), len) };
+    let len =
+        libc::socklen_t::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: `ss` holds `len` initialised bytes of a sockaddr, valid for the call.
+    check(unsafe { libc::bind(fd, ss.as_ptr().cast(), len) }).map(drop)
+}
+
+/// `listen(fd, backlog)`.
+pub fn listen(fd: RawFd, backlog: i32) -> io::Result<()> {
+    // SAFETY: listen takes no memory.
+    check(unsafe { libc::listen(fd, backlog) }).map(drop)
+}
+
+/// `send(fd, buf, MSG_DONTWAIT | MSG_NOSIGNAL)`.
+pub fn send_nowait(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is valid for reads of its length.
+    let n = unsafe {
+        libc::send(
+            fd,
+            buf.as_ptr().cast(),
+            buf.len(),
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        )
+    };
+    usize::try_from(n).map_err(|_| io::Error::last_os_error())
+}
+
+/// Sets the file-mode creation mask, returning the old one.
+pub fn set_umask(mask: u32) -> u32 {
+    // SAFETY: umask has no preconditions and cannot fail.
+    unsafe { libc::umask(mask) }
+}
+
+/// `prlimit(0, resource)`: `(soft, hard)` (`u64::MAX` = unlimited).
+pub fn get_rlimit(resource: u32) -> io::Result<(u64, u64)> {
+    let mut old = libc::rlimit64 {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: a null new limit only reads the current one into `old`, valid for writes.
+    check(unsafe { libc::prlimit64(0, resource, std::ptr::null(), &mut old) })?;
+    Ok((old.rlim_cur, old.rlim_max))
+}
+
+/// `prlimit(0, resource, soft, hard)`.
+pub fn set_rlimit(resource: u32, soft: u64, hard: u64) -> io::Result<()> {
+    let new = libc::rlimit64 {
+        rlim_cur: soft,
+        rlim_max: hard,
+    };
+    // SAFETY: `new` is valid for the call; the old limit is not asked for (null).
+    check(unsafe { libc::prlimit64(0, resource, &new, std::ptr::null_mut()) }).map(drop)
+}
