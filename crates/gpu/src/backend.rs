@@ -28,6 +28,12 @@ use crate::{
 /// Shorthand for this crate's results.
 pub type Result<T> = std::result::Result<T, GpuError>;
 
+/// A host function queued in a stream (`cudaLaunchHostFunc`, `cudaStreamAddCallback`). The
+/// backend calls it once, in stream order, on a thread of its own; later work on the stream
+/// waits until it returns. It gets `Ok(())`, or the device's sticky error when the stream's
+/// earlier work failed (it is still called, as CUDA calls callbacks with an error status).
+pub type HostFn = Box<dyn FnOnce(Result<()>) + Send + 'static>;
+
 /// A CUDA device as the shim sees it. Implemented by the `sim` CPU model and the real CUDA
 /// backend. All methods take `&self`: the shim calls from many application threads at once.
 pub trait DeviceBackend: Send + Sync {
@@ -133,6 +139,10 @@ pub trait DeviceBackend: Send + Sync {
     /// (`cudaStreamWaitEvent`). An event never recorded makes no wait.
     fn stream_wait_event(&self, stream: Stream, event: Event) -> Result<()>;
 
+    /// Queues `f` on `stream` (`cudaLaunchHostFunc`): it runs once the stream's earlier work
+    /// is done, and the stream's later work waits for it to return.
+    fn launch_host_func(&self, stream: Stream, f: HostFn) -> Result<()>;
+
     // ---- events ----
 
     /// Creates an event (`cudaEventCreateWithFlags`).
@@ -155,6 +165,27 @@ pub trait DeviceBackend: Send + Sync {
     /// [`GpuError::NotReady`]; never recorded or timing disabled is
     /// [`GpuError::InvalidResourceHandle`].
     fn event_elapsed_ms(&self, start: Event, end: Event) -> Result<f32>;
+
+    // ---- host memory and versions ----
+
+    /// Page-locks `[addr, addr + len)` of host memory for fast copies (`cudaHostRegister`;
+    /// the shim allocates pinned memory in the program's own memory and registers it here).
+    /// Backends whose copies do not care (the CPU model) accept and ignore it.
+    fn host_register(&self, addr: u64, len: u64) -> Result<()> {
+        let _ = (addr, len);
+        Ok(())
+    }
+
+    /// Undoes [`Self::host_register`] for the range starting at `addr` (`cudaHostUnregister`).
+    fn host_unregister(&self, addr: u64) -> Result<()> {
+        let _ = addr;
+        Ok(())
+    }
+
+    /// The driver's CUDA version as `1000 * major + 10 * minor` (`cudaDriverGetVersion`).
+    fn driver_version(&self) -> Result<u32> {
+        Ok(13000)
+    }
 
     // ---- modules and launches ----
 

@@ -4,14 +4,19 @@
 //! [`DeviceBackend`] in the lower half. Handles are plain integers ([`handles`]), errors are one
 //! enum whose variants are CUDA's error codes ([`GpuError::code`]), and every device address
 //! lives in one fixed window of the address space ([`window`]) so pointers survive restart.
-#![forbid(unsafe_code)]
+//!
+//! Unsafe code is denied except in [`cuda`]'s FFI layer (`cuda/driver.rs`), which calls the
+//! driver library loaded at run time.
+#![deny(unsafe_code)]
 
 pub mod backend;
+pub mod cuda;
+pub mod fatbin;
 pub mod handles;
 pub mod props;
 pub mod window;
 
-pub use backend::{DeviceBackend, Result};
+pub use backend::{DeviceBackend, HostFn, Result};
 pub use handles::{
     Allocation, DevicePtr, Event, EventFlags, FuncAttributes, FunctionId, LaunchConfig, ModuleId,
     ParamLayout, Stream, StreamFlags, VariablePlacement, VariableRecord,
@@ -48,6 +53,13 @@ pub enum GpuError {
     /// `cudaErrorInvalidDevicePointer` (17): not the start of a live allocation.
     #[error("invalid device pointer {0:#x}")]
     InvalidDevicePointer(u64),
+    /// `cudaErrorInvalidMemcpyDirection` (21): not a `cudaMemcpyKind`, or one the pointers
+    /// contradict.
+    #[error("invalid copy direction: {0}")]
+    InvalidMemcpyDirection(String),
+    /// `cudaErrorMissingConfiguration` (52): a launch popped with no configuration pushed.
+    #[error("missing launch configuration: {0}")]
+    MissingConfiguration(String),
     /// `cudaErrorInvalidDeviceFunction` (98): no kernel by that name or handle.
     #[error("invalid device function {0}")]
     InvalidDeviceFunction(String),
@@ -81,6 +93,12 @@ pub enum GpuError {
     /// `cudaErrorAssert` (710, sticky): a device-side assert failed.
     #[error("device-side assert triggered: {0}; the device context is now unusable")]
     Assert(String),
+    /// `cudaErrorHostMemoryAlreadyRegistered` (712).
+    #[error("host memory at {0:#x} is already registered")]
+    HostMemoryAlreadyRegistered(u64),
+    /// `cudaErrorHostMemoryNotRegistered` (713).
+    #[error("host memory at {0:#x} is not registered")]
+    HostMemoryNotRegistered(u64),
     /// `cudaErrorLaunchFailure` (719, sticky): the kernel failed while running (trap, or an
     /// instruction the backend cannot run).
     #[error("unspecified launch failure: {0}; the device context is now unusable")]
@@ -106,6 +124,8 @@ impl GpuError {
             GpuError::InvalidConfiguration(_) => 9,
             GpuError::InvalidSymbol(_) => 13,
             GpuError::InvalidDevicePointer(_) => 17,
+            GpuError::InvalidMemcpyDirection(_) => 21,
+            GpuError::MissingConfiguration(_) => 52,
             GpuError::InvalidDeviceFunction(_) => 98,
             GpuError::NoDevice => 100,
             GpuError::InvalidDevice(_) => 101,
@@ -117,6 +137,8 @@ impl GpuError {
             GpuError::IllegalAddress(_) => 700,
             GpuError::LaunchOutOfResources(_) => 701,
             GpuError::Assert(_) => 710,
+            GpuError::HostMemoryAlreadyRegistered(_) => 712,
+            GpuError::HostMemoryNotRegistered(_) => 713,
             GpuError::LaunchFailure(_) => 719,
             GpuError::NotPermitted(_) => 800,
             GpuError::NotSupported(_) => 801,
@@ -133,6 +155,8 @@ impl GpuError {
             GpuError::InvalidConfiguration(_) => "cudaErrorInvalidConfiguration",
             GpuError::InvalidSymbol(_) => "cudaErrorInvalidSymbol",
             GpuError::InvalidDevicePointer(_) => "cudaErrorInvalidDevicePointer",
+            GpuError::InvalidMemcpyDirection(_) => "cudaErrorInvalidMemcpyDirection",
+            GpuError::MissingConfiguration(_) => "cudaErrorMissingConfiguration",
             GpuError::InvalidDeviceFunction(_) => "cudaErrorInvalidDeviceFunction",
             GpuError::NoDevice => "cudaErrorNoDevice",
             GpuError::InvalidDevice(_) => "cudaErrorInvalidDevice",
@@ -144,6 +168,8 @@ impl GpuError {
             GpuError::IllegalAddress(_) => "cudaErrorIllegalAddress",
             GpuError::LaunchOutOfResources(_) => "cudaErrorLaunchOutOfResources",
             GpuError::Assert(_) => "cudaErrorAssert",
+            GpuError::HostMemoryAlreadyRegistered(_) => "cudaErrorHostMemoryAlreadyRegistered",
+            GpuError::HostMemoryNotRegistered(_) => "cudaErrorHostMemoryNotRegistered",
             GpuError::LaunchFailure(_) => "cudaErrorLaunchFailure",
             GpuError::NotPermitted(_) => "cudaErrorNotPermitted",
             GpuError::NotSupported(_) => "cudaErrorNotSupported",
@@ -177,6 +203,8 @@ mod tests {
             GpuError::InvalidConfiguration(s()),
             GpuError::InvalidSymbol(s()),
             GpuError::InvalidDevicePointer(1),
+            GpuError::InvalidMemcpyDirection(s()),
+            GpuError::MissingConfiguration(s()),
             GpuError::InvalidDeviceFunction(s()),
             GpuError::NoDevice,
             GpuError::InvalidDevice(1),
@@ -188,6 +216,8 @@ mod tests {
             GpuError::IllegalAddress(s()),
             GpuError::LaunchOutOfResources(s()),
             GpuError::Assert(s()),
+            GpuError::HostMemoryAlreadyRegistered(1),
+            GpuError::HostMemoryNotRegistered(1),
             GpuError::LaunchFailure(s()),
             GpuError::NotPermitted(s()),
             GpuError::NotSupported(s()),
@@ -204,6 +234,8 @@ mod tests {
             ("cudaErrorInvalidConfiguration", 9),
             ("cudaErrorInvalidSymbol", 13),
             ("cudaErrorInvalidDevicePointer", 17),
+            ("cudaErrorInvalidMemcpyDirection", 21),
+            ("cudaErrorMissingConfiguration", 52),
             ("cudaErrorInvalidDeviceFunction", 98),
             ("cudaErrorNoDevice", 100),
             ("cudaErrorInvalidDevice", 101),
@@ -215,6 +247,8 @@ mod tests {
             ("cudaErrorIllegalAddress", 700),
             ("cudaErrorLaunchOutOfResources", 701),
             ("cudaErrorAssert", 710),
+            ("cudaErrorHostMemoryAlreadyRegistered", 712),
+            ("cudaErrorHostMemoryNotRegistered", 713),
             ("cudaErrorLaunchFailure", 719),
             ("cudaErrorNotPermitted", 800),
             ("cudaErrorNotSupported", 801),

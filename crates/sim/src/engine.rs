@@ -58,6 +58,9 @@ pub(crate) enum Work {
     Record { event: u64, generation: u64 },
     /// A pure ordering point (`stream_wait_event`).
     Nop,
+    /// A host function (`cudaLaunchHostFunc`): runs on the worker, which waits for it. It runs
+    /// even when the device is poisoned, with the sticky error, as CUDA calls callbacks.
+    Callback(crac_gpu::HostFn),
 }
 
 struct Op {
@@ -405,6 +408,9 @@ impl Engine {
                 }
             };
             let (result, record) = if skip {
+                if let Work::Callback(f) = op.work {
+                    f(self.state().check_sticky());
+                }
                 (Ok(()), None)
             } else {
                 self.execute(op.work)
@@ -450,6 +456,10 @@ impl Engine {
             }
             Work::Record { event, generation } => return (Ok(()), Some((event, generation))),
             Work::Nop => Ok(()),
+            Work::Callback(f) => {
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || f(Ok(()))))
+                    .map_err(|_| GpuError::Unknown("a host callback panicked".into()))
+            }
         };
         (result, None)
     }

@@ -6,7 +6,7 @@ use std::thread::JoinHandle;
 
 use crac_gpu::{
     Allocation, DeviceBackend, DeviceProps, DevicePtr, Event, EventFlags, FuncAttributes,
-    FunctionId, GpuError, LaunchConfig, ModuleId, ParamLayout, Result, Stream, StreamFlags,
+    FunctionId, GpuError, HostFn, LaunchConfig, ModuleId, ParamLayout, Result, Stream, StreamFlags,
     VariablePlacement, VariableRecord, Window,
 };
 use crac_ptx::DeviceMemory;
@@ -312,6 +312,12 @@ impl DeviceBackend for Sim {
 
     fn stream_wait_event(&self, stream: Stream, event: Event) -> Result<()> {
         self.engine.stream_wait_event(stream, event)
+    }
+
+    fn launch_host_func(&self, stream: Stream, f: HostFn) -> Result<()> {
+        self.engine
+            .submit(stream, Work::Callback(f), Vec::new())
+            .map(drop)
     }
 
     fn event_create(&self, flags: EventFlags) -> Result<Event> {

@@ -1,0 +1,97 @@
+//! [`Runtime`]: the CUDA runtime API of the lower half, over a device backend.
+//!
+//! The shim (upper half) keeps what is per thread in CUDA's runtime — the last error, the
+//! launch-configuration stack of `<<<…>>>` — and answers those calls itself; everything that
+//! touches device state crosses to [`Runtime::call`] with the operation number and its argument
+//! words (`crac_abi::ops`), and returns a `cudaError_t`.
+//!
+//! Semantics follow NVIDIA's runtime where programs can observe them: one device (ordinal 0),
+//! streams `0`/`1` legacy and `2` per-thread, created streams and events as virtual handles
+//! ([`crate::handles`]), kernels named by their host stub address (what `<<<…>>>` passes and
+//! what `__cudaGetKernel` returns), variables by their host shadow address (what
+//! `cudaMemcpyToSymbol` passes). A fat binary that cannot be loaded still gets a handle, as with
+//! CUDA's lazy loading: the failure is logged once and returned by every launch of its kernels.
+
+mod device;
+mod dispatch;
+mod memory;
+mod out;
+mod registry;
+mod streams;
+
+use std::sync::Mutex;
+
+use crac_gpu::{DeviceBackend, GpuError, Stream};
+
+use crate::handles::{Kind, VirtualTable};
+
+pub use streams::Callbacks;
+
+/// `cudaErrorNotSupported`: the answer to an operation number this build does not know.
+pub const NOT_SUPPORTED: u32 = 801;
+/// `cudaErrorUnknown`: the answer when an operation panicked (a crac bug).
+pub const UNKNOWN: u32 = 999;
+
+/// The lower-half CUDA runtime of one process.
+pub struct Runtime {
+    backend: Box<dyn DeviceBackend>,
+    registry: registry::Registry,
+    streams: Mutex<VirtualTable<Stream>>,
+    events: Mutex<VirtualTable<crac_gpu::Event>>,
+    host: memory::HostRegistrations,
+    callbacks: std::sync::Arc<Callbacks>,
+    device: device::DeviceSettings,
+}
+
+impl Runtime {
+    /// A runtime over `backend`.
+    pub fn new(backend: Box<dyn DeviceBackend>) -> Runtime {
+        Runtime {
+            backend,
+            registry: registry::Registry::default(),
+            streams: Mutex::new(VirtualTable::new(Kind::Stream)),
+            events: Mutex::new(VirtualTable::new(Kind::Event)),
+            host: memory::HostRegistrations::default(),
+            callbacks: std::sync::Arc::new(Callbacks::default()),
+            device: device::DeviceSettings::default(),
+        }
+    }
+
+    /// The backend the runtime drives (checkpoint hooks go to it directly).
+    pub fn backend(&self) -> &dyn DeviceBackend {
+        self.backend.as_ref()
+    }
+
+    /// The backend stream a program stream handle names: `0`/`1` legacy, `2` per-thread, else
+    /// a created stream's virtual handle.
+    pub(crate) fn stream(&self, v: u64) -> Result<Stream, GpuError> {
+        match v {
+            0 => Ok(Stream::NULL),
+            1 => Ok(Stream::LEGACY),
+            2 => Ok(Stream::PER_THREAD),
+            _ => lock(&self.streams).get(v).ok_or_else(|| {
+                GpuError::InvalidResourceHandle(format!("stream {v:#x} does not exist"))
+            }),
+        }
+    }
+
+    /// The backend event behind a program event handle.
+    pub(crate) fn event(&self, v: u64) -> Result<crac_gpu::Event, GpuError> {
+        lock(&self.events)
+            .get(v)
+            .ok_or_else(|| GpuError::InvalidResourceHandle(format!("event {v:#x} does not exist")))
+    }
+}
+
+/// Locks a mutex, ignoring poisoning: every critical section leaves its data consistent.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The `cudaError_t` of a result.
+pub(crate) fn code(r: Result<(), GpuError>) -> u32 {
+    match r {
+        Ok(()) => 0,
+        Err(e) => u32::try_from(e.code()).unwrap_or(UNKNOWN),
+    }
+}
