@@ -1,0 +1,58 @@
+//! The fs-base primitives the crossing and the signal trampoline use (x86-64 only).
+//!
+//! Two ways to move the fs base: `wrfsbase`/`rdfsbase` when the kernel enables them
+//! (`HWCAP2_FSGSBASE`, bit 1 of `AT_HWCAP2`), else the `arch_prctl(ARCH_SET_FS)` system call,
+//! issued directly (never through libc's `syscall`, which writes errno in whichever TCB fs
+//! points at). Reading the current base without `rdfsbase` uses the TCB's self pointer at
+//! `fs:0`, which glibc (and musl) keep equal to the fs base.
+
+mod x86_64;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Whether `rdfsbase`/`wrfsbase` may be used; set once by [`detect`] before any crossing.
+static FSGSBASE: AtomicBool = AtomicBool::new(false);
+
+/// Bit of `AT_HWCAP2` that says the kernel lets user code run `rd/wrfsbase`.
+pub const HWCAP2_FSGSBASE: u64 = 1 << 1;
+
+/// Records whether the kernel advertises FSGSBASE (`hwcap2`: the `AT_HWCAP2` value).
+pub fn detect(hwcap2: u64) {
+    FSGSBASE.store(hwcap2 & HWCAP2_FSGSBASE != 0, Ordering::Relaxed);
+}
+
+/// Whether the fast instructions are in use.
+pub fn uses_fsgsbase() -> bool {
+    FSGSBASE.load(Ordering::Relaxed)
+}
+
+/// The calling thread's fs base. Touches no thread-local and no memory but `fs:0`.
+#[inline(always)]
+pub fn get_fs() -> u64 {
+    if uses_fsgsbase() {
+        // SAFETY: FSGSBASE is set only when the kernel advertises HWCAP2_FSGSBASE, which means
+        // CR4.FSGSBASE is on and the instruction cannot fault.
+        unsafe { x86_64::rdfsbase() }
+    } else {
+        // SAFETY: every thread that runs this code has a glibc (or musl) TCB at its fs base,
+        // whose first word points at itself.
+        unsafe { x86_64::fs_self() }
+    }
+}
+
+/// Sets the calling thread's fs base.
+///
+/// # Safety
+/// `fs` must be the base of a live TCB that this thread may use (its own, or a lower-half TCB
+/// lent to it), and until the base is set back the code run must not depend on the previous
+/// thread-locals.
+#[inline(always)]
+pub unsafe fn set_fs(fs: u64) {
+    if uses_fsgsbase() {
+        // SAFETY: as in `get_fs`, the instruction is enabled; the caller vouches for `fs`.
+        unsafe { x86_64::wrfsbase(fs) }
+    } else {
+        // SAFETY: the caller vouches for `fs`; the system call touches no memory of ours.
+        unsafe { x86_64::arch_prctl_set_fs(fs) }
+    }
+}

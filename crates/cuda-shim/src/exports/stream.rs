@@ -1,0 +1,312 @@
+//! Streams, events, and host callbacks.
+//!
+//! Host callbacks run program code, so they run on a program-side thread with the program's
+//! fs: the first `cudaLaunchHostFunc`/`cudaStreamAddCallback` starts one shim thread that
+//! loops on `__crac_host_callback_next` (which blocks in the lower half until a callback is
+//! due), calls the program's function in upper mode, and reports `__crac_host_callback_done`.
+
+use std::ffi::{c_int, c_uint, c_void};
+use std::sync::Once;
+
+use crac_abi::{CALLBACK_STREAM, HostCallback, Op};
+
+use super::{call, handle, int, out, per_thread, ptr};
+use crate::{errors as codes, switch, sys};
+
+/// `cudaStreamCreate`.
+#[unsafe(no_mangle)]
+pub extern "C" fn cudaStreamCreate(stream: *mut *mut c_void) -> u32 {
+    call(Op::StreamCreate, &[ptr(stream)])
+}
+
+/// `cudaStreamCreateWithFlags`.
+#[unsafe(no_mangle)]
+pub extern "C" fn cudaStreamCreateWithFlags(stream: *mut *mut c_void, flags: c_uint) -> u32 {
+    call(Op::StreamCreateWithFlags, &[ptr(stream), u64::from(flags)])
+}
+
+/// `cudaStreamCreateWithPriority`.
+#[unsafe(no_mangle)]
+pub extern "C" fn cudaStreamCreateWithPriority(
+    stream: *mut *mut c_void,
+    flags: c_uint,
+    priority: c_int,
+) -> u32 {
+    call(
+        Op::StreamCreateWithPriority,
+        &[ptr(stream), u64::from(flags), int(priority)],
+    )
+}
+
+/// `cudaStreamDestroy`.
+#[unsafe(no_mangle)]
+pub extern "C" fn cudaStreamDestroy(stream: *mut c_void) -> u32 {
+    call(Op::StreamDestroy, &[ptr(stream)])
+}
+
+/// `cudaStreamSynchronize`.
+#[unsafe(no_mangle)]
+pub extern "C" fn cudaStreamSynchronize(stream: *mut c_void) -> u32 {
+    call(Op::StreamSynchronize, &[ptr(stream)])
+}
+
+/// `cudaStreamSynchronize_ptsz`.
+#[unsafe(no_mangle)]
+pub extern "C" fn cudaStreamSynchronize_ptsz(stream: *mut c_void) -> u32 {
+    call(Op::StreamSynchronize, &[per_thread(ptr(stream))])
+}
+
+/// `cudaStreamQuery`.
+#[unsafe(no_mangle)]
+pub extern "C" fn cudaStreamQuery(stream: *mut c_void) -> u32 {
+    call(Op::StreamQuery, &[ptr(stream)])
+}
+
+/// `cudaStreamQuery_ptsz`.
+#[unsafe(no_mangle)]
+pub extern "C" fn cudaStreamQuery_ptsz(stream: *mut c_void) -> u32 {
+    call(Op::StreamQuery, &[per_thread(ptr(stream))])
+}
+
+/// `cudaStreamWaitEvent`.
+#[unsafe(no_mangle)]
+pub extern "C" fn cudaStreamWaitEvent(
+    stream: *mut c_void,
+    event: *mut c_void,
+    flags: c_uint,
+) -> u32 {
+    call(
+        Op::StreamWaitEvent,
+        &[ptr(stream), ptr(event), u64::from(flags)],
+    )
+}
+
+/// `cudaStreamWaitEvent_ptsz`.
+#[unsafe(no_mangle)]
+pub extern "C" fn cudaStreamWaitEvent_ptsz(
+    stream: *mut c_void,
+    event: *mut c_void,
+    flags: c_uint,
+) -> u32 {
+    call(
+        Op::StreamWaitEvent,
+        &[per_thread(ptr(stream)), ptr(event), u64::from(flags)],
+    )
+}
+
+/// `cudaStreamGetPriority`.
+#[unsafe(no_mangle)]
+pub extern "C" fn cudaStreamGetPriority(stream: *mut c_void, priority: *mut c_int) -> u32 {
+    call(Op::StreamGetPriority, &[ptr(stream), ptr(priority)])
+}
+
+/// `cudaStreamGetPriority_ptsz`.
+#[unsafe(no_mangle)]
+pub extern "C" fn cudaStreamGetPriority_ptsz(stream: *mut c_void, priority: *mut c_int) -> u32 {
+    call(
+        Op::StreamGetPriority,
+        &[per_thread(ptr(stream)), ptr(priority)],
+    )
+}
+
+/// `cudaStreamGetFlags`.
+#[unsafe(no_mangle)]
+pub extern "C" fn cudaStreamGetFlags(stream: *mut c_void, flags: *mut c_uint) -> u32 {
+    call(Op::StreamGetFlags, &[ptr(stream), ptr(flags)])
+}
+
+/// `cudaStreamGetFlags_ptsz`.
+#[unsafe(no_mangle)]
+pub extern "C" fn cudaStreamGetFlags_ptsz(stream: *mut c_void, flags: *mut c_uint) -> u32 {
+    call(Op::StreamGetFlags, &[per_thread(ptr(stream)), ptr(flags)])
+}
+
+/// `cudaLaunchHostFunc`.
+#[unsafe(no_mangle)]
+pub extern "C" fn cudaLaunchHostFunc(
+    stream: *mut c_void,
+    func: *const c_void,
+    user_data: *mut c_void,
+) -> u32 {
+    start_callback_thread();
+    call(
+        Op::LaunchHostFunc,
+        &[ptr(stream), ptr(func), ptr(user_data)],
+    )
+}
+
+/// `cudaLaunchHostFunc_ptsz`.
+#[unsafe(no_mangle)]
+pub extern "C" fn cudaLaunchHostFunc_ptsz(
+    stream: *mut c_void,
+    func: *const c_void,
+    user_data: *mut c_void,
+) -> u32 {
+    start_callback_thread();
+    call(
+        Op::LaunchHostFunc,
+        &[per_thread(ptr(stream)), ptr(func), ptr(user_data)],
+    )
+}
+
+/// `cudaStreamAddCallback`.
+#[unsafe(no_mangle)]
+pub extern "C" fn cudaStreamAddCallback(
+    stream: *mut c_void,
+    callback: *const c_void,
+    user_data: *mut c_void,
+    flags: c_uint,
+) -> u32 {
+    start_callback_thread();
+    call(
+        Op::StreamAddCallback,
+        &[ptr(stream), ptr(callback), ptr(user_data), u64::from(flags)],
+    )
+}
+
+/// `cudaStreamAddCallback_ptsz`.
+#[unsafe(no_mangle)]
+pub extern "C" fn cudaStreamAddCallback_ptsz(
+    stream: *mut c_void,
+    callback: *const c_void,
+    user_data: *mut c_void,
+    flags: c_uint,
+) -> u32 {
+    start_callback_thread();
+    call(
+        Op::StreamAddCallback,
+        &[
+            per_thread(ptr(stream)),
+            ptr(callback),
+            ptr(user_data),
+            u64::from(flags),
+        ],
+    )
+}
+
+/// Starts the host-callback thread once (only under crac: outside, no callback is queued).
+fn start_callback_thread() {
+    static START: Once = Once::new();
+    if !switch::under_crac() {
+        return;
+    }
+    START.call_once(|| {
+        let spawned = std::thread::Builder::new()
+            .name("crac-callbacks".into())
+            .spawn(callback_loop);
+        if spawned.is_err() {
+            sys::write_stderr(b"crac: cannot start the host-callback thread; cudaLaunchHostFunc and cudaStreamAddCallback callbacks will not run\n");
+        }
+    });
+}
+
+/// The host-callback thread: waits in the lower half for the next due callback, runs it here
+/// (upper mode, the program's fs), reports it done.
+fn callback_loop() {
+    // The program's signals go to its own threads, as with NVIDIA's runtime threads.
+    let _mask = sys::block_all_signals();
+    loop {
+        let mut cb = HostCallback::default();
+        match switch::call(Op::HostCallbackNext, &[out(&mut cb)]) {
+            codes::SUCCESS => {
+                // SAFETY: the lower half hands back exactly the function and data the program
+                // queued with cudaLaunchHostFunc/cudaStreamAddCallback, of the kind it says.
+                unsafe { run_callback(&cb) };
+                let _ = switch::call(Op::HostCallbackDone, &[cb.token]);
+            }
+            600 => {}
+            other => {
+                let msg = format!(
+                    "crac: waiting for host callbacks failed with CUDA error {other}; later callbacks will not run\n"
+                );
+                sys::write_stderr(msg.as_bytes());
+                return;
+            }
+        }
+    }
+}
+
+/// Calls one host callback.
+///
+/// # Safety
+/// `cb.func` must be the program's function of the C type `cb.kind` says.
+unsafe fn run_callback(cb: &HostCallback) {
+    let Ok(addr) = usize::try_from(cb.func) else {
+        return;
+    };
+    if addr == 0 {
+        return;
+    }
+    let data = handle(cb.user_data);
+    if cb.kind == CALLBACK_STREAM {
+        type StreamCallback = unsafe extern "C" fn(*mut c_void, u32, *mut c_void);
+        // SAFETY: the caller guarantees `addr` is a cudaStreamCallback_t.
+        let f = unsafe { std::mem::transmute::<usize, StreamCallback>(addr) };
+        // SAFETY: called as the program asked, with its own data.
+        unsafe { f(handle(cb.stream), cb.status, data) };
+    } else {
+        type HostFn = unsafe extern "C" fn(*mut c_void);
+        // SAFETY: the caller guarantees `addr` is a cudaHostFn_t.
+        let f = unsafe { std::mem::transmute::<usize, HostFn>(addr) };
+        // SAFETY: called as the program asked, with its own data.
+        unsafe { f(data) };
+    }
+}
+
+/// `cudaEventCreate`.
+#[unsafe(no_mangle)]
+pub extern "C" fn cudaEventCreate(event: *mut *mut c_void) -> u32 {
+    call(Op::EventCreate, &[ptr(event)])
+}
+
+/// `cudaEventCreateWithFlags`.
+#[unsafe(no_mangle)]
+pub extern "C" fn cudaEventCreateWithFlags(event: *mut *mut c_void, flags: c_uint) -> u32 {
+    call(Op::EventCreateWithFlags, &[ptr(event), u64::from(flags)])
+}
+
+/// `cudaEventRecord`.
+#[unsafe(no_mangle)]
+pub extern "C" fn cudaEventRecord(event: *mut c_void, stream: *mut c_void) -> u32 {
+    call(Op::EventRecord, &[ptr(event), ptr(stream)])
+}
+
+/// `cudaEventRecord_ptsz`.
+#[unsafe(no_mangle)]
+pub extern "C" fn cudaEventRecord_ptsz(event: *mut c_void, stream: *mut c_void) -> u32 {
+    call(Op::EventRecord, &[ptr(event), per_thread(ptr(stream))])
+}
+
+/// `cudaEventSynchronize`.
+#[unsafe(no_mangle)]
+pub extern "C" fn cudaEventSynchronize(event: *mut c_void) -> u32 {
+    call(Op::EventSynchronize, &[ptr(event)])
+}
+
+/// `cudaEventQuery`.
+#[unsafe(no_mangle)]
+pub extern "C" fn cudaEventQuery(event: *mut c_void) -> u32 {
+    call(Op::EventQuery, &[ptr(event)])
+}
+
+/// `cudaEventElapsedTime`.
+#[unsafe(no_mangle)]
+pub extern "C" fn cudaEventElapsedTime(ms: *mut f32, start: *mut c_void, end: *mut c_void) -> u32 {
+    call(Op::EventElapsedTime, &[ptr(ms), ptr(start), ptr(end)])
+}
+
+/// `cudaEventElapsedTime_v2` (CUDA 12's name for the same call).
+#[unsafe(no_mangle)]
+pub extern "C" fn cudaEventElapsedTime_v2(
+    ms: *mut f32,
+    start: *mut c_void,
+    end: *mut c_void,
+) -> u32 {
+    cudaEventElapsedTime(ms, start, end)
+}
+
+/// `cudaEventDestroy`.
+#[unsafe(no_mangle)]
+pub extern "C" fn cudaEventDestroy(event: *mut c_void) -> u32 {
+    call(Op::EventDestroy, &[ptr(event)])
+}

@@ -1,0 +1,88 @@
+//! Per-thread state the shim keeps in the program's half: the last error
+//! (`cudaGetLastError`/`cudaPeekAtLastError`) and the launch configurations pushed by
+//! `__cudaPushCallConfiguration` for the kernel stub to pop.
+
+use std::cell::{Cell, RefCell};
+
+use crac_abi::Dim3;
+
+/// One `<<<grid, block, shared, stream>>>`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LaunchConfig {
+    /// Grid shape.
+    pub grid: Dim3,
+    /// Block shape.
+    pub block: Dim3,
+    /// Dynamic shared memory bytes.
+    pub shared: usize,
+    /// Stream handle as the program passed it.
+    pub stream: u64,
+}
+
+thread_local! {
+    static LAST_ERROR: Cell<u32> = const { Cell::new(0) };
+    static CONFIGS: RefCell<Vec<LaunchConfig>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Records `code` as the thread's last error unless it is success; returns it.
+#[inline]
+pub fn record(code: u32) -> u32 {
+    if code != 0 {
+        LAST_ERROR.with(|c| c.set(code));
+    }
+    code
+}
+
+/// The last error, reset to success (`cudaGetLastError`).
+pub fn take_last_error() -> u32 {
+    LAST_ERROR.with(|c| c.replace(0))
+}
+
+/// The last error, kept (`cudaPeekAtLastError`).
+pub fn peek_last_error() -> u32 {
+    LAST_ERROR.with(Cell::get)
+}
+
+/// `__cudaPushCallConfiguration`.
+pub fn push_config(config: LaunchConfig) {
+    CONFIGS.with(|c| c.borrow_mut().push(config));
+}
+
+/// `__cudaPopCallConfiguration`: the innermost pushed configuration.
+pub fn pop_config() -> Option<LaunchConfig> {
+    CONFIGS.with(|c| c.borrow_mut().pop())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn last_error_is_per_thread_and_reset_by_get() {
+        assert_eq!(record(0), 0);
+        assert_eq!(peek_last_error(), 0);
+        record(9);
+        record(0);
+        assert_eq!(peek_last_error(), 9);
+        std::thread::spawn(|| assert_eq!(peek_last_error(), 0))
+            .join()
+            .unwrap();
+        assert_eq!(take_last_error(), 9);
+        assert_eq!(take_last_error(), 0);
+    }
+
+    #[test]
+    fn configurations_pop_innermost_first() {
+        let c = |x| LaunchConfig {
+            grid: Dim3 { x, y: 1, z: 1 },
+            block: Dim3 { x: 1, y: 1, z: 1 },
+            shared: 0,
+            stream: 0,
+        };
+        push_config(c(1));
+        push_config(c(2));
+        assert_eq!(pop_config(), Some(c(2)));
+        assert_eq!(pop_config(), Some(c(1)));
+        assert_eq!(pop_config(), None);
+    }
+}
