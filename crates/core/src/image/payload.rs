@@ -5,9 +5,9 @@
 //! bytes that decompresses to `raw_len` bytes; every chunk but the last holds
 //! [`ZSTD_CHUNK`] raw bytes. The checksum is always the xxh3-64 of the uncompressed bytes.
 
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 
-use ruzstd::decoding::FrameDecoder;
+use ruzstd::decoding::{BlockDecodingStrategy, FrameDecoder};
 use ruzstd::encoding::{CompressionLevel, compress};
 use xxhash_rust::xxh3::Xxh3Default;
 
@@ -102,18 +102,82 @@ impl ChunkHeader {
     }
 }
 
-/// Decompresses one chunk's frame into `dst`, which must be exactly its raw length.
+/// Largest zstd window a frame may ask for: the decoder reserves the window up front, so a
+/// forged frame header must not make it reserve more. Our frames decompress to at most
+/// [`ZSTD_CHUNK`] bytes, so they never need more.
+pub const ZSTD_WINDOW_CAP: u64 = 8 << 20;
+
+const ZSTD_MAGIC: u32 = 0xFD2F_B528;
+
+/// The window size a zstd frame header asks for (RFC 8878 §3.1.1.1), or why it is refused.
+fn frame_window(frame: &[u8]) -> Result<u64, String> {
+    let short = || "a zstd frame header cut short".to_string();
+    let magic = frame.get(..4).ok_or_else(short)?;
+    if u32::from_le_bytes([magic[0], magic[1], magic[2], magic[3]]) != ZSTD_MAGIC {
+        return Err("a chunk that is not a zstd frame".into());
+    }
+    let descriptor = *frame.get(4).ok_or_else(short)?;
+    let single_segment = descriptor & 0x20 != 0;
+    if !single_segment {
+        let wd = *frame.get(5).ok_or_else(short)?;
+        let log = 10 + u32::from(wd >> 3);
+        if log > 40 {
+            return Err(format!("a zstd window of 2^{log} bytes"));
+        }
+        let base = 1u64 << log;
+        return Ok(base + base / 8 * u64::from(wd & 7));
+    }
+    // Single segment: the window is the frame content size, after the dictionary id.
+    let dict_len = [0, 1, 2, 4][usize::from(descriptor & 3)];
+    let fcs_len = [1, 2, 4, 8][usize::from(descriptor >> 6)];
+    let at = 5 + dict_len;
+    let fcs = frame.get(at..at + fcs_len).ok_or_else(short)?;
+    let mut le = [0u8; 8];
+    le[..fcs_len].copy_from_slice(fcs);
+    let size = u64::from_le_bytes(le);
+    Ok(if fcs_len == 2 { size + 256 } else { size })
+}
+
+/// Decompresses one chunk, which must be exactly one zstd frame whose window is at most
+/// [`ZSTD_WINDOW_CAP`], into `dst`, which must be exactly its raw length.
 pub(crate) fn decompress_chunk(
     decoder: &mut FrameDecoder,
     frame: &[u8],
     dst: &mut [u8],
 ) -> Result<(), String> {
-    let got = decoder
-        .decode_all(frame, dst)
-        .map_err(|e| format!("zstd: {e}"))?;
-    if got != dst.len() {
+    let window = frame_window(frame)?;
+    if window > ZSTD_WINDOW_CAP {
         return Err(format!(
-            "a chunk decompressed to {got} bytes instead of {}",
+            "a zstd frame asking for a {window}-byte window (at most {ZSTD_WINDOW_CAP})"
+        ));
+    }
+    let zstd = |e: ruzstd::decoding::errors::FrameDecoderError| format!("zstd: {e}");
+    let mut input = frame;
+    decoder.init(&mut input).map_err(zstd)?;
+    let mut filled = 0;
+    loop {
+        decoder
+            .decode_blocks(&mut input, BlockDecodingStrategy::UptoBytes(ZSTD_CHUNK))
+            .map_err(zstd)?;
+        filled += decoder
+            .read(&mut dst[filled..])
+            .map_err(|e| format!("zstd: {e}"))?;
+        if decoder.can_collect() != 0 {
+            return Err(format!(
+                "a chunk decompressing to more than {} bytes",
+                dst.len()
+            ));
+        }
+        if decoder.is_finished() {
+            break;
+        }
+    }
+    if !input.is_empty() {
+        return Err(format!("{} bytes after a chunk's zstd frame", input.len()));
+    }
+    if filled != dst.len() {
+        return Err(format!(
+            "a chunk decompressed to {filled} bytes instead of {}",
             dst.len()
         ));
     }
@@ -148,9 +212,27 @@ mod tests {
         header.copy_from_slice(&framed[..ZSTD_CHUNK_HEADER]);
         let h = ChunkHeader::parse(header, (framed.len() - ZSTD_CHUNK_HEADER) as u64).unwrap();
         assert_eq!(h.raw_len, raw.len());
+        assert!(frame_window(&framed[8..]).unwrap() <= ZSTD_WINDOW_CAP);
         let mut back = vec![0u8; h.raw_len];
         decompress_chunk(&mut FrameDecoder::new(), &framed[8..], &mut back).unwrap();
         assert_eq!(back, raw);
+    }
+
+    #[test]
+    fn frames_asking_for_huge_windows_are_refused() {
+        let mut framed = Vec::new();
+        compress_chunk(&[7u8; 5000], &mut framed);
+        let mut frame = framed[8..].to_vec();
+        let mut dst = vec![0u8; 5000];
+        decompress_chunk(&mut FrameDecoder::new(), &frame, &mut dst).unwrap();
+        // A 2^30-byte window, single-segment off.
+        frame[4] &= !0x20 & !0xc0;
+        frame.insert(5, 20 << 3);
+        let err = decompress_chunk(&mut FrameDecoder::new(), &frame, &mut dst).unwrap_err();
+        assert!(err.contains("window"), "{err}");
+        assert!(frame_window(&frame[..5]).is_err());
+        assert_eq!(frame_window(b"\x28\xb5\x2f\xfd\x00\x00"), Ok(1024));
+        assert!(frame_window(b"\x28\xb5\x2f\xfd\x00\xff").is_err());
     }
 
     #[test]
