@@ -115,7 +115,9 @@ pub(super) fn capture(p: &Probe, probes: &[Probe]) -> Result<FdKind, FdError> {
         }
         b"[eventpoll]" => {
             let info = fdinfo(p.fd)?;
-            let watches = parse_epoll(&info).ok_or_else(|| missing("watch list"))?;
+            let mut watches = parse_epoll(&info).ok_or_else(|| missing("watch list"))?;
+            // The kernel lists them in its tree's order (by file address): sort by number.
+            watches.sort_unstable_by_key(|(w, _)| w.fd);
             for (w, ino) in &watches {
                 let same = probes.iter().any(|q| q.fd == w.fd && q.st.ino == *ino);
                 if !same {

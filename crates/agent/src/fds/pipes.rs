@@ -271,3 +271,78 @@ fn restore_one(plan: &PipePlan<'_>, made: &mut Vec<(u32, OwnedFd)>) -> Result<()
     // `r` and `w` close here: an end no record holds is gone, as with its peer outside.
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    fn fill(w: &OwnedFd, n: usize) -> Vec<u8> {
+        let bytes: Vec<u8> = (0..n).map(|i| u8::try_from(i % 251).unwrap()).collect();
+        for chunk in bytes.chunks(1000) {
+            sys::write_all(w.as_raw_fd(), chunk).unwrap();
+        }
+        bytes
+    }
+
+    fn pipe() -> (std::fs::File, OwnedFd) {
+        let (r, w) = sys::pipe().unwrap();
+        (std::fs::File::from(r), w)
+    }
+
+    #[test]
+    fn peek_copies_a_large_pipe_and_leaves_it_as_it_was() {
+        let (mut r, w) = pipe();
+        sys::set_pipe_capacity(w.as_raw_fd(), 1 << 20).unwrap();
+        let capacity = sys::pipe_capacity(r.as_raw_fd()).unwrap();
+        let bytes = fill(&w, 300_000);
+        assert_eq!(peek(r.as_raw_fd(), capacity).as_deref(), Some(&bytes[..]));
+        drop(w);
+        let mut left = Vec::new();
+        r.read_to_end(&mut left).unwrap();
+        assert_eq!(left, bytes, "tee consumed nothing");
+    }
+
+    #[test]
+    fn peek_of_an_empty_pipe_is_empty() {
+        let (r, w) = pipe();
+        let capacity = sys::pipe_capacity(r.as_raw_fd()).unwrap();
+        assert_eq!(peek(r.as_raw_fd(), capacity), Some(Vec::new()));
+        drop(w);
+        assert_eq!(
+            peek(r.as_raw_fd(), capacity),
+            Some(Vec::new()),
+            "no writers"
+        );
+    }
+
+    #[test]
+    fn peek_refuses_a_private_pipe_too_small() {
+        let (r, w) = pipe();
+        sys::set_pipe_capacity(w.as_raw_fd(), 1 << 18).unwrap();
+        fill(&w, 200_000);
+        assert_eq!(peek(r.as_raw_fd(), 65536), None, "only a prefix would fit");
+    }
+
+    #[test]
+    fn drain_then_refill_gives_the_bytes_back_in_order() {
+        let (mut r, w) = pipe();
+        let bytes = fill(&w, 40_000);
+        let flags = sys::status_flags(r.as_raw_fd()).unwrap();
+        let drained = drain(r.as_raw_fd()).unwrap();
+        assert_eq!(drained, bytes);
+        assert_eq!(sys::bytes_waiting(r.as_raw_fd()).unwrap(), 0);
+        assert_eq!(
+            sys::status_flags(r.as_raw_fd()).unwrap(),
+            flags,
+            "the program's description was not made non-blocking"
+        );
+        refill(r.as_raw_fd(), &drained).unwrap();
+        sys::write_all(w.as_raw_fd(), b"after").unwrap();
+        drop(w);
+        let mut all = Vec::new();
+        r.read_to_end(&mut all).unwrap();
+        assert_eq!(&all[..bytes.len()], &bytes[..]);
+        assert_eq!(&all[bytes.len()..], b"after");
+    }
+}

@@ -1,0 +1,633 @@
+//! Capture and restore of the program's fds, each scenario in a child process of its own (the
+//! fd table, cwd, umask and limits are process-wide): the test binary runs itself with the
+//! scenario's name and `CRAC_FDS_CHILD` set, and the child builds fds of every kind at known
+//! numbers, captures them, and checks what the program would see.
+
+#![allow(clippy::unwrap_used)]
+
+#[path = "support/fds_sys.rs"]
+mod sys;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::Path;
+use std::process::Command;
+
+use crac_agent::fds::{self, FdCapture, FdError};
+use crac_core::image::{FdKind, FdRecord};
+
+const CHILD: &str = "CRAC_FDS_CHILD";
+
+/// Runs test `name` in a fresh process and fails with its output if it fails. Returns true in
+/// that child, where the caller runs the scenario.
+fn in_child(name: &str) -> bool {
+    if std::env::var_os(CHILD).is_some() {
+        return true;
+    }
+    let out = Command::new(std::env::current_exe().expect("test binary"))
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env(CHILD, "1")
+        .output()
+        .expect("run the test binary");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "scenario {name} failed:\n{text}");
+    assert!(
+        text.contains("1 passed"),
+        "scenario {name} did not run:\n{text}"
+    );
+    false
+}
+
+// The numbers the big scenario uses.
+const FILE: RawFd = 3;
+const FILE_DUP: RawFd = 4;
+const PIPE_R: RawFd = 5;
+const PIPE_W: RawFd = 6;
+const OUT_PIPE_R: RawFd = 7;
+const EVENT: RawFd = 8;
+const EPOLL: RawFd = 9;
+const TIMER: RawFd = 10;
+const TCP: RawFd = 11;
+const UNIX: RawFd = 12;
+const PAIR_A: RawFd = 13;
+const PAIR_B: RawFd = 14;
+const NULL: RawFd = 15;
+const HOLE: RawFd = 16;
+const REPLY: RawFd = 17;
+const SIGNAL: RawFd = 18;
+const DIR: RawFd = 19;
+const STDOUT_DUP: RawFd = 20;
+/// "crac's" fds: the outside end of pipe 7 and the agent's end of the reply connection.
+const OUTSIDE_W: RawFd = 60;
+const AGENT_END: RawFd = 61;
+
+const REPLY_BYTES: &[u8] = b"\x05\0\0\0hello";
+
+/// What the scenario made.
+struct Layout {
+    dir: tempfile::TempDir,
+    tcp_port: u16,
+}
+
+impl Layout {
+    fn sock_path(&self) -> std::path::PathBuf {
+        self.dir.path().join("listen.sock")
+    }
+}
+
+fn is_crac(fd: i32) -> bool {
+    fd == OUTSIDE_W || fd == AGENT_END
+}
+
+/// Builds every kind of fd at its number. Numbers 3..=40 are first held by `/dev/null` so new
+/// fds never land on a number placed earlier; the leftovers are closed at the end.
+fn build() -> Layout {
+    sys::close_from_3();
+    fds::note_startup_stdio();
+    let null = std::fs::File::open("/dev/null").expect("/dev/null");
+    for n in 3..=40 {
+        sys::put_at(sys::dup(null.as_raw_fd()), n, false);
+    }
+    drop(null);
+    let dir = tempfile::tempdir().expect("tempdir");
+
+    let path = dir.path().join("data.txt");
+    std::fs::write(&path, b"0123456789").expect("write data");
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .append(true)
+        .open(&path)
+        .expect("open data");
+    sys::put_at(OwnedFd::from(f), FILE, false);
+    sys::seek(FILE, 4);
+    sys::put_at(sys::dup(FILE), FILE_DUP, true);
+
+    let (r, w) = sys::pipe();
+    sys::write(w.as_raw_fd(), b"in flight").expect("fill pipe");
+    sys::put_at(r, PIPE_R, false);
+    sys::put_at(w, PIPE_W, true);
+    sys::set_status_flags(PIPE_R, libc::O_NONBLOCK);
+
+    let (r, w) = sys::pipe();
+    sys::write(w.as_raw_fd(), b"outside").expect("fill pipe");
+    sys::put_at(r, OUT_PIPE_R, false);
+    sys::put_at(w, OUTSIDE_W, true);
+
+    sys::put_at(sys::eventfd(5, libc::EFD_NONBLOCK), EVENT, false);
+    sys::put_at(sys::epoll(), EPOLL, true);
+    sys::epoll_add(EPOLL, PIPE_R, libc::EPOLLIN as u32, 0x55);
+    sys::epoll_add(EPOLL, EVENT, (libc::EPOLLIN | libc::EPOLLET) as u32, 0x88);
+    sys::put_at(sys::timerfd(100, 50), TIMER, false);
+
+    let tcp = std::net::TcpListener::bind("127.0.0.1:0").expect("tcp listen");
+    tcp.set_nonblocking(true).expect("nonblocking");
+    let tcp_port = tcp.local_addr().expect("addr").port();
+    sys::put_at(OwnedFd::from(tcp), TCP, false);
+    let layout = Layout { dir, tcp_port };
+    let unix = UnixListener::bind(layout.sock_path()).expect("unix listen");
+    sys::put_at(OwnedFd::from(unix), UNIX, false);
+
+    let (a, b) = UnixStream::pair().expect("socketpair");
+    sys::put_at(OwnedFd::from(a), PAIR_A, false);
+    sys::put_at(OwnedFd::from(b), PAIR_B, false);
+    let null = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/null")
+        .expect("/dev/null");
+    sys::put_at(OwnedFd::from(null), NULL, false);
+    let (mine, agent) = UnixStream::pair().expect("socketpair");
+    sys::put_at(OwnedFd::from(mine), REPLY, false);
+    sys::put_at(OwnedFd::from(agent), AGENT_END, true);
+    sys::put_at(sys::signalfd(libc::SIGUSR2), SIGNAL, true);
+    let d = std::fs::File::open(layout.dir.path()).expect("open dir");
+    sys::put_at(OwnedFd::from(d), DIR, false);
+    sys::put_at(sys::dup(1), STDOUT_DUP, false);
+
+    for n in 21..=40 {
+        sys::close(n);
+    }
+    sys::close(HOLE);
+    layout
+}
+
+fn capture() -> FdCapture {
+    fds::capture(&is_crac, Some((REPLY, REPLY_BYTES))).expect("capture")
+}
+
+fn record(records: &[FdRecord], fd: RawFd) -> &FdRecord {
+    records
+        .iter()
+        .find(|r| r.fd == fd)
+        .unwrap_or_else(|| panic!("no record for fd {fd}: {records:#?}"))
+}
+
+/// What capture made of the layout.
+fn check_records(records: &[FdRecord], layout: &Layout) {
+    let fds: Vec<i32> = records.iter().map(|r| r.fd).collect();
+    assert_eq!(
+        fds,
+        [
+            0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 17, 18, 19, 20
+        ],
+        "{records:#?}"
+    );
+    for fd in [0, 1, 2, STDOUT_DUP] {
+        assert_eq!(record(records, fd).kind, FdKind::Stdio, "fd {fd}");
+    }
+    assert_eq!(
+        record(records, 1).description,
+        record(records, STDOUT_DUP).description
+    );
+    let file = record(records, FILE);
+    let FdKind::File {
+        path,
+        flags,
+        offset,
+        size,
+    } = &file.kind
+    else {
+        panic!("{file:?}")
+    };
+    assert_eq!(Path::new(path), layout.dir.path().join("data.txt"));
+    assert_eq!((*offset, *size), (4, 10));
+    assert_eq!(
+        flags & (libc::O_ACCMODE | libc::O_APPEND),
+        libc::O_RDWR | libc::O_APPEND
+    );
+    assert!(!file.cloexec && record(records, FILE_DUP).cloexec);
+    assert_eq!(file.description, record(records, FILE_DUP).description);
+    assert_eq!(record(records, FILE_DUP).kind, file.kind);
+    let descriptions: std::collections::BTreeSet<u32> =
+        records.iter().map(|r| r.description).collect();
+    assert_eq!(
+        descriptions.len(),
+        records.len() - 2,
+        "only 3/4 and 1/20 share"
+    );
+
+    let FdKind::Pipe {
+        pipe_id,
+        read_end: true,
+        flags,
+        data,
+        peer_outside: false,
+        ..
+    } = &record(records, PIPE_R).kind
+    else {
+        panic!("{:?}", record(records, PIPE_R))
+    };
+    assert_eq!(data, b"in flight");
+    assert_ne!(flags & libc::O_NONBLOCK, 0);
+    let FdKind::Pipe {
+        pipe_id: w_id,
+        read_end: false,
+        data: w_data,
+        peer_outside: false,
+        ..
+    } = &record(records, PIPE_W).kind
+    else {
+        panic!("{:?}", record(records, PIPE_W))
+    };
+    assert_eq!((pipe_id, w_data.len()), (w_id, 0));
+    let FdKind::Pipe {
+        read_end: true,
+        data,
+        peer_outside: true,
+        ..
+    } = &record(records, OUT_PIPE_R).kind
+    else {
+        panic!("{:?}", record(records, OUT_PIPE_R))
+    };
+    assert_eq!(data, b"outside");
+    assert_eq!(
+        record(records, EVENT).kind,
+        FdKind::EventFd {
+            count: 5,
+            flags: libc::EFD_NONBLOCK
+        }
+    );
+    let FdKind::Epoll { watches } = &record(records, EPOLL).kind else {
+        panic!("{:?}", record(records, EPOLL))
+    };
+    let mut w: Vec<(i32, u64)> = watches.iter().map(|w| (w.fd, w.data)).collect();
+    w.sort_unstable();
+    assert_eq!(w, [(PIPE_R, 0x55), (EVENT, 0x88)]);
+    let FdKind::TimerFd {
+        clock,
+        value_ns,
+        interval_ns,
+        ..
+    } = record(records, TIMER).kind
+    else {
+        panic!("{:?}", record(records, TIMER))
+    };
+    assert_eq!(
+        (clock, interval_ns),
+        (libc::CLOCK_MONOTONIC, 50_000_000_000)
+    );
+    assert!(
+        value_ns > 90_000_000_000 && value_ns <= 100_000_000_000,
+        "{value_ns}"
+    );
+    assert!(matches!(
+        record(records, TCP).kind,
+        FdKind::ListenSocket {
+            domain: libc::AF_INET,
+            ty: libc::SOCK_STREAM,
+            ..
+        }
+    ));
+    assert!(matches!(
+        record(records, UNIX).kind,
+        FdKind::ListenSocket {
+            domain: libc::AF_UNIX,
+            ..
+        }
+    ));
+    for fd in [PAIR_A, PAIR_B] {
+        assert!(
+            matches!(
+                record(records, fd).kind,
+                FdKind::DeadSocket {
+                    domain: libc::AF_UNIX,
+                    ty: libc::SOCK_STREAM,
+                    ..
+                }
+            ),
+            "{:?}",
+            record(records, fd)
+        );
+    }
+    assert!(
+        matches!(&record(records, NULL).kind, FdKind::Device { path, .. } if path == "/dev/null")
+    );
+    assert_eq!(
+        record(records, REPLY).kind,
+        FdKind::AgentReply {
+            reply: REPLY_BYTES.to_vec()
+        }
+    );
+    assert_eq!(
+        record(records, SIGNAL).kind,
+        FdKind::SignalFd {
+            mask: 1 << (libc::SIGUSR2 - 1),
+            flags: 0
+        }
+    );
+    assert!(
+        matches!(&record(records, DIR).kind, FdKind::File { path, .. } if Path::new(path) == layout.dir.path())
+    );
+}
+
+/// What every fd looks like to the program, whether it continued or was restored. `restored`
+/// says which: then the peers outside are gone.
+fn check_program_view(layout: &Layout, restored: bool) {
+    // First, before anything here opens an fd at the lowest free number.
+    assert!(sys::cloexec(HOLE).is_err(), "the hole stays closed");
+    // The dup'd file: flags, cloexec and one shared offset.
+    assert_eq!(sys::offset(FILE), 4);
+    assert_eq!(
+        sys::status_flags(FILE).unwrap() & libc::O_APPEND,
+        libc::O_APPEND
+    );
+    assert!(!sys::cloexec(FILE).unwrap());
+    assert!(sys::cloexec(FILE_DUP).unwrap());
+    assert_eq!(sys::read(FILE, 2).unwrap(), b"45");
+    assert_eq!(sys::offset(FILE_DUP), 6, "offset shared");
+
+    // epoll sees the pipe with data and the eventfd with a count.
+    let ready = sys::epoll_ready(EPOLL);
+    assert_eq!(ready.iter().map(|e| e.1).collect::<Vec<_>>(), [0x55, 0x88]);
+    assert!(ready.iter().all(|e| e.0 & libc::EPOLLIN as u32 != 0));
+    assert!(sys::cloexec(EPOLL).unwrap());
+
+    // The pipe still holds its bytes, in order, and works both ways.
+    assert_ne!(sys::status_flags(PIPE_R).unwrap() & libc::O_NONBLOCK, 0);
+    assert_eq!(sys::read(PIPE_R, 64).unwrap(), b"in flight");
+    assert_eq!(
+        sys::read(PIPE_R, 64).unwrap_err().raw_os_error(),
+        Some(libc::EAGAIN)
+    );
+    assert_eq!(sys::write(PIPE_W, b"more").unwrap(), 4);
+    assert_eq!(sys::read(PIPE_R, 64).unwrap(), b"more");
+    assert!(sys::cloexec(PIPE_W).unwrap());
+
+    // The pipe from outside: its bytes, then more from outside or end-of-file.
+    assert_eq!(sys::read(OUT_PIPE_R, 64).unwrap(), b"outside");
+    if restored {
+        assert_eq!(sys::read(OUT_PIPE_R, 64).unwrap(), b"", "peer gone");
+    } else {
+        assert_eq!(sys::write(OUTSIDE_W, b"later").unwrap(), 5);
+        assert_eq!(sys::read(OUT_PIPE_R, 64).unwrap(), b"later");
+    }
+
+    assert_eq!(sys::read(EVENT, 8).unwrap(), 5u64.to_ne_bytes());
+    let (value, interval) = sys::timer_get(TIMER);
+    assert!(value > 90.0 && value <= 100.0, "{value}");
+    assert_eq!(interval, 50.0);
+
+    // The listeners accept new connections.
+    let mut c = TcpStream::connect(("127.0.0.1", layout.tcp_port)).expect("connect tcp");
+    let s = sys::accept(TCP).expect("accept tcp");
+    c.write_all(b"x").unwrap();
+    assert_eq!(sys::read(s.as_raw_fd(), 1).unwrap(), b"x");
+    assert_eq!(sys::tcp_port(TCP), layout.tcp_port);
+    assert_ne!(sys::status_flags(TCP).unwrap() & libc::O_NONBLOCK, 0);
+    let mut u = UnixStream::connect(layout.sock_path()).expect("connect unix");
+    let s = sys::accept(UNIX).expect("accept unix");
+    u.write_all(b"y").unwrap();
+    assert_eq!(sys::read(s.as_raw_fd(), 1).unwrap(), b"y");
+
+    if restored {
+        assert_eq!(sys::read(PAIR_A, 8).unwrap(), b"", "dead socket reads EOF");
+        assert_eq!(sys::read(PAIR_B, 8).unwrap(), b"", "dead socket reads EOF");
+        let mut reply = Vec::new();
+        let mut s = UnixStream::from(sys::dup(REPLY));
+        s.read_to_end(&mut reply).unwrap();
+        assert_eq!(reply, REPLY_BYTES, "the reply, then EOF");
+    } else {
+        assert_eq!(sys::write(PAIR_A, b"z").unwrap(), 1);
+        assert_eq!(sys::read(PAIR_B, 8).unwrap(), b"z");
+    }
+
+    assert_eq!(sys::write(NULL, b"gone").unwrap(), 4);
+    assert!(sys::cloexec(SIGNAL).unwrap());
+    assert_eq!(
+        std::fs::read_link(format!("/proc/self/fd/{DIR}")).unwrap(),
+        layout.dir.path()
+    );
+    assert_eq!(
+        std::fs::read_link(format!("/proc/self/fd/{STDOUT_DUP}")).unwrap(),
+        std::fs::read_link("/proc/self/fd/1").unwrap()
+    );
+}
+
+#[test]
+fn capture_then_continue() {
+    if !in_child("capture_then_continue") {
+        return;
+    }
+    let layout = build();
+    let cap = capture();
+    check_records(&cap.records, &layout);
+    cap.resume().expect("resume");
+    check_program_view(&layout, false);
+}
+
+/// Closes every program fd from 3 up except crac's (as a fresh restarter would have none).
+fn close_program_fds() {
+    for n in 3..OUTSIDE_W {
+        sys::close(n);
+    }
+    sys::close(OUTSIDE_W);
+    sys::close(AGENT_END);
+}
+
+/// Normalises what differs between two captures of equal fds: pipe ids and the timer's
+/// remaining time.
+fn normalised(records: &[FdRecord]) -> Vec<FdRecord> {
+    records
+        .iter()
+        .cloned()
+        .map(|mut r| {
+            match &mut r.kind {
+                FdKind::Pipe { pipe_id, .. } => *pipe_id = 0,
+                FdKind::TimerFd { value_ns, .. } => *value_ns = 0,
+                _ => {}
+            }
+            r
+        })
+        .collect()
+}
+
+#[test]
+fn capture_close_and_restore() {
+    if !in_child("capture_close_and_restore") {
+        return;
+    }
+    let layout = build();
+    let cap = capture();
+    check_records(&cap.records, &layout);
+    let json = serde_json::to_string(&cap.records).expect("encode");
+    close_program_fds();
+    let records: Vec<FdRecord> = serde_json::from_str(&json).expect("decode");
+    fds::restore(&records).expect("restore");
+
+    // A capture of the restored fds gives the same records (restart of a restarted program).
+    let again = fds::capture(&is_crac, Some((REPLY, REPLY_BYTES))).expect("capture again");
+    assert_eq!(normalised(&again.records), normalised(&records));
+    again.resume().expect("resume");
+
+    check_program_view(&layout, true);
+}
+
+#[test]
+fn restore_replaces_whatever_holds_the_numbers() {
+    if !in_child("restore_replaces_whatever_holds_the_numbers") {
+        return;
+    }
+    let layout = build();
+    let records = capture().records;
+    close_program_fds();
+    // The restarter has its own files at some of the program's numbers.
+    for n in [FILE, PIPE_W, EPOLL, HOLE, 25] {
+        let f = std::fs::File::open("/proc/self/cmdline").unwrap();
+        sys::put_at(OwnedFd::from(f), n, false);
+    }
+    fds::restore(&records).expect("restore");
+    assert!(
+        sys::cloexec(25).is_ok(),
+        "a number the program did not use is left alone"
+    );
+    sys::close(25);
+    sys::close(HOLE);
+    check_program_view(&layout, true);
+}
+
+#[test]
+fn standard_fds_the_program_replaced_are_saved_as_what_they_are() {
+    if !in_child("standard_fds_the_program_replaced_are_saved_as_what_they_are") {
+        return;
+    }
+    sys::close_from_3();
+    fds::note_startup_stdio();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("in.txt");
+    std::fs::write(&path, b"abcdef").unwrap();
+    let f = std::fs::File::open(&path).unwrap();
+    sys::put_at(OwnedFd::from(f), 0, false);
+    sys::seek(0, 2);
+    let records = fds::capture(&|_| false, None).expect("capture").records;
+    assert!(
+        matches!(&records[0].kind, FdKind::File { path: p, offset: 2, .. } if Path::new(p) == path),
+        "{records:?}"
+    );
+    assert_eq!(records[1].kind, FdKind::Stdio);
+    assert_eq!(records[2].kind, FdKind::Stdio);
+    sys::close(0);
+    fds::restore(&records).expect("restore");
+    assert_eq!(sys::read(0, 16).unwrap(), b"cdef");
+
+    // A standard fd the program closed is closed after restore.
+    let closed = fds::capture(&|_| false, None).expect("capture").records;
+    let without_0: Vec<FdRecord> = closed.into_iter().filter(|r| r.fd != 0).collect();
+    fds::restore(&without_0).expect("restore");
+    assert!(sys::cloexec(0).is_err(), "fd 0 closed");
+}
+
+#[test]
+fn inotify_is_refused_by_name() {
+    if !in_child("inotify_is_refused_by_name") {
+        return;
+    }
+    sys::close_from_3();
+    sys::put_at(sys::inotify(), 7, false);
+    let err = fds::capture(&|_| false, None).expect_err("inotify is not supported");
+    assert!(matches!(err, FdError::Unsupported { fd: 7, .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(
+        msg.starts_with("fd 7 is an inotify instance; crac cannot checkpoint inotify yet"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn deleted_files_are_refused_by_name() {
+    if !in_child("deleted_files_are_refused_by_name") {
+        return;
+    }
+    sys::close_from_3();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gone.txt");
+    let f = std::fs::File::create(&path).unwrap();
+    sys::put_at(OwnedFd::from(f), 5, false);
+    std::fs::remove_file(&path).unwrap();
+    let err = fds::capture(&|_| false, None).expect_err("deleted file");
+    assert!(matches!(err, FdError::DeletedFile { fd: 5, .. }), "{err:?}");
+    assert!(
+        err.to_string().contains(&path.display().to_string()),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_missing_or_shorter_file_fails_restore_by_name() {
+    if !in_child("a_missing_or_shorter_file_fails_restore_by_name") {
+        return;
+    }
+    sys::close_from_3();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f.txt");
+    std::fs::write(&path, b"0123456789").unwrap();
+    sys::put_at(OwnedFd::from(std::fs::File::open(&path).unwrap()), 5, false);
+    sys::seek(5, 8);
+    let records = fds::capture(&|_| false, None).unwrap().records;
+    sys::close(5);
+    std::fs::write(&path, b"0123").unwrap();
+    let err = fds::restore(&records).expect_err("shorter");
+    assert!(
+        matches!(
+            err,
+            FdError::FileShrunk {
+                fd: 5,
+                offset: 8,
+                size: 4,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    std::fs::remove_file(&path).unwrap();
+    let err = fds::restore(&records).expect_err("missing");
+    assert!(matches!(err, FdError::Reopen { fd: 5, .. }), "{err:?}");
+    assert!(err.to_string().contains("f.txt"), "{err}");
+}
+
+#[test]
+fn process_state_round_trips() {
+    if !in_child("process_state_round_trips") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::env::set_current_dir(dir.path()).unwrap();
+    sys::umask(0o027);
+    let (soft, hard) = sys::rlimit(libc::RLIMIT_NOFILE);
+    sys::set_rlimit(libc::RLIMIT_NOFILE, soft.min(200), hard);
+    let state = fds::capture_process().expect("capture");
+    assert_eq!(state.umask, 0o027);
+    assert_eq!(Path::new(&state.cwd), dir.path());
+
+    std::env::set_current_dir("/").unwrap();
+    sys::umask(0o022);
+    sys::set_rlimit(libc::RLIMIT_NOFILE, 100, hard);
+    fds::restore_process(&state).expect("restore");
+    assert_eq!(std::env::current_dir().unwrap(), dir.path());
+    assert_eq!(sys::umask(0o022), 0o027);
+    assert_eq!(sys::rlimit(libc::RLIMIT_NOFILE), (soft.min(200), hard));
+
+    // A hard limit only root may raise comes back as high as allowed, with an error naming it.
+    let mut state = state;
+    state.cwd = "/".into();
+    std::env::set_current_dir("/").unwrap();
+    drop(dir);
+    if sys::euid() == 0 {
+        sys::become_nobody();
+    }
+    let low = hard.min(150);
+    sys::set_rlimit(libc::RLIMIT_NOFILE, 50, low - 1);
+    let err = fds::restore_process(&state).expect_err("cannot raise the hard limit");
+    assert!(matches!(err, FdError::HardLimitsLowered(_)), "{err:?}");
+    assert_eq!(sys::rlimit(libc::RLIMIT_NOFILE), (low - 1, low - 1));
+    assert_eq!(sys::umask(0o022), 0o027, "the rest was restored");
+
+    // A missing directory is an error naming it.
+    state.cwd = "/no/such/dir".into();
+    let err = fds::restore_process(&state).expect_err("missing cwd");
+    assert!(err.to_string().contains("/no/such/dir"), "{err}");
+}
