@@ -47,6 +47,8 @@ pub fn start_in(
     lower: Arc<dyn LowerHalf>,
     allowed_uid: u32,
 ) -> Result<Agent, AgentError> {
+    // fds 0-2 as they are now are what the program inherits: checkpoints save those as stdio.
+    crate::fds::note_startup_stdio();
     let path = socket::socket_path(dir, std::process::id());
     let listener = socket::bind(&path)?;
     // From here on, dropping `agent` removes the socket file if a later step fails.
