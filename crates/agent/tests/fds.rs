@@ -519,6 +519,18 @@ fn standard_fds_the_program_replaced_are_saved_as_what_they_are() {
     let without_0: Vec<FdRecord> = closed.into_iter().filter(|r| r.fd != 0).collect();
     fds::restore(&without_0).expect("restore");
     assert!(sys::cloexec(0).is_err(), "fd 0 closed");
+
+    // A restarter started without fd 0 restores a program whose fd 0 was standard: it stays
+    // closed, and a standard fd above 2 sharing it is left closed too.
+    let std = |fd, description| FdRecord {
+        fd,
+        cloexec: false,
+        description,
+        kind: FdKind::Stdio,
+    };
+    let records = [std(0, 9), std(1, 1), std(2, 2), std(30, 9)];
+    fds::restore(&records).expect("restore without a restarter fd 0");
+    assert!(sys::cloexec(0).is_err() && sys::cloexec(30).is_err());
 }
 
 #[test]
@@ -630,4 +642,32 @@ fn process_state_round_trips() {
     state.cwd = "/no/such/dir".into();
     let err = fds::restore_process(&state).expect_err("missing cwd");
     assert!(err.to_string().contains("/no/such/dir"), "{err}");
+}
+
+#[test]
+fn an_expired_timer_is_readable_after_restore() {
+    if !in_child("an_expired_timer_is_readable_after_restore") {
+        return;
+    }
+    sys::close_from_3();
+    // First expiry after 1 ns, then every second: one expiry is pending and unread at capture.
+    let t = sys::timerfd(0, 1);
+    sys::put_at(t, 5, false);
+    sys::timer_set_ns(5, 1, 1_000_000_000);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let records = fds::capture(&|_| false, None).unwrap().records;
+    let FdKind::TimerFd {
+        value_ns,
+        interval_ns,
+        ..
+    } = records[3].kind
+    else {
+        panic!("{records:?}")
+    };
+    assert_eq!((value_ns, interval_ns), (1, 1_000_000_000), "due at once");
+    sys::close(5);
+    fds::restore(&records).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let ticks = sys::read(5, 8).unwrap();
+    assert!(u64::from_ne_bytes(ticks.try_into().unwrap()) >= 1);
 }

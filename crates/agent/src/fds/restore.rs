@@ -54,11 +54,14 @@ pub fn restore(records: &[FdRecord]) -> Result<(), FdError> {
     }
     for r in records {
         let placed = match (&r.kind, made.get(&r.description)) {
-            (FdKind::Stdio, _) if (0..3).contains(&r.fd) => sys::set_cloexec(r.fd, r.cloexec),
+            // The restarter's own standard fd; if it has none there, neither has the program.
+            (FdKind::Stdio, _) if (0..3).contains(&r.fd) => {
+                sys::set_cloexec(r.fd, r.cloexec).or_else(closed_is_fine)
+            }
             (FdKind::Stdio, _) => match std_source(r) {
-                Some(src) => {
-                    sys::dup_at_least(src, base).and_then(|tmp| sys::place(&tmp, r.fd, r.cloexec))
-                }
+                Some(src) => sys::dup_at_least(src, base)
+                    .and_then(|tmp| sys::place(&tmp, r.fd, r.cloexec))
+                    .or_else(closed_is_fine),
                 None => {
                     return Err(FdError::BadRecord {
                         fd: r.fd,
@@ -87,6 +90,15 @@ pub fn restore(records: &[FdRecord]) -> Result<(), FdError> {
         }
     }
     Ok(())
+}
+
+/// `EBADF` from a standard fd the restarter was started without is not an error.
+fn closed_is_fine(e: std::io::Error) -> std::io::Result<()> {
+    if e.raw_os_error() == Some(libc::EBADF) {
+        Ok(())
+    } else {
+        Err(e)
+    }
 }
 
 /// Makes the object of a record that is neither a pipe nor standard.

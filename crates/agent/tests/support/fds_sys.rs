@@ -167,6 +167,21 @@ pub fn timerfd(value: i64, interval: i64) -> OwnedFd {
     t
 }
 
+/// Arms timerfd number `n` for `value` ns with `interval` ns.
+pub fn timer_set_ns(n: RawFd, value: i64, interval: i64) {
+    let ts = |ns: i64| libc::timespec {
+        tv_sec: ns / 1_000_000_000,
+        tv_nsec: ns % 1_000_000_000,
+    };
+    let spec = libc::itimerspec {
+        it_value: ts(value),
+        it_interval: ts(interval),
+    };
+    // SAFETY: `spec` is valid for the call; the old value is not asked for.
+    check(unsafe { libc::timerfd_settime(n, 0, &spec, std::ptr::null_mut()) })
+        .expect("timerfd_settime");
+}
+
 /// `(value, interval)` of timerfd number `n`, in seconds (fractional).
 pub fn timer_get(n: RawFd) -> (f64, f64) {
     let mut cur = libc::itimerspec {
