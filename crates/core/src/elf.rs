@@ -9,6 +9,8 @@
 //! over the first [`EHDR_SIZE`] bytes, then [`parse_program_headers`] over the bytes of the
 //! table at [`ElfHeader::phdr_table`]. [`Elf::parse`] does both over a whole file in memory.
 
+pub mod links;
+
 use thiserror::Error;
 
 /// Size of the ELF64 file header.

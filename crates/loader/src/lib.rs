@@ -27,6 +27,7 @@ pub mod exec;
 pub mod fds;
 pub mod lower;
 pub mod startup;
+pub mod table;
 mod sys;
 
 pub use sys::arena::LowerAlloc;

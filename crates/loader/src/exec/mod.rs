@@ -34,6 +34,34 @@ const MAX_ARGS_STACK: u64 = 1 << 30;
 /// Smallest stack given to the program.
 const MIN_STACK: u64 = 128 << 10;
 
+/// Auxiliary-vector entries added to the program's auxv by [`enter`] (see [`set_extra_auxv`]).
+static EXTRA_AUXV: std::sync::Mutex<Vec<(u64, u64)>> = std::sync::Mutex::new(Vec::new());
+
+/// Adds `entries` to the auxiliary vector [`enter`] gives the program (replacing entries of
+/// the same type): how crac passes the CUDA call table's address to the upper-half shim. They
+/// also go into the kernel's copy (`/proc/PID/auxv`).
+pub fn set_extra_auxv(entries: &[(u64, u64)]) {
+    let mut extra = EXTRA_AUXV
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    for &(key, value) in entries {
+        extra.retain(|(k, _)| *k != key);
+        extra.push((key, value));
+    }
+}
+
+/// `auxv` with the [`set_extra_auxv`] entries put in (replacing entries of the same type).
+fn with_extra_auxv(mut auxv: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
+    let extra = EXTRA_AUXV
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    for &(key, value) in extra.iter() {
+        auxv.retain(|(k, _)| *k != key);
+        auxv.push((key, value));
+    }
+    auxv
+}
+
 /// An opened, checked ELF file.
 #[derive(Debug)]
 pub(crate) struct Loadable {
@@ -164,7 +192,7 @@ pub fn enter(target: Target, env: Vec<OsString>) -> Result<Infallible, LoadError
         entry: prog_entry,
         base,
     };
-    let auxv = stack::patch_auxv(&own, patch);
+    let auxv = with_extra_auxv(stack::patch_auxv(&own, patch));
     let platform = load::platform();
     let random = load::random16().map_err(LoadError::Auxv)?;
     let spec = stack::StackSpec {
@@ -204,6 +232,14 @@ pub fn enter(target: Target, env: Vec<OsString>) -> Result<Infallible, LoadError
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn extra_auxv_entries_are_added_once_and_replace_their_type() {
+        set_extra_auxv(&[(0x6372_6163, 1)]);
+        set_extra_auxv(&[(0x6372_6163, 2)]);
+        let out = with_extra_auxv(vec![(6, 4096), (0x6372_6163, 7)]);
+        assert_eq!(out, vec![(6, 4096), (0x6372_6163, 2)]);
+    }
 
     #[test]
     fn program_env_merges_the_rseq_tunable_and_keeps_the_rest() {

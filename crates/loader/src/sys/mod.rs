@@ -13,6 +13,7 @@ pub(crate) mod mm;
 pub(crate) mod objects;
 pub(crate) mod signals;
 pub(crate) mod stdfds;
+pub(crate) mod table;
 pub(crate) mod threads;
 
 use std::ffi::CStr;

@@ -1,0 +1,188 @@
+//! The call table's entry points and the program memory they read (see `table.rs`).
+//!
+//! These run on the program's threads, with the fs base of the calling thread's own parked
+//! lower thread (the shim switched to it), on the program's stack. They may allocate, lock and
+//! use thread-locals (all of those are the lower half's, through that fs base), but they must
+//! never unwind into the shim: every path returns a `cudaError_t`.
+
+use std::io;
+use std::os::unix::thread::JoinHandleExt;
+
+use crac_abi::{MAX_ARGS, Table};
+use crac_replay::{HostFault, HostMemory};
+
+/// Stack of a parked lower thread: it only sleeps, its stack is never used by the program.
+const PARKED_STACK: usize = 64 << 10;
+
+/// `cudaErrorUnknown`.
+const UNKNOWN: u32 = 999;
+
+/// Starts a lower thread that sleeps forever and returns its fs base (its thread control
+/// block, which is what `pthread_self` returns on x86-64 glibc).
+pub(crate) fn park_lower_thread() -> io::Result<u64> {
+    let handle = std::thread::Builder::new()
+        .name("crac-lower-tcb".into())
+        .stack_size(PARKED_STACK)
+        .spawn(|| {
+            loop {
+                std::thread::park();
+            }
+        })?;
+    let tcb: u64 = handle.as_pthread_t();
+    // Detach: the thread runs (sleeps) for the life of the process.
+    drop(handle);
+    Ok(tcb)
+}
+
+/// `Table::new_lower_thread`: a parked lower thread for the calling upper thread; 0 on failure.
+extern "C" fn new_lower_thread() -> u64 {
+    std::panic::catch_unwind(park_lower_thread)
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or(0)
+}
+
+/// `Table::cuda`: one CUDA operation.
+///
+/// # Safety
+/// `args` must point at [`MAX_ARGS`] readable words (the shim's argument array).
+unsafe extern "C" fn cuda(op: u32, args: *const u64) -> u32 {
+    let Some(rt) = crate::table::RUNTIME.get() else {
+        return UNKNOWN;
+    };
+    if args.is_null() {
+        return 1;
+    }
+    let mut words = [0u64; MAX_ARGS];
+    // SAFETY: the caller passes MAX_ARGS readable words (this function's contract), and
+    // `words` is a distinct local array of that length.
+    unsafe { std::ptr::copy_nonoverlapping(args, words.as_mut_ptr(), MAX_ARGS) };
+    // Runtime::call catches panics itself; this catch covers the table glue.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        rt.call(op, &words, &ProgramMemory)
+    }))
+    .unwrap_or(UNKNOWN)
+}
+
+/// The table as `install` publishes it.
+pub(crate) fn table(bootstrap_fs: u64) -> Table {
+    Table {
+        magic: crac_abi::TABLE_MAGIC,
+        version: crac_abi::TABLE_VERSION,
+        size: u32::try_from(std::mem::size_of::<Table>()).unwrap_or(u32::MAX),
+        bootstrap_fs,
+        bootstrap_lock: std::sync::atomic::AtomicU32::new(0),
+        new_lower_thread,
+        cuda,
+        op_count: u32::try_from(crac_abi::Op::ALL.len()).unwrap_or(0),
+    }
+}
+
+/// The program's memory, at the addresses the program passed as CUDA arguments.
+///
+/// This is the one place crac dereferences them. Like NVIDIA's runtime it trusts the program
+/// for pointers into its own memory; what it can tell is wrong it refuses: null, a range that
+/// wraps, and device addresses (the device window is reserved `PROT_NONE`, so touching it
+/// would fault instead of failing the call).
+pub(crate) struct ProgramMemory;
+
+impl ProgramMemory {
+    fn check(addr: u64, len: u64) -> Result<usize, HostFault> {
+        let end = addr.checked_add(len);
+        if addr < 4096 || end.is_none() {
+            return Err(HostFault::Null { addr, len });
+        }
+        let w = crac_gpu::Window::DEFAULT;
+        if end.is_some_and(|e| e > w.base) && addr < w.end() {
+            return Err(HostFault::NotHost { addr, len });
+        }
+        usize::try_from(len).map_err(|_| HostFault::NotHost { addr, len })
+    }
+}
+
+impl HostMemory for ProgramMemory {
+    fn with_bytes(&self, addr: u64, len: u64, f: &mut dyn FnMut(&[u8])) -> Result<(), HostFault> {
+        if len == 0 {
+            f(&[]);
+            return Ok(());
+        }
+        let n = Self::check(addr, len)?;
+        // SAFETY: the program passed `addr` as a CUDA argument naming `len` bytes of its own
+        // memory, readable for the duration of the call (the CUDA API's contract, which
+        // NVIDIA's runtime relies on the same way); null, wrapping and device-window ranges
+        // were refused above.
+        let bytes = unsafe { std::slice::from_raw_parts(addr as *const u8, n) };
+        f(bytes);
+        Ok(())
+    }
+
+    fn with_bytes_mut(
+        &self,
+        addr: u64,
+        len: u64,
+        f: &mut dyn FnMut(&mut [u8]),
+    ) -> Result<(), HostFault> {
+        if len == 0 {
+            f(&mut []);
+            return Ok(());
+        }
+        let n = Self::check(addr, len)?;
+        // SAFETY: as in `with_bytes`, and the program hands these bytes to the call to be
+        // written (an out-parameter or a copy destination), so nothing else writes them
+        // while the call runs unless the program races itself, as with NVIDIA's runtime.
+        let bytes = unsafe { std::slice::from_raw_parts_mut(addr as *mut u8, n) };
+        f(bytes);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The calling thread's fs base.
+    fn fs_base() -> u64 {
+        let mut fs = 0u64;
+        // SAFETY: ARCH_GET_FS writes one u64 to a valid local.
+        let rc = unsafe { libc::syscall(libc::SYS_arch_prctl, 0x1003, &mut fs as *mut u64) };
+        assert_eq!(rc, 0);
+        fs
+    }
+
+    #[test]
+    fn a_parked_thread_is_lower_and_its_tcb_is_its_fs_base() {
+        // pthread_self() is the fs base on x86-64 glibc: what park_lower_thread relies on.
+        // SAFETY: pthread_self has no preconditions.
+        assert_eq!(unsafe { libc::pthread_self() } as u64, fs_base());
+        let before = crate::lower::lower_tids().len();
+        let tcb = park_lower_thread().expect("park");
+        assert_ne!(tcb, 0);
+        assert_ne!(tcb, fs_base());
+        assert!(
+            crate::lower::lower_tids().len() > before,
+            "registered as lower"
+        );
+        assert_ne!(new_lower_thread(), 0);
+    }
+
+    #[test]
+    fn program_memory_refuses_what_it_can_tell_is_wrong() {
+        let mut local = [1u8, 2, 3, 4];
+        let addr = local.as_mut_ptr() as u64;
+        let mut seen = Vec::new();
+        ProgramMemory
+            .with_bytes(addr, 4, &mut |b| seen.extend_from_slice(b))
+            .expect("read");
+        assert_eq!(seen, [1, 2, 3, 4]);
+        ProgramMemory.write(addr, &[9, 9]).expect("write");
+        assert_eq!(local[..2], [9, 9]);
+        assert!(ProgramMemory.read(0, &mut [0u8; 1]).is_err());
+        assert!(ProgramMemory.read(u64::MAX - 1, &mut [0u8; 4]).is_err());
+        let w = crac_gpu::Window::DEFAULT.base;
+        assert!(ProgramMemory.read(w + 16, &mut [0u8; 4]).is_err());
+        assert!(ProgramMemory.read(w - 2, &mut [0u8; 4]).is_err());
+        ProgramMemory
+            .with_bytes(0, 0, &mut |b| assert!(b.is_empty()))
+            .expect("empty ranges are fine anywhere");
+    }
+}

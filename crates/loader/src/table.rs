@@ -1,0 +1,52 @@
+//! The lower side of the call table (`crac_abi::Table`): what the upper-half cudart shim finds
+//! through the program's auxiliary vector and calls for every CUDA operation.
+//!
+//! [`install`] (called by `crac_launch --gpu` before the program starts) keeps the process's
+//! [`Runtime`], starts the first parked lower thread (whose TCB the shim borrows for a thread's
+//! first call), fills the table in lower-half static memory and returns its address, which the
+//! launch puts in the program's auxv under `crac_abi::AT_CRAC_TABLE`.
+//!
+//! A parked lower thread is a thread of the lower half (created through the exported
+//! `pthread_create`, so it counts as lower) that sleeps for the life of the process. Its thread
+//! control block is its fs base, so an upper thread running lower code with that fs base gets
+//! lower thread-locals of its own: each upper thread borrows a different one
+//! (`new_lower_thread`), never a shared one. The entry points themselves are in
+//! `sys/table.rs`.
+
+use std::sync::OnceLock;
+
+use crac_abi::Table;
+use crac_replay::Runtime;
+use thiserror::Error;
+
+/// Why the table could not be installed.
+#[derive(Debug, Error)]
+pub enum TableError {
+    /// A table is already installed in this process.
+    #[error("the CUDA call table is already installed")]
+    AlreadyInstalled,
+    /// The first parked lower thread could not start.
+    #[error("cannot start a lower-half thread for CUDA calls: {0}")]
+    Thread(#[source] std::io::Error),
+}
+
+/// The process's runtime, set once by [`install`].
+pub(crate) static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+
+/// The table, in the `crac` executable's data (lower half), filled once by [`install`].
+static TABLE: OnceLock<Table> = OnceLock::new();
+
+/// Installs `runtime` behind the call table and returns the table's address.
+pub fn install(runtime: Runtime) -> Result<u64, TableError> {
+    if RUNTIME.set(runtime).is_err() {
+        return Err(TableError::AlreadyInstalled);
+    }
+    let bootstrap_fs = crate::sys::table::park_lower_thread().map_err(TableError::Thread)?;
+    let table = TABLE.get_or_init(|| crate::sys::table::table(bootstrap_fs));
+    Ok(std::ptr::from_ref(table) as u64)
+}
+
+/// The installed runtime (for the checkpoint engine), if any.
+pub fn runtime() -> Option<&'static Runtime> {
+    RUNTIME.get()
+}
