@@ -320,8 +320,10 @@ fn check_records(records: &[FdRecord], layout: &Layout) {
             flags: 0
         }
     );
+    let dir = &record(records, DIR).kind;
     assert!(
-        matches!(&record(records, DIR).kind, FdKind::File { path, .. } if Path::new(path) == layout.dir.path())
+        matches!(dir, FdKind::File { path, .. } if Path::new(path) == layout.dir.path()),
+        "{dir:?}"
     );
 }
 

@@ -10,17 +10,20 @@
 //! program holds are copied with `tee`, which leaves them in the pipe; only where that is
 //! impossible are they drained, and [`FdCapture::resume`] writes them back.
 //!
-//! Kinds ([`FdKind`]): regular files and directories by path, offset, flags and size; pipes and
-//! FIFOs natively (both ends in the program → one pipe; one end → the other end closed after
-//! restart); `/dev/null`-like character devices and ttys by path; eventfd, epoll, timerfd and
+//! Kinds ([`FdKind`]): regular files and directories by path, offset, flags and size; pipes
+//! and FIFOs natively (both ends in the program → one pipe; one end → the other end closed
+//! after restart); `/dev/null`-like character devices and ttys by path; eventfd, epoll, timerfd and
 //! signalfd recreated from `/proc/self/fdinfo`; listening sockets re-bound; every other socket
 //! comes back as a dead socket (its peer gone). Anything else — inotify, memfd, io_uring,
 //! pidfd, `/dev/nvidia*`, deleted files — is a clear error naming the fd: the checkpoint fails
 //! and the program goes on.
 //!
+//! [`FdKind`]: crac_core::image::FdKind
+//! [`FdKind::Stdio`]: crac_core::image::FdKind::Stdio
+//!
 //! **Standard fds.** fds 0–2 open on the same file as crac's own start-up fds 0–2 (recorded by
-//! [`note_startup_stdio`] when the agent starts) are [`FdKind::Stdio`]: after restart they are
-//! `crac_restart`'s own stdin, stdout and stderr. A file the program itself put on 0–2 (a
+//! [`note_startup_stdio`] when the agent starts) are [`FdKind::Stdio`]: after restart they
+//! are `crac_restart`'s own stdin, stdout and stderr. A file the program itself put on 0–2 (a
 //! `freopen`, a pipe it reads with a thread as ipykernel does) is saved as what it is. An fd
 //! above 2 sharing the description of a `Stdio` fd (`exec 3>&1`) is `Stdio` too and comes back
 //! as a duplicate of it. Without a start-up record (the agent was not started), fds 0–2 that
@@ -52,9 +55,6 @@ use crac_core::image::{FdRecord, Rlimit};
 pub use capture::{capture, note_startup_stdio};
 pub use process::{capture_process, restore_process};
 pub use restore::restore;
-
-#[allow(unused_imports)] // for the links in the docs above
-use crac_core::image::FdKind;
 
 /// Why fds could not be captured or restored.
 #[derive(Debug, thiserror::Error)]
