@@ -673,3 +673,24 @@ fn an_expired_timer_is_readable_after_restore() {
     let ticks = sys::read(5, 8).unwrap();
     assert!(u64::from_ne_bytes(ticks.try_into().unwrap()) >= 1);
 }
+
+#[test]
+fn own_proc_files_reopen_as_self() {
+    if !in_child("own_proc_files_reopen_as_self") {
+        return;
+    }
+    sys::close_from_3();
+    let f = std::fs::File::open("/proc/self/status").unwrap();
+    sys::put_at(OwnedFd::from(f), 5, false);
+    let head = sys::read(5, 5).unwrap();
+    assert_eq!(head, b"Name:");
+    let records = fds::capture(&|_| false, None).unwrap().records;
+    assert!(
+        matches!(&records[3].kind, FdKind::File { path, offset: 5, size: 0, .. }
+            if path == "/proc/self/status"),
+        "{records:?}"
+    );
+    sys::close(5);
+    fds::restore(&records).expect("a /proc file of size 0 read past 0 restores");
+    assert_eq!(sys::offset(5), 5);
+}

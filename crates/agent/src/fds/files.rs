@@ -31,6 +31,18 @@ fn utf8_path(p: &Probe) -> Result<String, FdError> {
         })
 }
 
+/// `/proc/PID/…` of this process as `/proc/self/…`, so the restarted process (a new pid)
+/// opens its own.
+fn own_proc_path(path: &str, pid: u32) -> String {
+    match path
+        .strip_prefix("/proc/")
+        .and_then(|rest| rest.strip_prefix(pid.to_string().as_str()))
+    {
+        Some(tail) if tail.is_empty() || tail.starts_with('/') => format!("/proc/self{tail}"),
+        _ => path.to_owned(),
+    }
+}
+
 /// A regular file or directory.
 pub(super) fn capture_file(p: &Probe) -> Result<FdKind, FdError> {
     let link = p.link.as_bytes();
@@ -61,7 +73,7 @@ pub(super) fn capture_file(p: &Probe) -> Result<FdKind, FdError> {
     // O_PATH fds have no offset; neither do some special files. They restore at 0.
     let offset = sys::offset(p.fd).unwrap_or(0);
     Ok(FdKind::File {
-        path,
+        path: own_proc_path(&path, std::process::id()),
         flags: p.flags,
         offset,
         size: p.st.size,
@@ -92,12 +104,15 @@ pub(super) fn capture_device(p: &Probe) -> Result<FdKind, FdError> {
     })
 }
 
-/// Reopens a [`FdKind::File`] at its offset, checking the file is still long enough.
+/// Reopens a [`FdKind::File`] at its offset, checking that a file whose offset was within its
+/// `size` at checkpoint time is still long enough (files of size 0 with an offset, as in
+/// `/proc`, are not checked).
 pub(super) fn restore_file(
     fd: i32,
     path: &str,
     flags: i32,
     offset: u64,
+    size: u64,
 ) -> Result<OwnedFd, FdError> {
     let reopen = |source| FdError::Reopen {
         fd,
@@ -106,7 +121,7 @@ pub(super) fn restore_file(
     };
     let file = sys::open(Path::new(path), flags).map_err(reopen)?;
     let st = sys::fstat(file.as_raw_fd()).map_err(reopen)?;
-    if st.file_type() == libc::S_IFREG && st.size < offset {
+    if st.file_type() == libc::S_IFREG && offset <= size && st.size < offset {
         return Err(FdError::FileShrunk {
             fd,
             path: path.to_owned(),
@@ -133,6 +148,15 @@ pub(super) fn restore_device(fd: i32, path: &str, flags: i32) -> Result<OwnedFd,
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn own_proc_paths_become_self() {
+        assert_eq!(own_proc_path("/proc/42/maps", 42), "/proc/self/maps");
+        assert_eq!(own_proc_path("/proc/42", 42), "/proc/self");
+        assert_eq!(own_proc_path("/proc/421/maps", 42), "/proc/421/maps");
+        assert_eq!(own_proc_path("/proc/7/maps", 42), "/proc/7/maps");
+        assert_eq!(own_proc_path("/tmp/proc/42/x", 42), "/tmp/proc/42/x");
+    }
 
     #[test]
     fn reopenable_devices() {

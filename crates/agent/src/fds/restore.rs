@@ -114,8 +114,8 @@ fn make(r: &FdRecord) -> Result<OwnedFd, FdError> {
             path,
             flags,
             offset,
-            ..
-        } => files::restore_file(fd, path, *flags, *offset),
+            size,
+        } => files::restore_file(fd, path, *flags, *offset, *size),
         FdKind::Device { path, flags } => files::restore_device(fd, path, *flags),
         FdKind::EventFd { count, flags } => events::restore_eventfd(fd, *count, *flags),
         FdKind::Epoll { .. } => events::restore_epoll(fd),
