@@ -46,6 +46,7 @@ for name in crac_launch crac_ckpt crac_restart; do
     ln -sfn crac "$bindir/$name"
 done
 say "installed $bindir/crac and crac_launch, crac_ckpt, crac_restart"
+bash scripts/link-shim.sh release "${PREFIX:-$HOME/.local}/lib/crac" && say "installed the libcudart shim into ${PREFIX:-$HOME/.local}/lib/crac"
 case ":$PATH:" in
     *":$bindir:"*) ;;
     *) say "WARNING: $bindir is not on your PATH; add it, e.g.:
