@@ -46,6 +46,9 @@ for name in crac_launch crac_ckpt crac_restart; do
     ln -sfn crac "$bindir/$name"
 done
 say "installed $bindir/crac and crac_launch, crac_ckpt, crac_restart"
+bash scripts/build-libcrac.sh "${PREFIX:-$HOME/.local}/lib"
+install -D -m 0644 include/crac.h "${PREFIX:-$HOME/.local}/include/crac.h"
+say "installed libcrac.so and crac.h into ${PREFIX:-$HOME/.local}/lib and include (cc ... -lcrac)"
 bash scripts/link-shim.sh release "${PREFIX:-$HOME/.local}/lib/crac" && say "installed the libcudart shim into ${PREFIX:-$HOME/.local}/lib/crac"
 case ":$PATH:" in
     *":$bindir:"*) ;;

@@ -5,5 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 cargo build --workspace --bins --quiet
+bash scripts/build-libcrac.sh "${CARGO_TARGET_DIR:-$PWD/target}/debug"
 bash scripts/link-shim.sh   # libcudart.so.12/.13 next to crac, for the gpu_* tests
 cargo test --workspace --no-fail-fast "$@"
