@@ -502,3 +502,12 @@ fn the_writer_refuses_references_it_did_not_write() {
         "{err}"
     );
 }
+
+#[test]
+fn a_missing_file_is_an_open_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("none.crac");
+    let err = ImageReader::open_path(&path).unwrap_err();
+    assert!(matches!(err, ImageError::OpenImage { .. }), "{err}");
+    assert!(err.to_string().contains("none.crac"), "{err}");
+}

@@ -47,6 +47,14 @@ pub enum ImageError {
         /// The encoder's error.
         source: bincode::error::EncodeError,
     },
+    /// The image file could not be opened.
+    #[error("cannot open the image {}: {source}", path.display())]
+    OpenImage {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The error.
+        source: io::Error,
+    },
     /// Reading the image file failed.
     #[error("cannot read the image's {what}: {source}")]
     ReadImage {

@@ -29,8 +29,9 @@ pub(crate) fn write_hashed<W: Write>(
     w: &mut W,
     hasher: &mut Xxh3Default,
     buf: &[u8],
+    parallel: bool,
 ) -> io::Result<()> {
-    if buf.len() < PARALLEL_HASH_MIN {
+    if !parallel || buf.len() < PARALLEL_HASH_MIN {
         hasher.update(buf);
         return w.write_all(buf);
     }
@@ -196,10 +197,13 @@ mod tests {
             .collect();
         let mut h = Xxh3Default::new();
         let mut out = Vec::new();
-        write_hashed(&mut out, &mut h, &data[..10]).unwrap();
-        write_hashed(&mut out, &mut h, &data[10..]).unwrap();
+        write_hashed(&mut out, &mut h, &data[..10], true).unwrap();
+        write_hashed(&mut out, &mut h, &data[10..], true).unwrap();
         assert_eq!(out, data);
         assert_eq!(h.digest(), xxhash_rust::xxh3::xxh3_64(&data));
+        let mut serial = Xxh3Default::new();
+        write_hashed(&mut Vec::new(), &mut serial, &data, false).unwrap();
+        assert_eq!(serial.digest(), h.digest());
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! Reading an image: the header page and every metadata section are checked and decoded on
 //! open (lengths capped first, then magic, version, checksums); payloads are read on demand.
 
+use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
 
 use ruzstd::decoding::FrameDecoder;
 use serde::de::DeserializeOwned;
@@ -23,6 +25,17 @@ pub struct ImageReader<R: Read + Seek> {
     inner: R,
     header: FixedHeader,
     meta: ImageMeta,
+}
+
+impl ImageReader<File> {
+    /// Opens the image file at `path` ([`ImageReader::open`] on it).
+    pub fn open_path(path: &Path) -> Result<Self, ImageError> {
+        let file = File::open(path).map_err(|source| ImageError::OpenImage {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::open(file)
+    }
 }
 
 impl<R: Read + Seek> ImageReader<R> {
