@@ -121,3 +121,21 @@ fn an_image_without_cuda_reads_back_none() {
     assert_eq!(r.meta(), &ImageMeta::default());
     assert_eq!(r.header().version, FORMAT_VERSION);
 }
+
+#[test]
+fn peek_reads_the_header_and_process_section_only() {
+    let (mut bytes, meta) = write_image(&sample_payloads(), sample_meta);
+    // Damage the regions section: peek does not look at it, open does.
+    let h = read_header(&mut Cursor::new(&bytes)).unwrap();
+    let regions = h
+        .sections
+        .iter()
+        .find(|s| s.id == SectionKind::Regions.id())
+        .unwrap();
+    bytes[regions.offset as usize] ^= 1;
+    let p = peek(&mut Cursor::new(&bytes)).unwrap();
+    assert_eq!(p.header, meta.header);
+    assert_eq!(p.process, meta.process);
+    assert_eq!(p.fixed.version, FORMAT_VERSION);
+    assert!(ImageReader::open(Cursor::new(bytes)).is_err());
+}

@@ -22,7 +22,7 @@ use std::io;
 
 pub use layout::{FORMAT_VERSION, FixedHeader, PAGE_SIZE, SectionEntry, SectionKind};
 pub use model::*;
-pub use reader::{ImageReader, read_header};
+pub use reader::{ImagePeek, ImageReader, peek, read_header};
 pub use refs::{PayloadOwner, PayloadUse, payload_uses};
 pub use summary::{CudaSummary, ImageSummary, summary};
 pub use writer::{ImageWriter, PayloadSink};

@@ -14,7 +14,7 @@ use super::payload::{
     ChunkHeader, ZSTD_CHUNK, ZSTD_CHUNK_HEADER, ZSTD_CHUNK_STORED_CAP, decompress_chunk,
 };
 use super::refs::{check_use, payload_uses};
-use super::{Encoding, ImageError, ImageMeta, PayloadRef, codec};
+use super::{Encoding, ImageError, ImageHeader, ImageMeta, PayloadRef, ProcessRecord, codec};
 
 /// Bytes read at a time when checking payloads.
 const VERIFY_CHUNK: usize = 8 << 20;
@@ -226,6 +226,39 @@ pub fn read_header<R: Read + Seek>(inner: &mut R) -> Result<FixedHeader, ImageEr
     let mut page = vec![0u8; want];
     read_exact(inner, &mut page, "header")?;
     FixedHeader::decode(&page, actual_len)
+}
+
+/// The header page and the process section of an image, read without the rest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImagePeek {
+    /// The header page.
+    pub fixed: FixedHeader,
+    /// Provenance and fingerprints.
+    pub header: ImageHeader,
+    /// Process-wide state (program, argv, checkpoint policy, …).
+    pub process: ProcessRecord,
+}
+
+/// Reads and checks the header page and the process section only: enough to pick the newest
+/// image of a program in a directory, or to check its build-id, without decoding the rest.
+pub fn peek<R: Read + Seek>(inner: &mut R) -> Result<ImagePeek, ImageError> {
+    let fixed = read_header(inner)?;
+    let kind = SectionKind::Process;
+    let entry =
+        fixed
+            .sections
+            .iter()
+            .find(|s| s.id == kind.id())
+            .ok_or(ImageError::MissingSection {
+                section: kind.name(),
+            })?;
+    let bytes = read_section(inner, kind, entry)?;
+    let (header, process) = codec::decode(kind, &bytes)?;
+    Ok(ImagePeek {
+        fixed,
+        header,
+        process,
+    })
 }
 
 fn required<T: DeserializeOwned>(
