@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # crac's benchmark entry point: runs every benchmark script in this directory and prints their
 # ratios against reference runs taken in the same script (never absolute timings alone).
-# Usage: bash bench/run.sh [launch|sim ...]   (default: all)
+# Usage: bash bench/run.sh [launch|sim|shim ...]   (default: all)
 set -euo pipefail
 cd "$(dirname "$0")"
 wanted=("$@")
-[ ${#wanted[@]} -gt 0 ] || wanted=(launch sim)
+[ ${#wanted[@]} -gt 0 ] || wanted=(launch sim shim)
 for b in "${wanted[@]}"; do
     if [ ! -f "$b.sh" ]; then
         echo "bench: no benchmark named $b (have: $(ls *.sh | grep -v run.sh | sed 's/\.sh$//' | tr '\n' ' '))" >&2

@@ -58,7 +58,7 @@ int main(void) {
     size_t free_b = 0, total_b = 0;
     CHECK(cudaMemGetInfo(&free_b, &total_b));
     EXPECT(total_b > 0 && free_b <= total_b);
-    printf("device: count %d, warp %d, props agree with attributes\n", count, warp);
+    printf("device: %s, warp %d, props agree with attributes\n", count >= 1 ? "found" : "NONE", warp);
 
     const int n = 10000;
     int *ha = (int *)malloc(n * sizeof(int)), *hb = (int *)malloc(n * sizeof(int));

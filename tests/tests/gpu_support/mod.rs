@@ -155,6 +155,14 @@ pub fn run_sim(program: &Path, args: &[&str]) -> Outcome {
         .expect("run the program under crac_launch --gpu sim")
 }
 
+/// Asserts a clean exit 0 with exactly `tests/cuda/programs/<name>.expected` on stdout.
+pub fn assert_expected(out: &Outcome, name: &str) {
+    let path = programs_dir().join(format!("{name}.expected"));
+    let want =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    assert_output(out, &want);
+}
+
 /// Asserts a clean exit 0 with exactly `want` on stdout.
 pub fn assert_output(out: &Outcome, want: &str) {
     assert!(
