@@ -12,8 +12,8 @@
 //! avoids that.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
-use std::sync::OnceLock;
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::sync::{Mutex, OnceLock};
 
 /// How many fd numbers the protected range holds.
 pub const HIGH_RANGE: i32 = 64;
@@ -58,8 +58,93 @@ pub fn move_high(fd: OwnedFd) -> io::Result<OwnedFd> {
     // SAFETY: `low_fd` was ours (from the OwnedFd just consumed); closing it at most fails with
     // EBADF if the program closed it in the meantime.
     let _ = unsafe { libc::close(low_fd) };
+    register(new);
     // SAFETY: `new` was just returned by fcntl and is owned by nobody else.
     Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
+/// Every fd crac moved out of the program's way (or registered by hand): number and the
+/// identity (device, inode) of the file it referred to then. The program may close the number
+/// or `dup2` its own file over it, so a number alone proves nothing: [`is_crac_fd`] checks both.
+static REGISTRY: Mutex<Vec<(RawFd, (u64, u64))>> = Mutex::new(Vec::new());
+
+fn registry<R>(f: impl FnOnce(&mut Vec<(RawFd, (u64, u64))>) -> R) -> R {
+    let mut guard = match REGISTRY.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    f(&mut guard)
+}
+
+/// The identity (device, inode) of what fd number `fd` refers to now.
+fn identity(fd: RawFd) -> io::Result<(u64, u64)> {
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: fstat fills `st` on success (checked before it is read); a number that is not
+    // open only makes it fail with EBADF.
+    if unsafe { libc::fstat(fd, st.as_mut_ptr()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fstat returned 0, so `st` is initialised.
+    let st = unsafe { st.assume_init() };
+    Ok((st.st_dev, st.st_ino))
+}
+
+/// Records `fd` (open now) as crac's own: checkpoints leave it out and restart moves it out of
+/// the program's numbers. [`move_high`] registers what it returns; call this for any other fd
+/// crac holds while a checkpoint runs.
+pub fn register(fd: RawFd) {
+    if let Ok(id) = identity(fd) {
+        registry(|r| {
+            r.retain(|(n, _)| *n != fd);
+            r.push((fd, id));
+        });
+    }
+}
+
+/// Whether fd number `fd` is one of crac's: registered, and still referring to the same file
+/// as when it was registered.
+pub fn is_crac_fd(fd: RawFd) -> bool {
+    let Some(id) = registry(|r| r.iter().find(|(n, _)| *n == fd).map(|(_, id)| *id)) else {
+        return false;
+    };
+    identity(fd).is_ok_and(|now| now == id)
+}
+
+/// crac's fds that are still open and still crac's (see [`is_crac_fd`]).
+pub fn crac_fds() -> Vec<RawFd> {
+    let all: Vec<RawFd> = registry(|r| r.iter().map(|(n, _)| *n).collect());
+    all.into_iter().filter(|&n| is_crac_fd(n)).collect()
+}
+
+/// Moves every crac fd whose number is in `taken` (the numbers a restarted program's fds will
+/// have) to a free number outside `taken`, close-on-exec, and returns the moves as
+/// `(old, new)`. Code that keeps a raw number of a moved fd must switch to the new one.
+pub fn move_out_of(taken: &[RawFd]) -> io::Result<Vec<(RawFd, RawFd)>> {
+    let mut moves = Vec::new();
+    for fd in crac_fds().into_iter().filter(|n| taken.contains(n)) {
+        let mut start = 3;
+        let new = loop {
+            // SAFETY: F_DUPFD_CLOEXEC duplicates crac's open fd to the lowest free number at or
+            // above `start`; it touches no memory.
+            let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, start) };
+            if new < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            if !taken.contains(&new) {
+                break new;
+            }
+            // A program number: give it back and look above it.
+            // SAFETY: `new` was just made by fcntl and is used by nothing.
+            unsafe { libc::close(new) };
+            start = new + 1;
+        };
+        // SAFETY: `fd` is crac's (checked by crac_fds) and its duplicate now stands in for it.
+        unsafe { libc::close(fd) };
+        registry(|r| r.retain(|(n, _)| *n != fd));
+        register(new);
+        moves.push((fd, new));
+    }
+    Ok(moves)
 }
 
 /// Duplicates `fd` to the lowest free number in the protected range starting at `low`; when the
@@ -114,6 +199,40 @@ mod tests {
             std::fs::read("/proc/self/cmdline").expect("read"),
             "same file"
         );
+    }
+
+    #[test]
+    fn registered_fds_are_recognised_by_number_and_identity() {
+        let f = std::fs::File::open("/proc/self/cmdline").expect("open");
+        let moved = move_high(OwnedFd::from(f)).expect("move");
+        let n = moved.as_raw_fd();
+        assert!(is_crac_fd(n));
+        assert!(crac_fds().contains(&n));
+        // The program dup2s its own file over the number: no longer crac's.
+        let other = std::fs::File::open("/dev/null").expect("open");
+        // SAFETY: replaces our own moved fd with /dev/null, in this test only.
+        assert_eq!(unsafe { libc::dup2(other.as_raw_fd(), n) }, n);
+        assert!(
+            !is_crac_fd(n),
+            "a number taken over by another file is not crac's"
+        );
+        assert!(!is_crac_fd(other.as_raw_fd()));
+    }
+
+    #[test]
+    fn move_out_of_avoids_the_taken_numbers() {
+        let f = std::fs::File::open("/proc/self/cmdline").expect("open");
+        let moved = move_high(OwnedFd::from(f)).expect("move").into_raw_fd();
+        let taken: Vec<RawFd> = (moved - 2..=moved + 2).collect();
+        let moves = move_out_of(&taken).expect("move out");
+        let (old, new) = *moves.iter().find(|(o, _)| *o == moved).expect("moved");
+        assert_eq!(old, moved);
+        assert!(!taken.contains(&new));
+        assert!(is_crac_fd(new));
+        // SAFETY: F_GETFD only queries; the old number was closed.
+        assert_eq!(unsafe { libc::fcntl(old, libc::F_GETFD) }, -1);
+        // SAFETY: our own fd, closed once.
+        unsafe { libc::close(new) };
     }
 
     #[test]

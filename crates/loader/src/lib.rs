@@ -22,7 +22,7 @@
 #[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
 compile_error!("crac's loader supports x86-64 Linux only");
 
-mod arch;
+pub mod arch;
 pub mod exec;
 pub mod fds;
 pub mod lower;

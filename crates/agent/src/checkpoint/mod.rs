@@ -1,16 +1,49 @@
 //! Writing a checkpoint of the running program (DESIGN.md, "Checkpoint and restart of the CPU
 //! side"): quiesce every program thread, capture threads, signals, fds and memory, stream the
-//! image to `NAME.tmp`, fsync, rename, fsync the directory, then let the program go on (or exit).
+//! image to `NAME.tmp`, fsync, rename, fsync the directory, then let the program go on (or
+//! leave it stopped for the caller to exit).
 //!
-//! CONTRACT (skeleton; being written): one checkpoint at a time per process; a failure at any
-//! step leaves the program running and any previous image untouched.
+//! One checkpoint at a time per process; a failure at any step leaves the program running and
+//! any previous image untouched (the temporary file is removed).
+//!
+//! The steps, in order:
+//! 1. [`quiesce::stop`]: every program thread parks in crac's handler for `SIGRTMAX`; the
+//!    kernel's signal frame on its stack is its register record.
+//! 2. Frames of threads knocked out of a sleep or wait are rewritten to issue the call again
+//!    ([`frame`]), the cached-tid offset is measured ([`threads`]), threads, signals and process
+//!    state are read.
+//! 3. The image file is created (and counted as crac's fd), the program's fds captured.
+//! 4. Regions are planned from `/proc/self/maps` minus the lower half ([`regions`]) and
+//!    streamed ([`memory`]); the metadata and header are written last.
+//! 5. fsync, rename, fsync the directory; the program's action for `SIGRTMAX` is put back,
+//!    the fd capture resumed, the threads released.
+//!
+//! With `exit_after` the threads stay parked after a good image: the caller exits the process
+//! once it has told whoever asked, so the program never runs past its image.
 
+pub mod frame;
+pub mod machine;
+mod memory;
+mod process;
+pub mod procmem;
+pub mod quiesce;
+pub mod regions;
+pub mod threads;
+
+use std::fs::File;
+use std::io;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant, SystemTime};
 
-use crac_core::image::CheckpointPolicy;
+use crac_core::image::{
+    CheckpointPolicy, ImageError, ImageHeader, ImageMeta, ImageWriter, ProcessRecord, durable,
+};
 
+use crate::fds::{self, FdError};
 use crate::lower::LowerHalf;
+use procmem::ProcMem;
 
 /// Exit status of a program stopped by a checkpoint-and-exit (`crac_ckpt --exit`,
 /// `--exit-after-ckpt`), so batch scripts can tell it from the program finishing.
@@ -21,7 +54,8 @@ pub const EXIT_AFTER_CHECKPOINT: i32 = 85;
 pub struct CheckpointRequest {
     /// The final image path (absolute); the image is written to `PATH.tmp` first.
     pub path: PathBuf,
-    /// Exit the process with [`EXIT_AFTER_CHECKPOINT`] once the image is durable.
+    /// Leave the program stopped after a good image: the caller exits the process with
+    /// [`EXIT_AFTER_CHECKPOINT`] once it has replied.
     pub exit_after: bool,
     /// The launch's checkpoint settings, saved in the image so a restart keeps them.
     pub policy: CheckpointPolicy,
@@ -57,9 +91,82 @@ pub struct CheckpointOutcome {
 /// Why a checkpoint failed (the program goes on running).
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
-    /// Placeholder while the engine is being written.
-    #[error("checkpointing is not implemented yet")]
-    NotImplemented,
+    /// Another checkpoint of this process is running.
+    #[error("a checkpoint of this process is already running; wait for it to finish")]
+    Busy,
+    /// Reading or setting the quiesce signal's action failed.
+    #[error("cannot install crac's handler for signal 64 (SIGRTMAX): {0}")]
+    SignalAction(#[source] io::Error),
+    /// `/proc/self/task` could not be listed.
+    #[error("cannot list the program's threads in /proc/self/task: {0}")]
+    ListThreads(#[source] io::Error),
+    /// A thread could not be signalled.
+    #[error("cannot signal thread {tid} to stop it: {source}")]
+    Signal {
+        /// The thread.
+        tid: i32,
+        /// Why.
+        source: io::Error,
+    },
+    /// A thread did not stop.
+    #[error("thread {tid} of the program did not stop for the checkpoint: {why}")]
+    ThreadDidNotStop {
+        /// The thread.
+        tid: i32,
+        /// Why, as far as its status tells.
+        why: String,
+    },
+    /// The program starts threads faster than they can be stopped.
+    #[error("the program kept starting threads while they were being stopped; try again")]
+    ThreadsKeepStarting,
+    /// More threads than crac can stop at once.
+    #[error("the program has more than {max} threads; crac cannot checkpoint that many")]
+    TooManyThreads {
+        /// The limit.
+        max: usize,
+    },
+    /// A `/proc/self` file could not be read.
+    #[error("cannot read {what} of the process: {source}")]
+    ReadProc {
+        /// What.
+        what: &'static str,
+        /// Why.
+        source: io::Error,
+    },
+    /// `/proc/self/maps` did not parse.
+    #[error("cannot parse /proc/self/maps: {0}")]
+    Maps(#[from] crac_core::procfs::ProcfsError),
+    /// The program's fds or process state could not be captured.
+    #[error(transparent)]
+    Fds(#[from] FdError),
+    /// The temporary image could not be created or made durable.
+    #[error(transparent)]
+    Durable(#[from] durable::DurableError),
+    /// The image could not be written.
+    #[error(transparent)]
+    Image(ImageError),
+    /// Program memory could not be written to the image.
+    #[error("cannot write program memory at {addr:#x} to the image: {source}")]
+    WriteMemory {
+        /// Where.
+        addr: u64,
+        /// Why.
+        source: io::Error,
+    },
+    /// The image's fd could not be moved out of the program's way.
+    #[error("cannot keep the image file out of the program's fds: {0}")]
+    ProtectFd(#[source] io::Error),
+}
+
+/// One checkpoint at a time.
+static LOCK: Mutex<()> = Mutex::new(());
+/// How many restarts preceded this process (0 for a launched one); set by the restorer.
+static GENERATION: AtomicU32 = AtomicU32::new(0);
+
+/// Records that this process was restarted from an image of `generation` (the next image is
+/// `generation + 1`).
+pub fn set_generation(generation: u32) {
+    GENERATION.store(generation, Ordering::Relaxed);
 }
 
 /// Checkpoints this process. Runs on the agent thread.
@@ -68,6 +175,174 @@ pub fn checkpoint(
     lower: &dyn LowerHalf,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<CheckpointOutcome, CheckpointError> {
-    let _ = (request, lower, progress);
-    Err(CheckpointError::NotImplemented)
+    let _one = LOCK.try_lock().map_err(|_| CheckpointError::Busy)?;
+    let started = Instant::now();
+    let mem = ProcMem::open(lower).map_err(|source| CheckpointError::ReadProc {
+        what: "memory (/proc/self/mem)",
+        source,
+    })?;
+    crac_loader::fds::register(std::os::fd::AsRawFd::as_raw_fd(&mem));
+    let stopped = quiesce::stop(lower)?;
+    let reissued = threads::reissue_interrupted(&mem, &stopped.threads);
+    if reissued > 0 {
+        tracing::debug!("{reissued} interrupted system calls will be issued again");
+    }
+    let (tmp_file, tmp) = durable::create_tmp(&request.path)?;
+    let written = write_image(request, lower, &stopped, &mem, tmp_file, progress);
+    let (outcome, fd_capture) = match written {
+        Ok(v) => v,
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            drop(stopped);
+            return Err(e);
+        }
+    };
+    let outcome = CheckpointOutcome {
+        pause: started.elapsed(),
+        ..outcome
+    };
+    if request.exit_after {
+        // The caller replies and exits; the program must not run past its image.
+        std::mem::forget(stopped);
+        std::mem::forget(fd_capture);
+        return Ok(outcome);
+    }
+    stopped.resume_program(fd_capture);
+    Ok(outcome)
+}
+
+impl quiesce::Stopped {
+    /// Puts back what the fd capture took, then lets the threads go.
+    fn resume_program(self, fd_capture: fds::FdCapture) {
+        if let Err(e) = fd_capture.resume() {
+            tracing::warn!("after the checkpoint: {e}");
+        }
+        self.resume();
+    }
+}
+
+/// Captures everything and writes the image to `file` (at `PATH.tmp`), then commits it under
+/// `request.path`.
+fn write_image(
+    request: &CheckpointRequest,
+    lower: &dyn LowerHalf,
+    stopped: &quiesce::Stopped,
+    mem: &ProcMem,
+    file: File,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<(CheckpointOutcome, fds::FdCapture), CheckpointError> {
+    let file = lower
+        .protect_fd(file.into())
+        .map(File::from)
+        .map_err(CheckpointError::ProtectFd)?;
+    let image_fd = std::os::fd::AsRawFd::as_raw_fd(&file);
+    crac_loader::fds::register(image_fd);
+    let tmp = durable::tmp_path(&request.path);
+    let read = |what: &'static str| move |source| CheckpointError::ReadProc { what, source };
+
+    let pid = i32::try_from(std::process::id()).unwrap_or(0);
+    let mut thread_records: Vec<_> = stopped
+        .threads
+        .iter()
+        .map(|t| threads::record(t, pid))
+        .collect();
+    thread_records.sort_by_key(|t| (!t.is_main, t.tid));
+    let tid_offset = threads::measure_tid_offset(mem, &stopped.threads);
+    let signals = process::signals(&stopped.program_action).map_err(read("signal state"))?;
+    let mm = process::mm().map_err(read("mm fields (/proc/self/stat, auxv)"))?;
+    let (program, argv) = process::program_and_argv(&mm, mem);
+    let comm = std::fs::read_to_string("/proc/self/comm")
+        .map(|s| s.trim_end_matches('\n').to_string())
+        .unwrap_or_default();
+    let state = fds::capture_process()?;
+    let reply = request
+        .agent_reply
+        .as_ref()
+        .map(|(fd, frame)| (*fd, frame.as_slice()));
+    let is_crac = |fd: i32| fd == image_fd || crac_loader::fds::is_crac_fd(fd);
+    let fd_capture = fds::capture(&is_crac, reply)?;
+
+    // Memory last: everything above allocated in the lower arena only.
+    let intervals = lower.intervals();
+    let maps_text = std::fs::read_to_string("/proc/self/maps").map_err(read("/proc/self/maps"))?;
+    let maps = crac_core::procfs::parse_maps(&maps_text)?;
+    let pagemap = File::open("/proc/self/pagemap").map_err(read("/proc/self/pagemap"))?;
+    let plans = regions::plan(&maps, &intervals, &mut |iv| {
+        regions::present_runs(&pagemap, iv)
+    })
+    .map_err(read("/proc/self/pagemap"))?;
+    drop(pagemap);
+    let memory_bytes = memory::total(&plans);
+    let fingerprints = machine::fingerprints(&maps, mem);
+
+    let write_started = Instant::now();
+    let mut writer = ImageWriter::new(file).map_err(CheckpointError::Image)?;
+    let Some(proof) = stopped.proof() else {
+        fd_capture_resume(fd_capture);
+        return Err(CheckpointError::ThreadsKeepStarting);
+    };
+    let direct = crate::sys::memory::StoppedMemory::new(proof, &maps);
+    let regions = match memory::write(&mut writer, plans, &direct, mem, progress) {
+        Ok(r) => r,
+        Err(e) => {
+            fd_capture_resume(fd_capture);
+            return Err(e);
+        }
+    };
+    let meta = ImageMeta {
+        header: ImageHeader {
+            build_id: machine::build_id(),
+            crac_version: env!("CARGO_PKG_VERSION").to_string(),
+            created_unix: SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+            generation: GENERATION.load(Ordering::Relaxed),
+            fingerprints,
+        },
+        process: ProcessRecord {
+            pid,
+            comm,
+            program,
+            argv,
+            cwd: state.cwd,
+            umask: state.umask,
+            rlimits: state.rlimits,
+            mm,
+            tid_offset,
+            policy: request.policy.clone(),
+        },
+        threads: thread_records,
+        signals,
+        fds: fd_capture.records.clone(),
+        regions,
+        cuda: None,
+    };
+    let finished = writer.finish(&meta).map_err(CheckpointError::Image);
+    let file = match finished {
+        Ok(f) => f,
+        Err(e) => {
+            fd_capture_resume(fd_capture);
+            return Err(e);
+        }
+    };
+    let image_bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
+    if let Err(e) = durable::commit(file, &tmp, &request.path) {
+        fd_capture_resume(fd_capture);
+        return Err(e.into());
+    }
+    let outcome = CheckpointOutcome {
+        path: request.path.clone(),
+        image_bytes,
+        memory_bytes,
+        pause: Duration::ZERO,
+        write: write_started.elapsed(),
+    };
+    Ok((outcome, fd_capture))
+}
+
+fn fd_capture_resume(fd_capture: fds::FdCapture) {
+    if let Err(e) = fd_capture.resume() {
+        tracing::warn!("after the failed checkpoint: {e}");
+    }
 }

@@ -2,12 +2,29 @@
 //! build-id and fingerprints, reserve every saved interval, map the regions back, restore fds,
 //! signal state and process state, start the agent, recreate the threads and resume them.
 //!
-//! CONTRACT (skeleton; being written): the caller (`crac_restart`) has run
-//! `startup::ensure_no_aslr` and `startup::init_lower_half` and set up logging, and nothing
-//! else. On success this never returns: the process is the program.
+//! The caller (`crac_restart`) has run `startup::ensure_no_aslr` and `startup::init_lower_half`
+//! and set up logging, and nothing else: this process is the same crac build with the same
+//! layout the program was laid out around. Until every saved interval is reserved nothing here
+//! may map memory (small allocations come from the lower arena, which exists already); the
+//! agent (whose thread stack is a new mapping) starts only after the regions are in place.
+//!
+//! On success this never returns: the process is the program.
+
+mod memory;
+pub mod threads;
 
 use std::convert::Infallible;
-use std::path::Path;
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use crac_core::image::{ImageError, ImageMeta, ImageReader};
+
+use crate::checkpoint::machine;
+use crate::checkpoint::procmem::ProcMem;
+use crate::fds::{self, FdError, ProcessState};
+use crate::sys;
 
 /// How to restart.
 #[derive(Clone, Copy, Debug, Default)]
@@ -19,13 +36,261 @@ pub struct RestartOptions {
 /// Why a restart failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RestoreError {
-    /// Placeholder while the restorer is being written.
-    #[error("restart is not implemented yet")]
-    NotImplemented,
+    /// The image could not be opened.
+    #[error("cannot open the image {}: {source}", path.display())]
+    OpenImage {
+        /// The image.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// The image is damaged or not an image.
+    #[error("cannot read the image {}: {source}", path.display())]
+    ReadImage {
+        /// The image.
+        path: PathBuf,
+        /// Why.
+        source: ImageError,
+    },
+    /// Another crac build wrote the image.
+    #[error(
+        "the image was written by another crac build (build-id {image}, this one is {ours}); \
+         restart it with the crac that wrote it"
+    )]
+    WrongBuild {
+        /// The image's build-id.
+        image: String,
+        /// This crac's.
+        ours: String,
+    },
+    /// The machine differs from the one the image was taken on.
+    #[error(
+        "the image cannot run on this machine: {0}; restart it on a machine like the one it was taken on"
+    )]
+    Incompatible(String),
+    /// The vdso is elsewhere (address randomization on?).
+    #[error(
+        "the kernel's vdso is at {now:#x} here but was at {saved:#x} in the image; restart on the \
+         same kernel with address randomization allowed off (personality ADDR_NO_RANDOMIZE)"
+    )]
+    VdsoMoved {
+        /// Where it was.
+        saved: u64,
+        /// Where it is.
+        now: u64,
+    },
+    /// A saved region overlaps memory of this process.
+    #[error(
+        "the program's memory {start:#x}-{end:#x} ({name}) collides with {theirs} in \
+         crac_restart; is this the crac build, kernel and environment the image was taken with?"
+    )]
+    Collision {
+        /// Region start.
+        start: u64,
+        /// Region end.
+        end: u64,
+        /// Its name in the image.
+        name: String,
+        /// What is there now.
+        theirs: String,
+    },
+    /// Reserving a region failed for another reason.
+    #[error("cannot reserve the program's memory {start:#x}-{end:#x}: {source}")]
+    Reserve {
+        /// Region start.
+        start: u64,
+        /// Region end.
+        end: u64,
+        /// Why.
+        source: io::Error,
+    },
+    /// Mapping a region failed.
+    #[error("cannot map the program's memory {start:#x}-{end:#x} ({name}): {source}")]
+    MapRegion {
+        /// Region start.
+        start: u64,
+        /// Region end.
+        end: u64,
+        /// Its name.
+        name: String,
+        /// Why.
+        source: io::Error,
+    },
+    /// Making a run writable to fill it failed.
+    #[error("cannot fill the program's memory at {addr:#x}: {source}")]
+    FillRegion {
+        /// Where.
+        addr: u64,
+        /// Why.
+        source: io::Error,
+    },
+    /// A payload could not be read or its checksum is wrong.
+    #[error("cannot read the saved memory at {addr:#x} from the image: {source}")]
+    ReadPayload {
+        /// Where it goes.
+        addr: u64,
+        /// Why.
+        source: ImageError,
+    },
+    /// A shared file mapping's file could not be opened.
+    #[error("cannot open {path}, which the program had mapped shared: {source}")]
+    OpenSharedFile {
+        /// The file.
+        path: String,
+        /// Why.
+        source: io::Error,
+    },
+    /// `/proc/self/maps` could not be read.
+    #[error("cannot read /proc/self/maps: {0}")]
+    ReadMaps(#[source] io::Error),
+    /// `/proc/self/mem` could not be opened.
+    #[error("cannot open /proc/self/mem to fix up the threads' frames: {0}")]
+    ProcMem(#[source] io::Error),
+    /// crac's own fds could not be moved out of the program's numbers.
+    #[error("cannot move crac's own fds out of the program's fd numbers: {0}")]
+    MoveCracFds(#[source] io::Error),
+    /// The program's fds or process state could not be restored.
+    #[error(transparent)]
+    Fds(#[from] FdError),
+    /// A signal action could not be set.
+    #[error("cannot restore the program's action for signal {signo}: {source}")]
+    SignalAction {
+        /// The signal.
+        signo: i32,
+        /// Why.
+        source: io::Error,
+    },
+    /// The agent could not start.
+    #[error("cannot start crac's agent in the restarted process: {0}")]
+    StartAgent(#[from] crate::AgentError),
+    /// A thread could not be recreated.
+    #[error("cannot recreate thread {tid} of the program: {source}")]
+    CloneThread {
+        /// Its tid in the image.
+        tid: i32,
+        /// Why.
+        source: io::Error,
+    },
+    /// The image holds no thread.
+    #[error("the image holds no thread to resume")]
+    NoThreads,
 }
 
 /// Restarts the program saved in `image`. Returns only on failure.
 pub fn restart(image: &Path, options: &RestartOptions) -> Result<Infallible, RestoreError> {
-    let _ = (image, options);
-    Err(RestoreError::NotImplemented)
+    let open_err = |source| RestoreError::OpenImage {
+        path: image.to_owned(),
+        source,
+    };
+    let file = File::open(image).map_err(open_err)?;
+    let file = File::from(crac_loader::fds::move_high(OwnedFd::from(file)).map_err(open_err)?);
+    let mut reader = ImageReader::open(file).map_err(|source| RestoreError::ReadImage {
+        path: image.to_owned(),
+        source,
+    })?;
+    // Leaked on purpose: the threads' records are read on the way out, which never returns.
+    let meta: &'static ImageMeta = Box::leak(Box::new(reader.meta().clone()));
+    check(meta)?;
+
+    // Nothing may map memory from here until every saved interval is reserved.
+    let reserved = memory::reserve_all(&meta.regions)?;
+    memory::map_all(&mut reader, &meta.regions, &reserved, options.eager)?;
+    drop(reader); // the mappings keep the image file
+    tracing::debug!("{} regions mapped", meta.regions.len());
+
+    let mem = ProcMem::open_plain().map_err(RestoreError::ProcMem)?;
+    let mem = ProcMem::from_file(File::from(
+        crac_loader::fds::move_high(mem.into_fd()).map_err(RestoreError::ProcMem)?,
+    ));
+    threads::fix_restart_blocks(&mem, &meta.threads);
+
+    let taken: Vec<i32> = meta.fds.iter().map(|f| f.fd).collect();
+    crac_loader::fds::move_out_of(&taken).map_err(RestoreError::MoveCracFds)?;
+    if taken.contains(&mem.as_raw_fd()) {
+        return Err(RestoreError::MoveCracFds(io::Error::from_raw_os_error(
+            libc::EBUSY,
+        )));
+    }
+    fds::restore(&meta.fds)?;
+
+    // Signals: block everything on this thread (it becomes the program's main thread, whose
+    // frame restores its mask), then put back every action.
+    let _ = sys::process::set_sigmask(u64::MAX);
+    sys::resume::restore_actions(&meta.signals.actions)
+        .map_err(|(signo, source)| RestoreError::SignalAction { signo, source })?;
+    restore_mm(meta);
+
+    crate::checkpoint::set_generation(meta.header.generation.saturating_add(1));
+    let agent = crate::start()?;
+    // The agent lives as long as the process; dropping it would remove its socket.
+    std::mem::forget(agent);
+    if let Err(e) = crate::trigger::arm(&meta.process.policy) {
+        tracing::warn!("checkpoint triggers not armed after restart: {e}");
+    }
+    let state = ProcessState {
+        cwd: meta.process.cwd.clone(),
+        umask: meta.process.umask,
+        rlimits: meta.process.rlimits.clone(),
+    };
+    match fds::restore_process(&state) {
+        Ok(()) => {}
+        Err(e @ FdError::HardLimitsLowered { .. }) => tracing::warn!("{e}"),
+        Err(e) => return Err(e.into()),
+    }
+    sys::resume::resume(meta, &mem)
+}
+
+/// Refuses an image this build or machine cannot resume.
+fn check(meta: &ImageMeta) -> Result<(), RestoreError> {
+    let ours = machine::build_id();
+    if meta.header.build_id != ours {
+        return Err(RestoreError::WrongBuild {
+            image: meta.header.build_id.clone(),
+            ours,
+        });
+    }
+    let text = std::fs::read_to_string("/proc/self/maps").map_err(RestoreError::ReadMaps)?;
+    let maps = crac_core::procfs::parse_maps(&text)
+        .map_err(|e| RestoreError::ReadMaps(io::Error::new(io::ErrorKind::InvalidData, e)))?;
+    let mem = ProcMem::open_plain().map_err(RestoreError::ProcMem)?;
+    let here = machine::fingerprints(&maps, &mem);
+    let saved = &meta.header.fingerprints;
+    let diffs = machine::differences(saved, &here);
+    if !diffs.is_empty() {
+        return Err(RestoreError::Incompatible(diffs.join("; ")));
+    }
+    memory::check_vdso(&saved.vdso, &here.vdso)
+}
+
+/// Points the kernel's argv/environ/auxv/stack fields at the program's and names the process.
+fn restore_mm(meta: &ImageMeta) {
+    let m = &meta.process.mm;
+    // brk: crac's own break (both halves never use it; the kernel checks it against start_brk).
+    let brk = sys::process::current_brk().max(m.start_brk);
+    let fields = [
+        m.start_code,
+        m.end_code,
+        m.start_data,
+        m.end_data,
+        m.start_brk,
+        brk,
+        m.start_stack,
+        m.arg_start,
+        m.arg_end,
+        m.env_start,
+        m.env_end,
+    ];
+    let set = sys::process::set_mm_map(fields, &m.auxv).or_else(|e| {
+        if e.raw_os_error() == Some(libc::EINVAL) {
+            sys::process::set_mm_map(fields, &[])
+        } else {
+            Err(e)
+        }
+    });
+    if let Err(e) = set {
+        tracing::warn!("cannot point /proc/self/cmdline and environ at the program: {e}");
+    }
+    if let Ok(name) = std::ffi::CString::new(meta.process.comm.as_bytes()) {
+        let _ = sys::process::set_name(&name);
+    }
 }

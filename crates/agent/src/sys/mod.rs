@@ -1,6 +1,11 @@
 //! The agent's raw system calls: one call per helper, each turning the return code into
 //! [`io::Error`] at once. Nothing outside this module uses `unsafe`.
 
+pub mod memory;
+pub mod process;
+pub mod quiesce;
+pub mod resume;
+
 use std::io;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};

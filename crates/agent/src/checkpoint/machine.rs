@@ -1,0 +1,164 @@
+//! Facts about this crac build and this machine that an image records and a restart compares:
+//! the build-id, kernel release, CPU xsave layout, C library and vdso.
+
+use crac_core::image::{Fingerprints, VdsoRecord};
+use crac_core::procfs::MapsEntry;
+
+use super::procmem::ProcMem;
+use crate::sys;
+
+/// Note type of the GNU build-id.
+const NT_GNU_BUILD_ID: usize = 3;
+
+/// The running crac's build-id (hex), read from its own loaded image.
+pub fn build_id() -> String {
+    sys::process::own_build_id()
+}
+
+/// Finds the GNU build-id in the bytes of one note segment aligned to `align` (4 or 8).
+pub fn find_build_id(notes: &[u8], align: u64) -> Option<&[u8]> {
+    let pad = if align == 8 { 8 } else { 4 };
+    let round = |n: usize| n.checked_add(pad - 1).map(|v| v / pad * pad);
+    let word = |at: usize| -> Option<usize> {
+        let b = notes.get(at..at.checked_add(4)?)?;
+        usize::try_from(u32::from_le_bytes([b[0], b[1], b[2], b[3]])).ok()
+    };
+    let mut at = 0usize;
+    while at.checked_add(12)? <= notes.len() {
+        let (namesz, descsz, kind) = (word(at)?, word(at + 4)?, word(at + 8)?);
+        let name_at = at + 12;
+        let desc_at = name_at.checked_add(round(namesz)?)?;
+        let name = notes.get(name_at..name_at.checked_add(namesz)?)?;
+        let desc = notes.get(desc_at..desc_at.checked_add(descsz)?)?;
+        if kind == NT_GNU_BUILD_ID && name == b"GNU\0" {
+            return Some(desc);
+        }
+        at = desc_at.checked_add(round(descsz)?)?;
+    }
+    None
+}
+
+/// FNV-1a, 64 bits: a cheap content hash for the vdso's bytes.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// Where the vdso and vvar pages are in `maps`, and the vdso's hash (read through `mem`).
+pub fn vdso(maps: &[MapsEntry], mem: &ProcMem) -> VdsoRecord {
+    let mut rec = VdsoRecord::default();
+    for e in maps {
+        match e.path.as_str() {
+            "[vdso]" => {
+                rec.vdso_start = e.range.start;
+                rec.vdso_end = e.range.end;
+            }
+            "[vvar]" | "[vvar_vclock]" => {
+                if rec.vvar_start == 0 || e.range.start < rec.vvar_start {
+                    rec.vvar_start = e.range.start;
+                }
+                rec.vvar_end = rec.vvar_end.max(e.range.end);
+            }
+            _ => {}
+        }
+    }
+    let len = usize::try_from(rec.vdso_end - rec.vdso_start).unwrap_or(0);
+    let mut bytes = vec![0u8; len];
+    if len > 0 && mem.read(rec.vdso_start, &mut bytes).is_ok() {
+        rec.hash = fnv1a(&bytes);
+    }
+    rec
+}
+
+/// This machine's fingerprints (the vdso from `maps`).
+pub fn fingerprints(maps: &[MapsEntry], mem: &ProcMem) -> Fingerprints {
+    let (kernel_release, machine) = sys::process::uname().unwrap_or_default();
+    Fingerprints {
+        kernel_release,
+        machine,
+        xsave_size: crac_loader::arch::x86_64::xsave_size(),
+        xsave_features: crac_loader::arch::x86_64::xcr0(),
+        // crac's own glibc: on a system where crac and the program use the system glibc, the
+        // program's too (the program's own cannot be called from here).
+        libc_version: sys::process::libc_version(),
+        vdso: vdso(maps, mem),
+        device: None,
+    }
+}
+
+/// What differs between the fingerprints an image was taken with and this machine's, in words;
+/// empty when a restart may go on. The vdso may sit elsewhere (the restorer moves it), but its
+/// bytes must be the same; the C library version is informative only (the program's own
+/// library is in the image).
+pub fn differences(saved: &Fingerprints, now: &Fingerprints) -> Vec<String> {
+    let mut out = Vec::new();
+    if saved.kernel_release != now.kernel_release {
+        out.push(format!(
+            "kernel release {} (image) vs {} (here)",
+            saved.kernel_release, now.kernel_release
+        ));
+    }
+    if saved.machine != now.machine {
+        out.push(format!(
+            "machine {} (image) vs {} (here)",
+            saved.machine, now.machine
+        ));
+    }
+    if saved.xsave_size != now.xsave_size || saved.xsave_features != now.xsave_features {
+        out.push(format!(
+            "CPU register state (xsave size {} features {:#x} in the image, {} and {:#x} here)",
+            saved.xsave_size, saved.xsave_features, now.xsave_size, now.xsave_features
+        ));
+    }
+    let (a, b) = (&saved.vdso, &now.vdso);
+    if a.hash != b.hash || a.vdso_end - a.vdso_start != b.vdso_end - b.vdso_start {
+        out.push("the kernel's vdso differs from the one the image was taken with".into());
+    } else if a.vvar_end - a.vvar_start != b.vvar_end - b.vvar_start {
+        out.push("the kernel's vvar pages differ in size from the image's".into());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn build_id_note_is_found_after_other_notes() {
+        let mut notes = Vec::new();
+        let mut note = |name: &[u8], kind: u32, desc: &[u8]| {
+            notes.extend_from_slice(&u32::try_from(name.len()).unwrap().to_le_bytes());
+            notes.extend_from_slice(&u32::try_from(desc.len()).unwrap().to_le_bytes());
+            notes.extend_from_slice(&kind.to_le_bytes());
+            notes.extend_from_slice(name);
+            notes.resize(notes.len().next_multiple_of(4), 0);
+            notes.extend_from_slice(desc);
+            notes.resize(notes.len().next_multiple_of(4), 0);
+        };
+        note(b"GNU\0", 1, &[0; 16]);
+        note(b"GNU\0", 3, &[0xab, 0xcd, 0xef]);
+        assert_eq!(find_build_id(&notes, 4), Some(&[0xab, 0xcd, 0xef][..]));
+        assert_eq!(find_build_id(&notes[..20], 4), None);
+    }
+
+    #[test]
+    fn this_binary_has_a_build_id_and_a_vdso() {
+        assert!(!build_id().is_empty());
+        let maps =
+            crac_core::procfs::parse_maps(&std::fs::read_to_string("/proc/self/maps").unwrap())
+                .unwrap();
+        let f = fingerprints(&maps, &ProcMem::open_plain().unwrap());
+        assert!(f.vdso.vdso_start > 0 && f.vdso.hash != 0);
+        assert!(f.xsave_size >= 512);
+        assert!(differences(&f, &f).is_empty());
+        let mut other = f.clone();
+        other.kernel_release.push('x');
+        other.vdso.hash ^= 1;
+        assert_eq!(differences(&f, &other).len(), 2);
+        let mut moved = f.clone();
+        moved.vdso.vdso_start += 0x10000;
+        moved.vdso.vdso_end += 0x10000;
+        assert!(differences(&f, &moved).is_empty(), "a moved vdso is fine");
+    }
+}

@@ -1,0 +1,275 @@
+//! Stopping every program thread in crac's quiesce handler, and letting them go again.
+//!
+//! The program's own action for the quiesce signal is read first: it is what the image records
+//! and what is put back when the threads go on. Threads the program starts while others are
+//! being stopped are caught by listing `/proc/self/task` again until no new one appears.
+
+use std::collections::HashSet;
+use std::io;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::CheckpointError;
+use crate::lower::LowerHalf;
+use crate::sys::quiesce::{self, AllParked, KernelSigaction, Parked};
+
+/// The signal that stops program threads (`SIGRTMAX`).
+pub const QUIESCE_SIGNAL: i32 = 64;
+/// How long a thread may take to stop.
+const STOP_TIMEOUT: Duration = Duration::from_secs(2);
+/// Rounds of re-listing threads before giving up on a program that keeps starting new ones.
+const MAX_ROUNDS: usize = 64;
+
+/// The program's action for the quiesce signal while crac's handler stays installed after a
+/// failed attempt (a thread that blocked the signal still has it pending: with the program's
+/// default action its late delivery would kill the process; crac's handler returns at once).
+static KEPT: Mutex<Option<KernelSigaction>> = Mutex::new(None);
+
+fn kept() -> std::sync::MutexGuard<'static, Option<KernelSigaction>> {
+    match KEPT.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
+/// A stopped thread.
+#[derive(Clone, Copy, Debug)]
+pub struct StoppedThread {
+    /// What its handler recorded.
+    pub parked: Parked,
+    /// The system call it was blocked in before the signal (`/proc/.../syscall`).
+    pub blocked: Option<i64>,
+}
+
+/// The program, stopped. [`Stopped::resume`] (or dropping it) lets it go on.
+#[derive(Debug)]
+pub struct Stopped {
+    /// Every program thread.
+    pub threads: Vec<StoppedThread>,
+    /// The program's own action for [`QUIESCE_SIGNAL`].
+    pub program_action: KernelSigaction,
+    proof: Option<AllParked>,
+    resumed: bool,
+    /// Threads were signalled that never stopped: leave crac's handler in place.
+    keep_handler: bool,
+}
+
+impl Stopped {
+    /// The proof that every program thread is parked.
+    pub fn proof(&self) -> Option<&AllParked> {
+        self.proof.as_ref()
+    }
+
+    /// Puts the program's action back and releases the threads.
+    pub fn resume(mut self) {
+        self.resume_now();
+    }
+
+    fn resume_now(&mut self) {
+        if self.resumed {
+            return;
+        }
+        self.resumed = true;
+        self.proof = None;
+        if self.keep_handler {
+            *kept() = Some(self.program_action);
+        } else {
+            *kept() = None;
+            put_back(&self.program_action);
+        }
+        quiesce::release();
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        self.resume_now();
+    }
+}
+
+fn put_back(action: &KernelSigaction) {
+    // SAFETY: the program's own action, read before crac replaced it.
+    if let Err(e) = unsafe { quiesce::set_action(QUIESCE_SIGNAL, action) } {
+        tracing::warn!("cannot restore the program's action for signal {QUIESCE_SIGNAL}: {e}");
+    }
+}
+
+/// The program's threads now: every task of this process that is not crac's.
+pub fn program_tids(lower: &dyn LowerHalf) -> io::Result<Vec<i32>> {
+    let lower_tids: HashSet<i32> = lower.tids().into_iter().collect();
+    let mut tids: Vec<i32> = std::fs::read_dir("/proc/self/task")?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|t| !lower_tids.contains(t))
+        .collect();
+    tids.sort_unstable();
+    Ok(tids)
+}
+
+/// The system call thread `tid` is blocked in, from `/proc/self/task/TID/syscall`.
+pub fn blocked_syscall(tid: i32) -> Option<i64> {
+    let text = std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall")).ok()?;
+    parse_blocked(&text)
+}
+
+/// The first field of a `syscall` file: the call number, or `None` for `running` / `-1`.
+pub fn parse_blocked(text: &str) -> Option<i64> {
+    text.split_whitespace()
+        .next()?
+        .parse::<i64>()
+        .ok()
+        .filter(|n| *n >= 0)
+}
+
+/// Why `tid` did not stop, in words, from its status.
+fn why_not_stopped(tid: i32) -> String {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/self/task/{tid}/status")) else {
+        return "it could not be inspected".into();
+    };
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(str::trim)
+            .unwrap_or("")
+            .to_string()
+    };
+    let blocked = u64::from_str_radix(&field("SigBlk:"), 16).unwrap_or(0);
+    let state = field("State:");
+    if blocked & (1 << (QUIESCE_SIGNAL - 1)) != 0 {
+        format!(
+            "it blocks signal {QUIESCE_SIGNAL} (SIGRTMAX), which crac uses to stop threads; \
+             let the program leave it unblocked"
+        )
+    } else if state.starts_with('T') || state.starts_with('t') {
+        "it is stopped (SIGSTOP or a debugger); continue it and try again".into()
+    } else {
+        format!(
+            "it did not answer signal {QUIESCE_SIGNAL} within {} s (state {state})",
+            STOP_TIMEOUT.as_secs()
+        )
+    }
+}
+
+/// Stops every program thread. On failure the threads that stopped go on and the program's
+/// action is back.
+pub fn stop(lower: &dyn LowerHalf) -> Result<Stopped, CheckpointError> {
+    let now = quiesce::get_action(QUIESCE_SIGNAL).map_err(CheckpointError::SignalAction)?;
+    // crac's handler still installed after a failed attempt: the program's is the kept one.
+    let program_action = if quiesce::is_ours(&now) {
+        kept().unwrap_or_default()
+    } else {
+        now
+    };
+    quiesce::install(QUIESCE_SIGNAL).map_err(CheckpointError::SignalAction)?;
+    // From here on, dropping `stopped` restores the action and releases whoever parked.
+    let mut stopped = Stopped {
+        threads: Vec::new(),
+        program_action,
+        proof: None,
+        resumed: false,
+        keep_handler: false,
+    };
+    let mut signalled: Vec<(i32, Option<i64>)> = Vec::new();
+    let mut gone: HashSet<i32> = HashSet::new();
+    for _ in 0..MAX_ROUNDS {
+        let tids = program_tids(lower).map_err(CheckpointError::ListThreads)?;
+        let new: Vec<i32> = tids
+            .into_iter()
+            .filter(|t| !signalled.iter().any(|(s, _)| s == t))
+            .collect();
+        if new.is_empty() {
+            let parked = quiesce::parked();
+            if quiesce::overflowed() {
+                return Err(CheckpointError::TooManyThreads {
+                    max: quiesce::MAX_THREADS,
+                });
+            }
+            stopped.threads = parked
+                .into_iter()
+                .map(|p| StoppedThread {
+                    parked: p,
+                    blocked: signalled
+                        .iter()
+                        .find(|(t, _)| *t == p.tid)
+                        .and_then(|(_, b)| *b),
+                })
+                .collect();
+            let alive: Vec<i32> = signalled
+                .iter()
+                .map(|(t, _)| *t)
+                .filter(|t| !gone.contains(t))
+                .collect();
+            stopped.proof = quiesce::all_parked(&alive);
+            if stopped.proof.is_none() {
+                return Err(CheckpointError::ThreadsKeepStarting);
+            }
+            return Ok(stopped);
+        }
+        for tid in new {
+            let blocked = blocked_syscall(tid);
+            match quiesce::tgkill(tid, QUIESCE_SIGNAL) {
+                Ok(()) => signalled.push((tid, blocked)),
+                Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {}
+                Err(e) => return Err(CheckpointError::Signal { tid, source: e }),
+            }
+        }
+        if let Err(e) = wait_for(&signalled, &mut gone) {
+            stopped.keep_handler = true;
+            return Err(e);
+        }
+    }
+    Err(CheckpointError::ThreadsKeepStarting)
+}
+
+/// Waits until every signalled thread that still exists has parked.
+fn wait_for(
+    signalled: &[(i32, Option<i64>)],
+    gone: &mut HashSet<i32>,
+) -> Result<(), CheckpointError> {
+    let deadline = Instant::now() + STOP_TIMEOUT;
+    loop {
+        let parked: HashSet<i32> = quiesce::parked().iter().map(|p| p.tid).collect();
+        let missing: Vec<i32> = signalled
+            .iter()
+            .map(|(t, _)| *t)
+            .filter(|t| !parked.contains(t) && !gone.contains(t))
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        // A thread that exited after the signal never parks.
+        for tid in &missing {
+            if !std::path::Path::new(&format!("/proc/self/task/{tid}")).exists() {
+                gone.insert(*tid);
+            }
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            if let Some(tid) = missing.iter().find(|t| !gone.contains(t)) {
+                return Err(CheckpointError::ThreadDidNotStop {
+                    tid: *tid,
+                    why: why_not_stopped(*tid),
+                });
+            }
+            continue;
+        }
+        let step = deadline.min(now + Duration::from_millis(50));
+        quiesce::wait_arrived(quiesce::arrived() + 1, step);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocked_call_numbers_are_read_from_the_syscall_file() {
+        assert_eq!(
+            parse_blocked("230 0x0 0x0 0x7ffc 0x7ffc 0x0 0x0 0x7ffd 0x7f12\n"),
+            Some(230)
+        );
+        assert_eq!(parse_blocked("running\n"), None);
+        assert_eq!(parse_blocked("-1 0x7ffc 0x7f12\n"), None);
+        assert_eq!(parse_blocked(""), None);
+    }
+}
