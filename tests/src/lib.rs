@@ -11,8 +11,10 @@
 //!   natively or under `crac_launch`, and captures stdout, stderr and the exit status
 //!   ([`outcome`]); [`spawned`] keeps one running while the test inspects it.
 //! - [`compare`] holds the assertions shared by the test files.
+//! - [`ckpt`] runs checkpoint scenarios: checkpoint at a random moment, kill, restart, compare.
 
 pub mod binaries;
+pub mod ckpt;
 pub mod compare;
 pub mod outcome;
 pub mod programs;
@@ -22,7 +24,7 @@ pub mod spawned;
 pub use binaries::{crac_bin, tools};
 pub use compare::{assert_clean_failure, assert_no_crash, assert_same};
 pub use outcome::Outcome;
-pub use programs::{Link, c_program, rust_program};
+pub use programs::{Link, c_program, c_program_with_libcrac, rust_program};
 pub use run::{Cmd, Input, run_both};
 pub use spawned::Spawned;
 

@@ -131,6 +131,63 @@ pub fn c_program(name: &str, link: Link) -> PathBuf {
     once(format!("c:{name}:{link:?}"), || build_c(name, link)).unwrap_or_else(|msg| panic!("{msg}"))
 }
 
+/// The checkout's root (holding `include/crac.h` and `lib/crac/crac.c`): the parent of the
+/// programs' folder.
+fn checkout_root() -> PathBuf {
+    source_dir()
+        .parent()
+        .and_then(Path::parent)
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+fn build_libcrac() -> Result<PathBuf> {
+    let root = checkout_root();
+    let source = root.join("lib/crac/crac.c");
+    let dir = cache_dir("libcrac")?;
+    let mut cmd = Command::new(std::env::var_os("CC").unwrap_or_else(|| "cc".into()));
+    cmd.args([
+        "-O2", "-g", "-Wall", "-Wextra", "-fPIC", "-shared", "-pthread",
+    ])
+    .arg("-I")
+    .arg(root.join("include"))
+    .arg(&source);
+    compile(cmd, &source, &dir.join("libcrac.so"))?;
+    Ok(dir)
+}
+
+/// The directory holding `libcrac.so`, built from `lib/crac/crac.c` the first time this process
+/// asks for it.
+///
+/// # Panics
+/// When it does not compile.
+pub fn libcrac_dir() -> PathBuf {
+    once("libcrac".into(), build_libcrac).unwrap_or_else(|msg| panic!("{msg}"))
+}
+
+/// The C program `tests/programs/<name>.c` using `crac.h`, linked against `libcrac.so` (found
+/// through its run path).
+///
+/// # Panics
+/// When it does not compile.
+pub fn c_program_with_libcrac(name: &str) -> PathBuf {
+    let lib = libcrac_dir();
+    once(format!("c-libcrac:{name}"), || {
+        let source = source_dir().join(format!("{name}.c"));
+        let out = cache_dir("programs")?.join(format!("{name}-libcrac"));
+        let mut cmd = Command::new(std::env::var_os("CC").unwrap_or_else(|| "cc".into()));
+        cmd.args(["-O2", "-g", "-Wall", "-pthread"])
+            .arg("-I")
+            .arg(checkout_root().join("include"))
+            .arg(&source)
+            .arg("-L")
+            .arg(&lib)
+            .arg("-lcrac")
+            .arg(format!("-Wl,-rpath,{}", lib.display()));
+        compile(cmd, &source, &out)
+    })
+    .unwrap_or_else(|msg| panic!("{msg}"))
+}
+
 /// The Rust program `tests/programs/<name>.rs`, compiled with `rustc` (or `$RUSTC`) the first
 /// time this process asks for it.
 ///

@@ -84,6 +84,22 @@ impl Spawned {
         Ok(())
     }
 
+    /// Writes `bytes` to the child's stdin.
+    pub fn write_stdin(&mut self, bytes: &[u8]) -> Result<()> {
+        use std::io::Write;
+        let program = self.command.clone();
+        match self.stdin.as_mut() {
+            Some(stdin) => stdin
+                .write_all(bytes)
+                .and_then(|()| stdin.flush())
+                .map_err(|source| Error::Spawn { program, source }),
+            None => Err(Error::Spawn {
+                program,
+                source: std::io::Error::from(std::io::ErrorKind::BrokenPipe),
+            }),
+        }
+    }
+
     /// Every stdout line read so far.
     pub fn lines(&self) -> &[String] {
         &self.seen

@@ -427,13 +427,13 @@ impl Server {
         }
         match result {
             Ok(report) => {
-                tracing::info!("checkpoint ({why:?}) written to {}", report.path);
+                tracing::info!("{why} checkpoint written to {}", report.path);
                 if ask.exit {
                     exit_after_checkpoint();
                 }
             }
             Err((_, message)) => {
-                tracing::warn!("the {why:?} checkpoint failed: {message}; the program goes on");
+                tracing::warn!("the {why} checkpoint failed: {message}; the program goes on");
             }
         }
     }

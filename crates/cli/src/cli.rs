@@ -27,7 +27,7 @@ pub struct Crac {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a program under crac (the same as crac_launch)
-    #[command(override_usage = "crac launch [--] PROGRAM [ARGS]...")]
+    #[command(override_usage = "crac launch [OPTIONS] [--] PROGRAM [ARGS]...")]
     Launch(LaunchArgs),
     /// Show or checkpoint a process started by crac_launch (the same as crac_ckpt)
     Ckpt(CkptArgs),
@@ -42,9 +42,31 @@ pub enum Command {
 #[command(
     after_help = "Everything after PROGRAM is passed to the program unchanged, so \
         `crac_launch ls -l` runs `ls -l`. Use `--` before a PROGRAM that starts with `-`.\n\n\
-        The program's stdin, stdout, stderr, exit status and signals behave as without crac."
+        The program's stdin, stdout, stderr, exit status and signals behave as without crac.\n\n\
+        Images are named <program>-<launch pid>-<sequence>.crac; a restarted program keeps its \
+        checkpoint options and goes on with the same names. A program stopped by \
+        --exit-after-ckpt (or crac_ckpt --exit) exits with status 85."
 )]
 pub struct LaunchArgs {
+    /// Write a checkpoint when the process receives SIG (a name such as USR1 or SIGUSR1, or a
+    /// number), e.g. from `sbatch --signal=B:USR1@300`
+    #[arg(long, value_name = "SIG", value_parser = parse_signal)]
+    pub ckpt_signal: Option<i32>,
+    /// With --ckpt-signal: stop the program (status 85) once that checkpoint is written
+    #[arg(long, requires = "ckpt_signal")]
+    pub exit_after_ckpt: bool,
+    /// Write a checkpoint every SECS seconds (counted from the end of the previous one)
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub interval: Option<u64>,
+    /// Keep only the N newest images of this program in the checkpoint directory
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub keep: Option<u32>,
+    /// Where images go [default: $CRAC_DIR, else the current directory]
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Serve the program's CUDA runtime calls with this device backend
+    #[arg(long, value_name = "BACKEND", value_enum)]
+    pub gpu: Option<crate::gpu::GpuKind>,
     /// The program to run (looked up in PATH when it has no `/`), then its arguments
     #[arg(
         value_name = "PROGRAM",
@@ -71,24 +93,49 @@ impl LaunchArgs {
 
 /// Arguments of `crac_ckpt`.
 #[derive(Debug, Args)]
+#[command(
+    group(clap::ArgGroup::new("what").required(true).args(["pids", "all", "status"])),
+    after_help = "Prints the path of each image written, one a line (the last line is the last \
+        image). Exit status: 0 when every checkpoint was written, 1 when one failed (the reason \
+        is on stderr; the process goes on running), 2 for a bad command line."
+)]
 pub struct CkptArgs {
     /// Print the threads and memory of process PID, split into the program's and crac's
-    #[arg(long, value_name = "PID", conflicts_with = "pids")]
+    #[arg(long, value_name = "PID", conflicts_with_all = ["pids", "all", "exit", "dir"])]
     pub status: Option<u32>,
     /// With --status: print JSON instead of text
     #[arg(long, requires = "status")]
     pub json: bool,
-    /// Processes to checkpoint (not available in this build yet)
+    /// Stop each process (exit status 85) once its image is written
+    #[arg(long)]
+    pub exit: bool,
+    /// Where images go [default: $CRAC_DIR, else the current directory]
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Checkpoint every process of yours running under crac
+    #[arg(long, conflicts_with = "pids")]
+    pub all: bool,
+    /// Processes to checkpoint (started by crac_launch or crac_restart)
     #[arg(value_name = "PID")]
     pub pids: Vec<u32>,
 }
 
 /// Arguments of `crac_restart`.
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Given a directory, uses the newest image in it whose header and metadata check \
+        out and that this crac build can restart, and says which on stderr.\n\n\
+        Exit status: the program's own once it runs; 1 when the image cannot be restarted (the \
+        reason is on stderr), 2 for a bad command line."
+)]
 pub struct RestartArgs {
     /// A checkpoint image, or a directory whose newest good image is used
     #[arg(value_name = "IMAGE|DIR")]
     pub image: PathBuf,
+    /// Read all memory into place (checking every checksum) before the program resumes, instead
+    /// of mapping it from the image on demand
+    #[arg(long)]
+    pub eager: bool,
 }
 
 /// Arguments of `crac inspect`.
@@ -97,6 +144,81 @@ pub struct InspectArgs {
     /// The checkpoint image to describe
     #[arg(value_name = "IMAGE")]
     pub image: PathBuf,
+    /// Print JSON (the image's metadata and a summary) instead of text
+    #[arg(long)]
+    pub json: bool,
+    /// Also check every payload's checksum (reads the whole image)
+    #[arg(long)]
+    pub verify: bool,
+}
+
+/// Parses a signal given as a name (`USR1`, `SIGUSR1`, `sigusr1`, `RTMIN+2`) or a number.
+pub fn parse_signal(s: &str) -> Result<i32, String> {
+    const NAMES: [(&str, i32); 31] = [
+        ("HUP", 1),
+        ("INT", 2),
+        ("QUIT", 3),
+        ("ILL", 4),
+        ("TRAP", 5),
+        ("ABRT", 6),
+        ("IOT", 6),
+        ("BUS", 7),
+        ("FPE", 8),
+        ("KILL", 9),
+        ("USR1", 10),
+        ("SEGV", 11),
+        ("USR2", 12),
+        ("PIPE", 13),
+        ("ALRM", 14),
+        ("TERM", 15),
+        ("STKFLT", 16),
+        ("CHLD", 17),
+        ("CONT", 18),
+        ("STOP", 19),
+        ("TSTP", 20),
+        ("TTIN", 21),
+        ("TTOU", 22),
+        ("URG", 23),
+        ("XCPU", 24),
+        ("XFSZ", 25),
+        ("VTALRM", 26),
+        ("PROF", 27),
+        ("WINCH", 28),
+        ("IO", 29),
+        ("PWR", 30),
+    ];
+    // glibc reserves the first two real-time signals for itself.
+    const RTMIN: i32 = 34;
+    const RTMAX: i32 = 64;
+    let upper = s.trim().to_ascii_uppercase();
+    let bare = upper.strip_prefix("SIG").unwrap_or(&upper);
+    let signo = if let Ok(n) = bare.parse::<i32>() {
+        n
+    } else if let Some((_, n)) = NAMES.iter().find(|(name, _)| *name == bare) {
+        *n
+    } else if bare == "SYS" {
+        31
+    } else if let Some(rest) = bare.strip_prefix("RTMIN") {
+        RTMIN
+            + rest
+                .strip_prefix('+')
+                .map_or(Ok(0), str::parse)
+                .map_err(|_| bad(s))?
+    } else if let Some(rest) = bare.strip_prefix("RTMAX") {
+        RTMAX
+            - rest
+                .strip_prefix('-')
+                .map_or(Ok(0), str::parse)
+                .map_err(|_| bad(s))?
+    } else {
+        return Err(bad(s));
+    };
+    crac_agent::trigger::check_signal(signo).map_err(|e| e.to_string())?;
+    Ok(signo)
+}
+
+fn bad(s: &str) -> String {
+    format!("{s:?} is not a signal; give a name such as USR1 or a number")
 }
 
 /// `crac_launch`.
@@ -104,7 +226,7 @@ pub struct InspectArgs {
 #[command(
     name = "crac_launch",
     about = "Run a program under crac so that it can be checkpointed and restarted",
-    override_usage = "crac_launch [--] PROGRAM [ARGS]..."
+    override_usage = "crac_launch [OPTIONS] [--] PROGRAM [ARGS]..."
 )]
 pub struct LaunchCli {
     #[command(flatten)]
@@ -115,7 +237,8 @@ pub struct LaunchCli {
 #[derive(Debug, Parser)]
 #[command(
     name = "crac_ckpt",
-    about = "Show or checkpoint a process started by crac_launch"
+    about = "Checkpoint (or show) processes started by crac_launch",
+    override_usage = "crac_ckpt [--exit] [--dir DIR] (PID...|--all)\n       crac_ckpt --status PID [--json]"
 )]
 pub struct CkptCli {
     #[command(flatten)]
@@ -233,7 +356,44 @@ mod tests {
         );
         let inv = parse_str(&["./crac_restart", "img.crac"]).unwrap();
         assert!(
-            matches!(inv.command, Command::Restart(RestartArgs { ref image }) if image == Path::new("img.crac"))
+            matches!(inv.command, Command::Restart(RestartArgs { ref image, eager: false }) if image == Path::new("img.crac"))
+        );
+        let inv = parse_str(&["crac_restart", "--eager", "d"]).unwrap();
+        assert!(matches!(
+            inv.command,
+            Command::Restart(RestartArgs { eager: true, .. })
+        ));
+        let inv = parse_str(&["crac_ckpt", "--exit", "--dir", "/d", "7"]).unwrap();
+        assert!(
+            matches!(inv.command, Command::Ckpt(CkptArgs { exit: true, dir: Some(ref d), ref pids, .. }) if d == Path::new("/d") && pids == &[7])
+        );
+        let inv = parse_str(&["crac_ckpt", "--all"]).unwrap();
+        assert!(matches!(
+            inv.command,
+            Command::Ckpt(CkptArgs { all: true, .. })
+        ));
+        let l = launch(&[
+            "crac_launch",
+            "--ckpt-signal",
+            "SIGUSR1",
+            "--exit-after-ckpt",
+            "--interval",
+            "30",
+            "--keep",
+            "2",
+            "--dir",
+            "/ck",
+            "prog",
+            "--keep",
+        ]);
+        assert_eq!(
+            (l.ckpt_signal, l.exit_after_ckpt, l.interval, l.keep),
+            (Some(libc::SIGUSR1), true, Some(30), Some(2))
+        );
+        assert_eq!(l.dir.as_deref(), Some(Path::new("/ck")));
+        assert_eq!(
+            (l.program(), l.args()),
+            (OsStr::new("prog"), &["--keep".into()][..])
         );
         let inv = parse_str(&["crac", "inspect", "x"]).unwrap();
         assert!(matches!(inv.command, Command::Inspect(_)));
@@ -261,6 +421,31 @@ mod tests {
             ErrorKind::ArgumentConflict
         );
         assert_eq!(
+            kind(&["crac_ckpt", "--all", "2"]),
+            ErrorKind::ArgumentConflict
+        );
+        assert_eq!(kind(&["crac_ckpt"]), ErrorKind::MissingRequiredArgument);
+        assert_eq!(
+            kind(&["crac_ckpt", "--exit"]),
+            ErrorKind::MissingRequiredArgument
+        );
+        assert_eq!(
+            kind(&["crac_launch", "--exit-after-ckpt", "ls"]),
+            ErrorKind::MissingRequiredArgument
+        );
+        assert_eq!(
+            kind(&["crac_launch", "--interval", "0", "ls"]),
+            ErrorKind::ValueValidation
+        );
+        assert_eq!(
+            kind(&["crac_launch", "--ckpt-signal", "KILL", "ls"]),
+            ErrorKind::ValueValidation
+        );
+        assert_eq!(
+            kind(&["crac_launch", "--keep", "0", "ls"]),
+            ErrorKind::ValueValidation
+        );
+        assert_eq!(
             kind(&["crac"]),
             ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
         );
@@ -274,7 +459,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            help.contains("Usage: crac_launch [--] PROGRAM [ARGS]...\n"),
+            help.contains("Usage: crac_launch [OPTIONS] [--] PROGRAM [ARGS]...\n"),
             "{help}"
         );
         assert!(help.contains("`crac_launch ls -l` runs `ls -l`"), "{help}");
@@ -286,6 +471,28 @@ mod tests {
         LaunchCli::command().debug_assert();
         CkptCli::command().debug_assert();
         RestartCli::command().debug_assert();
+    }
+
+    #[test]
+    fn signals_parse_by_name_or_number() {
+        for (text, n) in [
+            ("USR1", 10),
+            ("SIGUSR1", 10),
+            ("sigusr2", 12),
+            ("term", 15),
+            ("12", 12),
+            ("RTMIN", 34),
+            ("SIGRTMIN+3", 37),
+            ("RTMAX-1", 63),
+            ("SYS", 31),
+        ] {
+            assert_eq!(parse_signal(text), Ok(n), "{text}");
+        }
+        for text in [
+            "", "USR3", "SIGKILL", "9", "STOP", "0", "65", "RTMIN+x", "-1",
+        ] {
+            assert!(parse_signal(text).is_err(), "{text}");
+        }
     }
 
     #[test]

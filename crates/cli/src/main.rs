@@ -7,6 +7,7 @@ mod build_id;
 mod cli;
 mod commands;
 mod gpu;
+mod images;
 mod logging;
 mod render;
 

@@ -63,6 +63,15 @@ pub enum Trigger {
     Periodic,
 }
 
+impl std::fmt::Display for Trigger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Signal => "signal-triggered",
+            Self::Periodic => "periodic",
+        })
+    }
+}
+
 /// The armed policy and when the next periodic checkpoint is due.
 #[derive(Debug)]
 struct Armed {

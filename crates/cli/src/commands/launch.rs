@@ -1,4 +1,5 @@
-//! `crac_launch PROGRAM [ARGS…]`: become the lower half, start the agent, enter the program.
+//! `crac_launch [OPTIONS] PROGRAM [ARGS…]`: become the lower half, start the agent, arm the
+//! checkpoint triggers, prepare the device backend if asked, enter the program.
 //!
 //! Nothing here writes to stdout: that is the program's. Errors go to stderr prefixed with the
 //! name we were started under.
@@ -12,10 +13,25 @@ use anyhow::Context;
 
 use crate::cli::LaunchArgs;
 use crate::logging;
+use crac_core::image::CheckpointPolicy;
 use crac_loader::{exec, fds, startup};
 
 /// Status when the program was found but could not be started (the shell's 126).
 const CANNOT_RUN: u8 = 126;
+/// Status for options that cannot be used (as clap's usage errors).
+const USAGE: u8 = 2;
+
+/// The checkpoint policy the options ask for; the directory made absolute and checked.
+fn policy(args: &LaunchArgs) -> anyhow::Result<CheckpointPolicy> {
+    let dir = super::checkpoint_dir(args.dir.as_deref())?;
+    Ok(CheckpointPolicy {
+        dir: dir.display().to_string(),
+        interval_secs: args.interval,
+        keep: args.keep,
+        signal: args.ckpt_signal,
+        exit_after_ckpt: args.exit_after_ckpt,
+    })
+}
 
 /// Runs `crac_launch`; returns only if the program could not be entered.
 pub fn run(name: &str, args: LaunchArgs) -> anyhow::Result<ExitCode> {
@@ -38,8 +54,23 @@ pub fn run(name: &str, args: LaunchArgs) -> anyhow::Result<ExitCode> {
             ));
         }
     };
+    let policy = match policy(&args) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{name}: {e:#}");
+            return Ok(ExitCode::from(USAGE));
+        }
+    };
+    crac_agent::policy::start_lineage(&args.program().to_string_lossy(), std::process::id());
     let agent = crac_agent::start().context("cannot start crac's agent")?;
-    let env = program_env(std::env::vars_os());
+    crac_agent::trigger::arm(&policy).context("cannot set up the checkpoint triggers")?;
+    let mut env = program_env(std::env::vars_os());
+    if let Some(kind) = args.gpu {
+        if let Err(e) = crate::gpu::prepare_launch(kind, &target, &mut env) {
+            eprintln!("{name}: {e:#}");
+            return Ok(ExitCode::from(CANNOT_RUN));
+        }
+    }
     let Err(e) = exec::enter(target, env);
     drop(agent);
     eprintln!(

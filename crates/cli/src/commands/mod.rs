@@ -5,13 +5,27 @@ pub mod inspect;
 pub mod launch;
 pub mod restart;
 
-use std::process::ExitCode;
+use std::path::{Path, PathBuf};
 
-/// Exit status for a verb this build does not have yet (the usage-error status).
-const NOT_AVAILABLE: u8 = 2;
+use anyhow::Context;
 
-/// Says that checkpoint and restart are not in this build, and gives the status for it.
-fn not_available(name: &str) -> ExitCode {
-    eprintln!("{name}: checkpoint and restart are not available in this build yet");
-    ExitCode::from(NOT_AVAILABLE)
+/// The checkpoint directory: `given`, else `$CRAC_DIR`, else the current directory; made
+/// absolute (against the current directory) and checked to be a directory.
+pub fn checkpoint_dir(given: Option<&Path>) -> anyhow::Result<PathBuf> {
+    let cwd = std::env::current_dir().context("cannot find the current directory")?;
+    let dir = match given {
+        Some(d) => cwd.join(d),
+        None => match std::env::var_os("CRAC_DIR").filter(|d| !d.is_empty()) {
+            Some(d) => cwd.join(d),
+            None => cwd,
+        },
+    };
+    let meta = std::fs::metadata(&dir)
+        .with_context(|| format!("checkpoint directory {} cannot be used", dir.display()))?;
+    anyhow::ensure!(
+        meta.is_dir(),
+        "checkpoint directory {} is not a directory",
+        dir.display()
+    );
+    Ok(dir)
 }

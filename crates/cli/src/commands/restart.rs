@@ -1,10 +1,60 @@
-//! `crac_restart IMAGE|DIR`: resume a program from an image (not in this build yet).
+//! `crac_restart IMAGE|DIR [--eager]`: resume a program from an image.
+//!
+//! The order matters: the address-space layout must be the launch's (`ensure_no_aslr`, the
+//! lower half's start-up), and the restorer must reserve the program's address ranges before
+//! anything else maps memory. So only the image's small metadata is read here (to choose and
+//! check it), in the lower half's arena, and dropped before the restorer runs; no thread is
+//! started.
 
+use std::os::fd::AsFd;
 use std::process::ExitCode;
 
-use crate::cli::RestartArgs;
+use anyhow::Context;
 
-/// Runs `crac_restart`.
-pub fn run(name: &str, _args: RestartArgs) -> anyhow::Result<ExitCode> {
-    Ok(super::not_available(name))
+use crate::cli::RestartArgs;
+use crate::{build_id, images, logging};
+use crac_agent::restore::{self, RestartOptions};
+use crac_loader::{fds, startup};
+
+/// Exit status when the image cannot be restarted.
+const CANNOT_RESTART: u8 = 1;
+
+/// Runs `crac_restart`; returns only if the program could not be restarted.
+pub fn run(name: &str, args: RestartArgs) -> anyhow::Result<ExitCode> {
+    startup::ensure_no_aslr().context("cannot turn off address randomization")?;
+    startup::init_lower_half().context("cannot set up crac's lower half")?;
+    let log_fd = std::io::stderr()
+        .as_fd()
+        .try_clone_to_owned()
+        .and_then(fds::move_high)
+        .context("cannot keep a copy of stderr for crac's messages")?;
+    logging::redirect(log_fd).context("cannot keep a copy of stderr for crac's messages")?;
+    logging::route_panics();
+
+    let ours = build_id::of_file(std::path::Path::new("/proc/self/exe"))
+        .ok()
+        .flatten();
+    let chosen = match images::choose(&args.image, ours.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            return Ok(ExitCode::from(CANNOT_RESTART));
+        }
+    };
+    if chosen.from_dir {
+        eprintln!(
+            "{name}: restarting from {} (the newest good image in {})",
+            chosen.path.display(),
+            args.image.display()
+        );
+        for (p, why) in &chosen.skipped {
+            eprintln!("{name}: skipped {}: {why}", p.display());
+        }
+    }
+    crac_agent::policy::continue_lineage(&chosen.path, &chosen.comm, std::process::id());
+    let path = chosen.path;
+    let options = RestartOptions { eager: args.eager };
+    let Err(e) = restore::restart(&path, &options);
+    eprintln!("{name}: cannot restart {}: {e}", path.display());
+    Ok(ExitCode::from(CANNOT_RESTART))
 }

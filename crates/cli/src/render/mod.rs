@@ -1,4 +1,7 @@
-//! The status report as text for people (`crac_ckpt --status PID`).
+//! Text for people: the status report (`crac_ckpt --status PID`) here, an image's contents
+//! (`crac inspect`) in [`image`].
+
+pub mod image;
 
 use std::fmt::Write;
 
