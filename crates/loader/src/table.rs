@@ -25,6 +25,20 @@ pub enum TableError {
     /// A table is already installed in this process.
     #[error("the CUDA call table is already installed")]
     AlreadyInstalled,
+    /// The device-address window could not be reserved.
+    #[error(
+        "cannot reserve the device-address window ({size} bytes of address space at {base:#x}, \
+         no memory used): {source}; if an address-space limit is set (ulimit -v), raise it"
+    )]
+    ReserveWindow {
+        /// First byte.
+        base: u64,
+        /// Size in bytes.
+        size: u64,
+        /// The mmap error.
+        #[source]
+        source: std::io::Error,
+    },
     /// The first parked lower thread could not start.
     #[error("cannot start a lower-half thread for CUDA calls: {0}")]
     Thread(#[source] std::io::Error),
@@ -44,6 +58,19 @@ pub fn install(runtime: Runtime) -> Result<u64, TableError> {
     let bootstrap_fs = crate::sys::table::park_lower_thread().map_err(TableError::Thread)?;
     let table = TABLE.get_or_init(|| crate::sys::table::table(bootstrap_fs));
     Ok(std::ptr::from_ref(table) as u64)
+}
+
+/// Reserves `window` as `PROT_NONE` address space (`MAP_NORESERVE`), counted as lower half, so
+/// no program mapping can land where device pointers live (the `sim` backend's window; the
+/// real backend has the driver reserve it instead).
+pub fn reserve_device_window(window: crac_gpu::Window) -> Result<(), TableError> {
+    crate::sys::table::reserve(window.base, window.size).map_err(|source| {
+        TableError::ReserveWindow {
+            base: window.base,
+            size: window.size,
+            source,
+        }
+    })
 }
 
 /// The installed runtime (for the checkpoint engine), if any.

@@ -96,6 +96,11 @@ impl Target {
         &self.program.path
     }
 
+    /// Whether the program is a `#!` script (then [`Target::path`] is its interpreter).
+    pub fn is_script(&self) -> bool {
+        Path::new(&self.execfn) != self.program.path
+    }
+
     /// The program's ELF interpreter, if it is dynamically linked.
     pub fn interpreter(&self) -> Option<&Path> {
         self.interp.as_ref().map(|i| i.path.as_path())

@@ -34,6 +34,18 @@ pub(crate) fn park_lower_thread() -> io::Result<u64> {
     Ok(tcb)
 }
 
+/// Maps `[base, base + size)` `PROT_NONE`, `MAP_NORESERVE`, without replacing anything, and
+/// records it as lower half.
+pub(crate) fn reserve(base: u64, size: u64) -> io::Result<()> {
+    let (b, n) = (
+        usize::try_from(base).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?,
+        usize::try_from(size).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?,
+    );
+    super::map_guard(b, n)?;
+    crate::lower::record_mapped(base, base.saturating_add(size));
+    Ok(())
+}
+
 /// `Table::new_lower_thread`: a parked lower thread for the calling upper thread; 0 on failure.
 extern "C" fn new_lower_thread() -> u64 {
     std::panic::catch_unwind(park_lower_thread)
