@@ -7,11 +7,14 @@
 
 use std::io;
 use std::os::unix::thread::JoinHandleExt;
+use std::sync::{Arc, Barrier};
+use std::time::Duration;
 
 use crac_abi::{MAX_ARGS, Table};
 use crac_replay::{HostFault, HostMemory};
 
-/// Stack of a parked lower thread: it only sleeps, its stack is never used by the program.
+/// Stack of a parked lower thread: it only sleeps; the code that borrows its TCB runs on the
+/// borrowing thread's own stack.
 const PARKED_STACK: usize = 64 << 10;
 
 /// `cudaErrorUnknown`.
@@ -19,15 +22,26 @@ const UNKNOWN: u32 = 999;
 
 /// Starts a lower thread that sleeps forever and returns its fs base (its thread control
 /// block, which is what `pthread_self` returns on x86-64 glibc).
+///
+/// Two rules keep the borrowed TCB sound. The thread must have finished its own start-up
+/// before anyone borrows its TCB (std sets the thread's `thread::current` there; an upper
+/// thread calling `thread::current()` first would make the child abort), so this waits for
+/// it. And it must sleep without `thread::park`: the borrower's blocking waits (channels)
+/// park on the same `Thread`, and a wake-up must never go to the sleeper instead.
 pub(crate) fn park_lower_thread() -> io::Result<u64> {
+    let started = Arc::new(Barrier::new(2));
+    let child = Arc::clone(&started);
     let handle = std::thread::Builder::new()
         .name("crac-lower-tcb".into())
         .stack_size(PARKED_STACK)
-        .spawn(|| {
+        .spawn(move || {
+            child.wait();
+            drop(child);
             loop {
-                std::thread::park();
+                std::thread::sleep(Duration::from_secs(1 << 30));
             }
         })?;
+    started.wait();
     let tcb: u64 = handle.as_pthread_t();
     // Detach: the thread runs (sleeps) for the life of the process.
     drop(handle);
