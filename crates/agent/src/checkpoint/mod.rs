@@ -182,7 +182,7 @@ pub fn checkpoint(
         source,
     })?;
     crac_loader::fds::register(std::os::fd::AsRawFd::as_raw_fd(&mem));
-    let stopped = quiesce::stop(lower)?;
+    let stopped = quiesce::stop(lower, &mem)?;
     let reissued = threads::reissue_interrupted(&mem, &stopped.threads);
     if reissued > 0 {
         tracing::debug!("{reissued} interrupted system calls will be issued again");

@@ -10,6 +10,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::CheckpointError;
+use super::procmem::ProcMem;
 use crate::lower::LowerHalf;
 use crate::sys::quiesce::{self, AllParked, KernelSigaction, Parked};
 
@@ -152,7 +153,7 @@ fn why_not_stopped(tid: i32) -> String {
 
 /// Stops every program thread. On failure the threads that stopped go on and the program's
 /// action is back.
-pub fn stop(lower: &dyn LowerHalf) -> Result<Stopped, CheckpointError> {
+pub fn stop(lower: &dyn LowerHalf, mem: &ProcMem) -> Result<Stopped, CheckpointError> {
     let now = quiesce::get_action(QUIESCE_SIGNAL).map_err(CheckpointError::SignalAction)?;
     // crac's handler still installed after a failed attempt: the program's is the kept one.
     let program_action = if quiesce::is_ours(&now) {
@@ -188,10 +189,7 @@ pub fn stop(lower: &dyn LowerHalf) -> Result<Stopped, CheckpointError> {
                 .into_iter()
                 .map(|p| StoppedThread {
                     parked: p,
-                    blocked: signalled
-                        .iter()
-                        .find(|(t, _)| *t == p.tid)
-                        .and_then(|(_, b)| *b),
+                    blocked: blocked_of(&signalled, p.tid),
                 })
                 .collect();
             let alive: Vec<i32> = signalled
@@ -215,10 +213,27 @@ pub fn stop(lower: &dyn LowerHalf) -> Result<Stopped, CheckpointError> {
         }
         if let Err(e) = wait_for(&signalled, &mut gone) {
             stopped.keep_handler = true;
+            // The threads that did stop go on as if nothing happened: their interrupted sleeps
+            // and waits are issued again.
+            let parked: Vec<StoppedThread> = quiesce::parked()
+                .into_iter()
+                .map(|p| StoppedThread {
+                    parked: p,
+                    blocked: blocked_of(&signalled, p.tid),
+                })
+                .collect();
+            super::threads::reissue_interrupted(mem, &parked);
             return Err(e);
         }
     }
     Err(CheckpointError::ThreadsKeepStarting)
+}
+
+fn blocked_of(signalled: &[(i32, Option<i64>)], tid: i32) -> Option<i64> {
+    signalled
+        .iter()
+        .find(|(t, _)| *t == tid)
+        .and_then(|(_, b)| *b)
 }
 
 /// Waits until every signalled thread that still exists has parked.
