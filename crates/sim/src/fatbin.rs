@@ -22,16 +22,11 @@ use std::io::Read;
 
 use thiserror::Error;
 
-/// Magic of the fat-binary header (`0xBA55ED50`).
-pub const FATBIN_MAGIC: u32 = 0xBA55_ED50;
-/// Magic of the `__fatBinC_Wrapper_t` struct nvcc registers (`0x466243b1`).
-pub const WRAPPER_MAGIC: u32 = 0x4662_43B1;
-/// Largest fat binary accepted (header plus entries).
-pub const MAX_FATBIN_LEN: u64 = 1 << 31;
+pub use crac_gpu::fatbin::{FATBIN_MAGIC, HEADER_LEN, MAX_FATBIN_LEN, WRAPPER_MAGIC};
+use crac_gpu::fatbin::FatbinHeaderError;
 /// Largest decompressed payload accepted.
 pub const MAX_DECOMPRESSED_LEN: u64 = 1 << 30;
 
-const HEADER_LEN: usize = 16;
 const ENTRY_MIN_HEADER: usize = 64;
 const FLAG_LZ4: u64 = 0x2000;
 const FLAG_ZSTD: u64 = 0x8000;
@@ -198,35 +193,40 @@ fn bounded(what: &'static str, value: u64, min: u64, max: u64) -> Result<usize, 
 /// The data pointer of a `__fatBinC_Wrapper_t` (the first 24 bytes of `wrapper`): where the
 /// fat binary itself starts, in the registering process's address space.
 pub fn wrapper_data_pointer(wrapper: &[u8]) -> Result<u64, FatbinError> {
-    need(wrapper, "__fatBinC_Wrapper_t", 0, 24)?;
-    let magic = u32_at(wrapper, 0);
-    if magic != WRAPPER_MAGIC {
-        return Err(FatbinError::BadWrapperMagic(magic));
-    }
-    Ok(u64_at(wrapper, 8))
+    crac_gpu::fatbin::wrapper_data_pointer(wrapper).map_err(FatbinError::from)
 }
 
 /// Total length of the fat binary whose first 16 bytes are `header`: what the shim must read
 /// from the data pointer before calling [`parse`].
 pub fn image_len(header: &[u8]) -> Result<usize, FatbinError> {
-    need(header, "fat-binary header", 0, HEADER_LEN as u64)?;
-    let magic = u32_at(header, 0);
-    if magic != FATBIN_MAGIC {
-        return Err(FatbinError::BadMagic(magic));
+    crac_gpu::fatbin::image_len(header).map_err(FatbinError::from)
+}
+
+impl From<FatbinHeaderError> for FatbinError {
+    fn from(e: FatbinHeaderError) -> FatbinError {
+        match e {
+            FatbinHeaderError::Truncated { what, need, have } => FatbinError::Truncated {
+                what,
+                offset: 0,
+                need: need as u64,
+                have: have as u64,
+            },
+            FatbinHeaderError::BadWrapperMagic(m) => FatbinError::BadWrapperMagic(m),
+            FatbinHeaderError::BadMagic(m) => FatbinError::BadMagic(m),
+            FatbinHeaderError::UnsupportedVersion(v) => FatbinError::UnsupportedVersion(v),
+            FatbinHeaderError::BadSize {
+                what,
+                value,
+                min,
+                max,
+            } => FatbinError::BadSize {
+                what,
+                value,
+                min,
+                max,
+            },
+        }
     }
-    let version = u16_at(header, 4);
-    if version != 1 {
-        return Err(FatbinError::UnsupportedVersion(version));
-    }
-    let header_len = u64::from(u16_at(header, 6));
-    bounded("header size", header_len, HEADER_LEN as u64, 4096)?;
-    let fat_len = u64_at(header, 8);
-    bounded(
-        "fat size",
-        header_len.saturating_add(fat_len),
-        0,
-        MAX_FATBIN_LEN,
-    )
 }
 
 /// The entries of the fat binary at the start of `data` (trailing bytes are ignored).
