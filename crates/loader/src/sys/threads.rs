@@ -5,6 +5,11 @@
 //!
 //! glibc's internal threads (timer and AIO helpers) are created without the PLT and are not
 //! seen: they stay "upper" and are saved, which is wasteful but safe.
+//!
+//! Lower threads start with every signal blocked: the program's process-directed signals must
+//! go to the program's own threads, since a program handler run on a lower thread would use
+//! that thread's TLS as the program's (the shim's trampoline can only tell lower TCBs it lent
+//! to upper threads).
 
 use std::ffi::c_void;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -71,8 +76,20 @@ pub unsafe extern "C" fn pthread_create(
         return libc::EAGAIN;
     };
     let boxed = Box::into_raw(Box::new(Start { f: start, arg }));
+    // The child inherits the mask in force when it is created: all blocked, then ours back.
+    // SAFETY: sigset_t is plain data; sigfillset/pthread_sigmask only write the two locals.
+    let mut all: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: valid sets; this changes only the calling thread's mask, restored below.
+    unsafe {
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+    }
     // SAFETY: forwarding the caller's arguments, with our trampoline and its boxed state.
     let rc = unsafe { create(thread, attr, trampoline, boxed.cast()) };
+    // SAFETY: `old` is the mask read above.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
     if rc != 0 {
         // SAFETY: the thread was not created, so the box is still ours.
         drop(unsafe { Box::from_raw(boxed) });
@@ -87,6 +104,23 @@ pub(crate) fn keep() -> usize {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn lower_threads_start_with_every_signal_blocked() {
+        let blocked = std::thread::spawn(|| {
+            // SAFETY: sigset_t is plain data; pthread_sigmask with a null new set only reads.
+            let mut cur: libc::sigset_t = unsafe { std::mem::zeroed() };
+            // SAFETY: `cur` is a valid out-set.
+            unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, std::ptr::null(), &mut cur) };
+            // SAFETY: `cur` was filled above; sigismember only reads it.
+            [libc::SIGALRM, libc::SIGINT, libc::SIGUSR1, libc::SIGTERM]
+                .iter()
+                .all(|&s| unsafe { libc::sigismember(&cur, s) } == 1)
+        })
+        .join()
+        .expect("thread");
+        assert!(blocked, "a lower thread could take the program's signals");
+    }
+
     #[test]
     fn threads_register_themselves_and_survive_pthread_exit() {
         let tid = std::thread::spawn(|| {
