@@ -19,6 +19,7 @@ static uint64_t work(uint64_t x, int steps) {
 
 int main(void) {
     printf("under crac: %d\n", crac_is_running_under_crac());
+    fflush(stdout);
     uint64_t x = work(88172645463325252ull, 50);
     int r = crac_checkpoint();
     switch (r) {

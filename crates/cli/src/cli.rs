@@ -484,6 +484,7 @@ mod tests {
             ("RTMIN", 34),
             ("SIGRTMIN+3", 37),
             ("RTMAX-1", 63),
+            ("63", 63),
             ("SYS", 31),
         ] {
             assert_eq!(parse_signal(text), Ok(n), "{text}");

@@ -31,8 +31,9 @@ use crate::guard::Guarded;
 pub enum TriggerError {
     /// The checkpoint signal is one crac cannot catch or uses itself.
     #[error(
-        "signal {signo} cannot trigger checkpoints (SIGKILL, SIGSTOP and signals outside 1..=64 \
-         cannot be caught); choose another, such as USR1"
+        "signal {signo} cannot trigger checkpoints (SIGKILL and SIGSTOP cannot be caught, \
+         SIGRTMAX (64) stops threads for checkpoints, others are outside 1..=64); choose \
+         another, such as USR1"
     )]
     BadSignal {
         /// The signal asked for.
@@ -119,7 +120,11 @@ pub fn arm(policy: &CheckpointPolicy) -> Result<(), TriggerError> {
 
 /// Whether `signo` may be the checkpoint signal.
 pub fn check_signal(signo: i32) -> Result<(), TriggerError> {
-    if !(1..=64).contains(&signo) || signo == libc::SIGKILL || signo == libc::SIGSTOP {
+    if !(1..=64).contains(&signo)
+        || signo == libc::SIGKILL
+        || signo == libc::SIGSTOP
+        || signo == crate::checkpoint::quiesce::QUIESCE_SIGNAL
+    {
         return Err(TriggerError::BadSignal { signo });
     }
     Ok(())
@@ -232,7 +237,7 @@ mod tests {
 
     #[test]
     fn bad_signals_and_a_zero_interval_are_refused() {
-        for s in [0, -1, 65, libc::SIGKILL, libc::SIGSTOP] {
+        for s in [0, -1, 65, 64, libc::SIGKILL, libc::SIGSTOP] {
             assert!(matches!(
                 check_signal(s),
                 Err(TriggerError::BadSignal { .. })
