@@ -107,7 +107,7 @@ fn a_full_disk_fails_the_checkpoint_and_leaves_the_program_and_the_old_image() {
         "File too large"
     };
     assert_clean_failure(&failed, 1, &["checkpoint of process", why]);
-    assert_eq!(images(dir).unwrap(), [first.clone()]);
+    assert_eq!(images(dir).unwrap(), std::slice::from_ref(&first));
     all_images_verify(dir);
     // The program goes on and ends as it would have.
     let out = child.finish().unwrap();
