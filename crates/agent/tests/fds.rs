@@ -13,7 +13,10 @@ use std::net::TcpStream;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use crac_agent::fds::{self, FdCapture, FdError};
 use crac_core::image::{FdKind, FdRecord};
@@ -26,11 +29,32 @@ fn in_child(name: &str) -> bool {
     if std::env::var_os(CHILD).is_some() {
         return true;
     }
-    let out = Command::new(std::env::current_exe().expect("test binary"))
+    let child = Command::new(std::env::current_exe().expect("test binary"))
         .args(["--exact", name, "--nocapture", "--test-threads=1"])
         .env(CHILD, "1")
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .expect("run the test binary");
+    // A scenario that hangs (a blocking read on a badly restored fd) fails instead of hanging.
+    let pid = child.id();
+    let done = Arc::new(AtomicBool::new(false));
+    let watchdog = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(120);
+            while !done.load(Ordering::Acquire) {
+                if Instant::now() > deadline {
+                    sys::kill(pid);
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
+    let out = child.wait_with_output().expect("child output");
+    done.store(true, Ordering::Release);
+    watchdog.join().expect("watchdog");
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -693,4 +717,68 @@ fn own_proc_files_reopen_as_self() {
     sys::close(5);
     fds::restore(&records).expect("a /proc file of size 0 read past 0 restores");
     assert_eq!(sys::offset(5), 5);
+}
+
+#[test]
+fn thousands_of_fds_round_trip() {
+    if !in_child("thousands_of_fds_round_trip") {
+        return;
+    }
+    sys::close_from_3();
+    let (_, hard) = sys::rlimit(libc::RLIMIT_NOFILE);
+    sys::set_rlimit(libc::RLIMIT_NOFILE, hard.min(20_000), hard);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f");
+    std::fs::write(&path, b"0123456789").unwrap();
+    let ep = sys::epoll();
+    let mut keep = Vec::new();
+    for i in 0..1500u32 {
+        // An eventfd (all share one anonymous inode), a file and its dup, a pipe with a byte.
+        let e = sys::eventfd(i + 1, libc::EFD_NONBLOCK);
+        sys::epoll_add(
+            ep.as_raw_fd(),
+            e.as_raw_fd(),
+            libc::EPOLLIN as u32,
+            u64::from(i),
+        );
+        let f = std::fs::File::open(&path).unwrap();
+        sys::seek(f.as_raw_fd(), i64::from(i % 10));
+        let d = sys::dup(f.as_raw_fd());
+        let (r, w) = sys::pipe();
+        sys::write(w.as_raw_fd(), &[u8::try_from(i % 256).unwrap()]).unwrap();
+        keep.extend([e, OwnedFd::from(f), d, r, w]);
+    }
+    keep.push(ep);
+    let records = fds::capture(&|_| false, None).unwrap().records;
+    assert_eq!(records.len(), 3 + keep.len());
+    let descriptions: std::collections::BTreeSet<u32> =
+        records.iter().map(|r| r.description).collect();
+    assert_eq!(
+        descriptions.len(),
+        records.len() - 1500,
+        "each file shares with its dup"
+    );
+    let numbers: Vec<RawFd> = keep.iter().map(|k| k.as_raw_fd()).collect();
+    for k in keep.drain(..) {
+        let _ = std::os::fd::IntoRawFd::into_raw_fd(k);
+    }
+    for n in &numbers {
+        sys::close(*n);
+    }
+    fds::restore(&records).unwrap();
+    let again = fds::capture(&|_| false, None).unwrap().records;
+    assert_eq!(normalised(&again), normalised(&records));
+    for chunk in numbers.chunks(5).take(1500) {
+        let [e, f, d, r, _w] = chunk else { panic!() };
+        let i = u64::from_ne_bytes(sys::read(*e, 8).unwrap().try_into().unwrap()) - 1;
+        assert_eq!(sys::offset(*f) % 10, i % 10);
+        let digit = b'0' + u8::try_from(i % 10).unwrap();
+        assert_eq!(
+            sys::read(*d, 1).unwrap(),
+            [digit],
+            "the dup shares the offset"
+        );
+        assert_eq!(sys::offset(*f), i % 10 + 1);
+        assert_eq!(sys::read(*r, 1).unwrap(), [u8::try_from(i % 256).unwrap()]);
+    }
 }

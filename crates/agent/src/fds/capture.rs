@@ -1,6 +1,9 @@
 //! Capture: list the program's fds, inspect each once, group them into open file descriptions,
 //! and hand each to the module of its kind.
 
+use std::cell::Cell;
+use std::cmp::Ordering;
+use std::collections::HashMap;
 use std::ffi::OsString;
 use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::ffi::OsStrExt;
@@ -127,39 +130,80 @@ fn probe(fd: i32) -> Result<Option<Probe>, FdError> {
     }))
 }
 
-/// One description id per probe: equal ids share an open file description.
+/// One description id per probe: equal ids share an open file description. Ids are given in
+/// fd order. Only fds on the same inode can share one; within such a group the fds are sorted
+/// by `kcmp`'s order of their descriptions, so thousands of eventfds (which all share one
+/// anonymous inode) cost O(n log n) calls, not O(n²).
 fn descriptions(probes: &[Probe]) -> Vec<u32> {
-    let mut ids = vec![0u32; probes.len()];
-    // Representatives of the descriptions found so far: (probe index, id).
-    let mut reps: Vec<(usize, u32)> = Vec::new();
-    let mut next = 0u32;
+    let mut root: Vec<usize> = (0..probes.len()).collect();
+    let mut groups: HashMap<(u64, u64), Vec<usize>> = HashMap::new();
     for (i, p) in probes.iter().enumerate() {
-        let found = reps.iter().find(|&&(j, _)| {
-            let q = &probes[j];
-            q.st.dev == p.st.dev && q.st.ino == p.st.ino && same_description(q, p)
+        groups.entry((p.st.dev, p.st.ino)).or_default().push(i);
+    }
+    for members in groups.values_mut().filter(|m| m.len() > 1) {
+        if !join_sorted(probes, members, &mut root) {
+            join_pairwise(probes, members, &mut root);
+        }
+    }
+    let mut id_of_root: Vec<Option<u32>> = vec![None; probes.len()];
+    let mut next = 0u32;
+    let mut ids = Vec::with_capacity(probes.len());
+    for &r in &root {
+        // `r` is the lowest index of its class, so its id is given before any other member's.
+        let id = *id_of_root[r].get_or_insert_with(|| {
+            next += 1;
+            next - 1
         });
-        ids[i] = match found {
-            Some(&(_, id)) => id,
-            None => {
-                reps.push((i, next));
-                next += 1;
-                next - 1
-            }
-        };
+        ids.push(id);
     }
     ids
 }
 
-/// Whether two fds on the same inode share a description: kcmp, or where it is unavailable,
-/// equal flags and offsets of a regular file or directory (anything else: never).
-fn same_description(a: &Probe, b: &Probe) -> bool {
-    match sys::same_description(a.fd, b.fd) {
-        Ok(same) => same,
-        Err(_) => {
-            let seekable = matches!(a.st.file_type(), libc::S_IFREG | libc::S_IFDIR);
+/// Joins the members of one inode group that kcmp says share a description: sorts them by
+/// kcmp's order, then each run of equal ones gets its lowest index as root. `false` (nothing
+/// joined) when kcmp is not available.
+fn join_sorted(probes: &[Probe], members: &mut [usize], root: &mut [usize]) -> bool {
+    let failed = Cell::new(false);
+    let cmp = |a: usize, b: usize| {
+        sys::description_order(probes[a].fd, probes[b].fd).unwrap_or_else(|_| {
+            failed.set(true);
+            Ordering::Equal
+        })
+    };
+    members.sort_by(|&a, &b| cmp(a, b));
+    if failed.get() {
+        return false;
+    }
+    let mut start = 0;
+    for end in 1..=members.len() {
+        if end == members.len() || cmp(members[end - 1], members[end]) != Ordering::Equal {
+            let run = &members[start..end];
+            let low = run.iter().copied().min().unwrap_or(run[0]);
+            for &m in run {
+                root[m] = low;
+            }
+            start = end;
+        }
+    }
+    !failed.get()
+}
+
+/// Without kcmp: regular files and directories with equal flags and offsets are taken as one
+/// description; anything else never shares.
+fn join_pairwise(probes: &[Probe], members: &[usize], root: &mut [usize]) {
+    let mut reps: Vec<usize> = Vec::new();
+    for &i in members {
+        let p = &probes[i];
+        let seekable = matches!(p.st.file_type(), libc::S_IFREG | libc::S_IFDIR);
+        let same = |j: &&usize| {
+            let q = &probes[**j];
             seekable
-                && a.flags == b.flags
-                && matches!((sys::offset(a.fd), sys::offset(b.fd)), (Ok(x), Ok(y)) if x == y)
+                && q.flags == p.flags
+                && matches!((sys::offset(q.fd), sys::offset(p.fd)), (Ok(x), Ok(y)) if x == y)
+        };
+        match reps.iter().find(same) {
+            Some(&j) => root[i] = root[j].min(i),
+            None => reps.push(i),
         }
     }
 }
@@ -216,5 +260,52 @@ fn classify(p: &Probe, probes: &[Probe]) -> Result<FdKind, FdError> {
             what: format!("an unknown kind of file ({})", p.link_lossy()),
             short: "it",
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::OwnedFd;
+
+    fn probes_of(fds: &[&OwnedFd]) -> Vec<Probe> {
+        fds.iter()
+            .map(|f| probe(f.as_raw_fd()).unwrap().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn kcmp_and_the_fallback_group_dups_of_one_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, b"0123456789").unwrap();
+        let a = sys::open(&path, libc::O_RDONLY).unwrap();
+        let b = sys::open(&path, libc::O_RDONLY).unwrap();
+        let a2 = sys::dup_at_least(a.as_raw_fd(), 0).unwrap();
+        sys::seek(b.as_raw_fd(), 3).unwrap();
+        let probes = probes_of(&[&a, &b, &a2]);
+        assert_eq!(descriptions(&probes), [0, 1, 0], "kcmp");
+        let mut root = vec![0, 1, 2];
+        join_pairwise(&probes, &[0, 1, 2], &mut root);
+        assert_eq!(root, [0, 1, 0], "same flags and offset");
+    }
+
+    #[test]
+    fn eventfds_on_one_inode_stay_apart_unless_duplicated() {
+        let fds: Vec<OwnedFd> = (0..40).map(|_| sys::eventfd(0).unwrap()).collect();
+        let dup = sys::dup_at_least(fds[7].as_raw_fd(), 0).unwrap();
+        let mut all: Vec<&OwnedFd> = fds.iter().collect();
+        all.push(&dup);
+        let ids = descriptions(&probes_of(&all));
+        let want: Vec<u32> = (0..40).chain([7]).collect();
+        assert_eq!(ids, want);
+        let mut root: Vec<usize> = (0..all.len()).collect();
+        let members: Vec<usize> = (0..all.len()).collect();
+        join_pairwise(&probes_of(&all), &members, &mut root);
+        assert_eq!(
+            root,
+            (0..all.len()).collect::<Vec<_>>(),
+            "never joined without kcmp"
+        );
     }
 }

@@ -119,7 +119,10 @@ pub(super) fn capture(p: &Probe, probes: &[Probe]) -> Result<FdKind, FdError> {
             // The kernel lists them in its tree's order (by file address): sort by number.
             watches.sort_unstable_by_key(|(w, _)| w.fd);
             for (w, ino) in &watches {
-                let same = probes.iter().any(|q| q.fd == w.fd && q.st.ino == *ino);
+                // Probes are sorted by fd.
+                let same = probes
+                    .binary_search_by_key(&w.fd, |q| q.fd)
+                    .is_ok_and(|k| probes[k].st.ino == *ino);
                 if !same {
                     return Err(FdError::StaleWatch {
                         epoll: p.fd,

@@ -11,7 +11,7 @@
 //! A FIFO comes back as an anonymous pipe: the name is not reopened. A FIFO opened read-write
 //! is refused.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 
@@ -53,7 +53,7 @@ pub(super) fn capture(p: &Probe) -> Result<FdKind, FdError> {
 /// read end of each pipe. Returns what had to be drained (to give back on resume).
 pub(super) fn finish(records: &mut [FdRecord]) -> Result<Vec<(i32, Vec<u8>)>, FdError> {
     // pipe_id -> (has a read end, has a write end, index of the first read end)
-    let mut pipes: BTreeMap<u64, (bool, bool, Option<usize>)> = BTreeMap::new();
+    let mut pipes: HashMap<u64, (bool, bool, Option<usize>)> = HashMap::new();
     for (i, r) in records.iter().enumerate() {
         if let FdKind::Pipe {
             pipe_id, read_end, ..
@@ -69,40 +69,31 @@ pub(super) fn finish(records: &mut [FdRecord]) -> Result<Vec<(i32, Vec<u8>)>, Fd
         }
     }
     let mut drained = Vec::new();
-    for (&id, &(has_read, has_write, first_read)) in &pipes {
-        let mut bytes = Vec::new();
-        let first_read = first_read.map(|i| (i, records[i].fd));
-        if let Some((i, _)) = first_read {
-            let fd = records[i].fd;
-            let capacity = match records[i].kind {
-                FdKind::Pipe { capacity, .. } => capacity,
-                _ => 0,
-            };
-            bytes = match peek(fd, capacity) {
-                Some(b) => b,
+    for (i, r) in records.iter_mut().enumerate() {
+        let fd = r.fd;
+        let FdKind::Pipe {
+            pipe_id,
+            capacity,
+            data,
+            peer_outside,
+            ..
+        } = &mut r.kind
+        else {
+            continue;
+        };
+        let (has_read, has_write, first_read) = pipes[pipe_id];
+        *peer_outside = !(has_read && has_write);
+        if first_read == Some(i) {
+            *data = match peek(fd, *capacity) {
+                Some(bytes) => bytes,
                 None => {
-                    let b = drain(fd)?;
-                    if !b.is_empty() {
-                        drained.push((fd, b.clone()));
+                    let bytes = drain(fd)?;
+                    if !bytes.is_empty() {
+                        drained.push((fd, bytes.clone()));
                     }
-                    b
+                    bytes
                 }
             };
-        }
-        for r in records.iter_mut() {
-            if let FdKind::Pipe {
-                pipe_id,
-                peer_outside,
-                data,
-                ..
-            } = &mut r.kind
-                && *pipe_id == id
-            {
-                *peer_outside = !(has_read && has_write);
-                if Some(r.fd) == first_read.map(|(_, fd)| fd) {
-                    *data = std::mem::take(&mut bytes);
-                }
-            }
         }
     }
     Ok(drained)

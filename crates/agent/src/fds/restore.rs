@@ -1,7 +1,7 @@
 //! Restore: make every description once at a free temporary number above the program's
 //! highest, then `dup3` each fd into place, then add epoll watches.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::os::fd::{AsRawFd, OwnedFd};
 
 use crac_core::image::{FdKind, FdRecord};
@@ -23,11 +23,13 @@ pub fn restore(records: &[FdRecord]) -> Result<(), FdError> {
     };
 
     let mut made: BTreeMap<u32, OwnedFd> = BTreeMap::new();
+    let first_fd: HashMap<u32, i32> = records
+        .iter()
+        .rev()
+        .map(|r| (r.description, r.fd))
+        .collect();
     for (description, obj) in pipes::restore(records)? {
-        let fd = records
-            .iter()
-            .find(|r| r.description == description)
-            .map_or(-1, |r| r.fd);
+        let fd = first_fd.get(&description).copied().unwrap_or(-1);
         made.insert(description, to_temp(fd, obj)?);
     }
     for r in records {
@@ -148,7 +150,9 @@ fn make(r: &FdRecord) -> Result<OwnedFd, FdError> {
 /// Refuses records that cannot be restored as given: negative or repeated numbers, and
 /// descriptions shared by records of different kinds.
 fn check(records: &[FdRecord]) -> Result<(), FdError> {
-    for (i, r) in records.iter().enumerate() {
+    let mut numbers = HashSet::new();
+    let mut kinds = HashMap::new();
+    for r in records {
         let bad = |why: &str| {
             Err(FdError::BadRecord {
                 fd: r.fd,
@@ -158,15 +162,12 @@ fn check(records: &[FdRecord]) -> Result<(), FdError> {
         if r.fd < 0 {
             return bad("negative fd number");
         }
-        for o in &records[..i] {
-            if o.fd == r.fd {
-                return bad("recorded twice");
-            }
-            if o.description == r.description
-                && std::mem::discriminant(&o.kind) != std::mem::discriminant(&r.kind)
-            {
-                return bad("shares a description with an fd of another kind");
-            }
+        if !numbers.insert(r.fd) {
+            return bad("recorded twice");
+        }
+        let kind = std::mem::discriminant(&r.kind);
+        if *kinds.entry(r.description).or_insert(kind) != kind {
+            return bad("shares a description with an fd of another kind");
         }
     }
     Ok(())

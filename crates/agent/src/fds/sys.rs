@@ -107,9 +107,10 @@ pub fn seek(fd: RawFd, off: u64) -> io::Result<()> {
     Ok(())
 }
 
-/// Whether fd numbers `a` and `b` of this process refer to the same open file description
+/// How the open file descriptions of fd numbers `a` and `b` of this process compare in the
+/// kernel's (obfuscated but consistent) order: `Equal` when they are the same description
 /// (`kcmp(KCMP_FILE)`). Fails with `ENOSYS` or `EPERM` where kcmp is not available.
-pub fn same_description(a: RawFd, b: RawFd) -> io::Result<bool> {
+pub fn description_order(a: RawFd, b: RawFd) -> io::Result<std::cmp::Ordering> {
     const KCMP_FILE: libc::c_long = 0;
     // SAFETY: getpid has no preconditions.
     let pid = libc::c_long::from(unsafe { libc::getpid() });
@@ -124,10 +125,13 @@ pub fn same_description(a: RawFd, b: RawFd) -> io::Result<bool> {
             libc::c_long::from(b),
         )
     };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
+    match rc {
+        0 => Ok(std::cmp::Ordering::Equal),
+        1 => Ok(std::cmp::Ordering::Less),
+        2 => Ok(std::cmp::Ordering::Greater),
+        r if r < 0 => Err(io::Error::last_os_error()),
+        _ => Err(io::Error::from(io::ErrorKind::Unsupported)),
     }
-    Ok(rc == 0)
 }
 
 /// A path as a C string, refusing interior NULs.

@@ -255,6 +255,14 @@ pub fn tcp_port(n: RawFd) -> u16 {
     u16::from_be(sa.sin_port)
 }
 
+/// Sends `SIGKILL` to child process `pid` (a scenario that hangs).
+pub fn kill(pid: u32) {
+    if let Ok(pid) = libc::pid_t::try_from(pid) {
+        // SAFETY: kill has no memory effects; the pid is our own child, not yet reaped.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+}
+
 /// Lowers this process's privileges to `nobody` (tests of what a non-root user may not do).
 pub fn become_nobody() {
     // SAFETY: setgid/setuid change credentials of this child process only.
