@@ -68,7 +68,7 @@ pub(super) fn finish(records: &mut [FdRecord]) -> Result<Vec<(i32, Vec<u8>)>, Fd
             }
         }
     }
-    let mut drained = Vec::new();
+    let mut drained: Vec<(i32, Vec<u8>)> = Vec::new();
     for (i, r) in records.iter_mut().enumerate() {
         let fd = r.fd;
         let FdKind::Pipe {
@@ -87,7 +87,17 @@ pub(super) fn finish(records: &mut [FdRecord]) -> Result<Vec<(i32, Vec<u8>)>, Fd
             *data = match peek(fd, *capacity) {
                 Some(bytes) => bytes,
                 None => {
-                    let bytes = drain(fd)?;
+                    let bytes = match drain(fd) {
+                        Ok(b) => b,
+                        Err(e) => {
+                            // The capture fails: give back what was already taken. A refill that
+                            // fails too cannot be helped; the first error is the one to report.
+                            for (fd, bytes) in &drained {
+                                let _ = refill(*fd, bytes);
+                            }
+                            return Err(e);
+                        }
+                    };
                     if !bytes.is_empty() {
                         drained.push((fd, bytes.clone()));
                     }
