@@ -782,3 +782,27 @@ fn thousands_of_fds_round_trip() {
         assert_eq!(sys::read(*r, 1).unwrap(), [u8::try_from(i % 256).unwrap()]);
     }
 }
+
+#[test]
+fn ipv4_and_ipv6_only_listeners_on_one_port() {
+    if !in_child("ipv4_and_ipv6_only_listeners_on_one_port") {
+        return;
+    }
+    sys::close_from_3();
+    let Some((six, port)) = sys::tcp6_only_listener() else {
+        println!("no IPv6 here; nothing to check");
+        return;
+    };
+    let four = std::net::TcpListener::bind(("0.0.0.0", port)).unwrap();
+    // The IPv6 one has the lower number, so it would be restored first.
+    sys::put_at(six, 5, false);
+    sys::put_at(OwnedFd::from(four), 6, false);
+    let records = fds::capture(&|_| false, None).unwrap().records;
+    sys::close(5);
+    sys::close(6);
+    fds::restore(&records).expect("both listeners come back");
+    let _c4 = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    sys::accept(6).expect("IPv4 connection on the IPv4 listener");
+    let _c6 = TcpStream::connect(("::1", port)).unwrap();
+    sys::accept(5).expect("IPv6 connection on the IPv6 listener");
+}

@@ -32,7 +32,18 @@ pub fn restore(records: &[FdRecord]) -> Result<(), FdError> {
         let fd = first_fd.get(&description).copied().unwrap_or(-1);
         made.insert(description, to_temp(fd, obj)?);
     }
-    for r in records {
+    // IPv6 listeners last, so an IPv4 one on the same port binds first (see `sockets`).
+    let mut order: Vec<&FdRecord> = records.iter().collect();
+    order.sort_by_key(|r| {
+        matches!(
+            r.kind,
+            FdKind::ListenSocket {
+                domain: libc::AF_INET6,
+                ..
+            }
+        )
+    });
+    for r in order {
         if made.contains_key(&r.description)
             || matches!(r.kind, FdKind::Stdio | FdKind::Pipe { .. })
         {

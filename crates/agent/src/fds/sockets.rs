@@ -2,6 +2,10 @@
 //! dead one (one end of a socketpair whose peer is closed); the program's connection to crac's
 //! agent comes back holding the reply it waits for.
 //!
+//! `IPV6_V6ONLY` is not in the record: an IPv6 listener is bound with the system's default, and
+//! if its port is then taken for IPv4 (the program had a separate IPv4 listener on it, which
+//! restore binds first), bound again as IPv6-only.
+//!
 //! Limits: connections waiting in a listening socket's queue at checkpoint time are lost (their
 //! clients see a reset); the listen backlog is restored as 128 (the saved record has no field
 //! for it); a dead socket is an `AF_UNIX` socket whatever its domain was; a bound but not
@@ -94,7 +98,20 @@ pub(super) fn restore_listen(
         }
         _ => {}
     }
-    sys::bind(sock.as_raw_fd(), addr).map_err(err)?;
+    let sock = match sys::bind(sock.as_raw_fd(), addr) {
+        Ok(()) => sock,
+        Err(e) if domain == libc::AF_INET6 && e.raw_os_error() == Some(libc::EADDRINUSE) => {
+            // The port is taken for IPv4 (by the program's own IPv4 listener, restored first):
+            // the IPv6 socket was IPV6_V6ONLY. A socket cannot be bound twice: start again.
+            let again = sys::socket(domain, ty, protocol).map_err(err)?;
+            let fd = again.as_raw_fd();
+            sys::set_sockopt_int(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1).map_err(err)?;
+            sys::set_sockopt_int(fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 1).map_err(err)?;
+            sys::bind(fd, addr).map_err(err)?;
+            again
+        }
+        Err(e) => return Err(err(e)),
+    };
     sys::listen(sock.as_raw_fd(), BACKLOG).map_err(err)?;
     Ok(sock)
 }

@@ -263,6 +263,38 @@ pub fn kill(pid: u32) {
     }
 }
 
+/// An IPv6-only TCP listener on `[::]:0` and its port; `None` where IPv6 is not available.
+pub fn tcp6_only_listener() -> Option<(OwnedFd, u16)> {
+    // SAFETY: socket creates a new fd.
+    let s =
+        owned(unsafe { libc::socket(libc::AF_INET6, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) })
+            .ok()?;
+    let one: libc::c_int = 1;
+    let len = libc::socklen_t::try_from(size_of::<libc::c_int>()).ok()?;
+    // SAFETY: `one` is valid for reads of `len` bytes.
+    check(unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::IPPROTO_IPV6,
+            libc::IPV6_V6ONLY,
+            (&raw const one).cast(),
+            len,
+        )
+    })
+    .ok()?;
+    // SAFETY: all-zero is a valid sockaddr_in6 (the unspecified address, port 0).
+    let mut sa: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
+    sa.sin6_family = libc::sa_family_t::try_from(libc::AF_INET6).ok()?;
+    let mut sa_len = libc::socklen_t::try_from(size_of::<libc::sockaddr_in6>()).ok()?;
+    // SAFETY: `sa` is a valid sockaddr_in6 of `sa_len` bytes.
+    check(unsafe { libc::bind(s.as_raw_fd(), (&raw const sa).cast(), sa_len) }).ok()?;
+    // SAFETY: listen takes no memory.
+    check(unsafe { libc::listen(s.as_raw_fd(), 16) }).ok()?;
+    // SAFETY: `sa` and `sa_len` are valid for writes; `sa_len` holds the size of `sa`.
+    check(unsafe { libc::getsockname(s.as_raw_fd(), (&raw mut sa).cast(), &mut sa_len) }).ok()?;
+    Some((s, u16::from_be(sa.sin6_port)))
+}
+
 /// Lowers this process's privileges to `nobody` (tests of what a non-root user may not do).
 pub fn become_nobody() {
     // SAFETY: setgid/setuid change credentials of this child process only.
