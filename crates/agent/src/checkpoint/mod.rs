@@ -267,9 +267,12 @@ fn write_image(
     let maps_text = std::fs::read_to_string("/proc/self/maps").map_err(read("/proc/self/maps"))?;
     let maps = crac_core::procfs::parse_maps(&maps_text)?;
     let pagemap = File::open("/proc/self/pagemap").map_err(read("/proc/self/pagemap"))?;
-    let plans = regions::plan(&maps, &intervals, &mut |iv| {
-        regions::present_runs(&pagemap, iv)
-    })
+    let plans = regions::plan(
+        &maps,
+        &intervals,
+        &mut |iv| regions::present_runs(&pagemap, iv),
+        &mut |path| std::fs::metadata(path).ok().map(|m| m.len()),
+    )
     .map_err(read("/proc/self/pagemap"))?;
     drop(pagemap);
     let memory_bytes = memory::total(&plans);

@@ -5,8 +5,9 @@
 //! - Private anonymous memory: only pages the program ever touched (present or swapped in
 //!   `/proc/self/pagemap`); the rest is zero. Runs closer than [`MERGE_GAP`] pages are merged
 //!   so a sparse heap does not become thousands of payloads (and mappings at restart).
-//! - Private file mappings: every page (it may differ from the file), read through
-//!   `/proc/self/mem` so a page past the end of a shrunk file is an error, not a `SIGBUS`.
+//! - Private file mappings: every page (it may differ from the file); straight from memory when
+//!   the file covers the whole mapping, else through `/proc/self/mem`, so a page past the end
+//!   of a shrunk file is an error, not a `SIGBUS` in the agent.
 //! - Shared file mappings: nothing (mapped from the file again).
 //! - Shared anonymous memory (and memfd, SysV shm, deleted files): every page, restored shared.
 //! - `PROT_NONE` memory: only touched pages (guard pages and reservations have none).
@@ -78,11 +79,13 @@ fn skipped(e: &MapsEntry) -> bool {
     e.is_kernel() || e.path.starts_with("/dev/nvidia")
 }
 
-/// Plans the regions to save. `present` returns the touched pages of an interval (as runs).
+/// Plans the regions to save. `present` returns the touched pages of an interval (as runs),
+/// `file_size` the size of a mapped file (`None` when unknown).
 pub fn plan(
     maps: &[MapsEntry],
     lower: &IntervalSet,
     present: &mut dyn FnMut(Interval) -> io::Result<Vec<Interval>>,
+    file_size: &mut dyn FnMut(&str) -> Option<u64>,
 ) -> io::Result<Vec<Plan>> {
     let mut out = Vec::new();
     for e in maps.iter().filter(|e| !skipped(e)) {
@@ -108,7 +111,14 @@ pub fn plan(
             } else if prot == 0 || anon {
                 (RegionKind::Private, present(piece)?, Source::ProcMem)
             } else {
-                (RegionKind::Private, vec![piece], Source::ProcMem)
+                let covered = e.perms.read
+                    && file_size(&e.path).is_some_and(|size| offset + piece.len() <= size);
+                let source = if covered {
+                    Source::Direct
+                } else {
+                    Source::ProcMem
+                };
+                (RegionKind::Private, vec![piece], source)
             };
             out.push(Plan {
                 record: RegionRecord {
@@ -197,12 +207,31 @@ mod tests {
         }
     }
 
+    fn no_files(_: &str) -> Option<u64> {
+        None
+    }
+
+    #[test]
+    fn private_file_memory_is_read_directly_only_where_the_file_covers_it() {
+        let m = maps(
+            "10000-12000 r--p 00001000 08:01 77 /usr/lib/libx.so\n\
+             12000-14000 rw-p 00002000 08:01 78 /data/short.bin\n",
+        );
+        let mut sizes = |p: &str| match p {
+            "/usr/lib/libx.so" => Some(0x3000),
+            _ => Some(0x3000),
+        };
+        let plans = plan(&m, &IntervalSet::new(), &mut all_but(vec![]), &mut sizes).unwrap();
+        assert_eq!(plans[0].source, Source::Direct, "0x1000 + 0x2000 <= 0x3000");
+        assert_eq!(plans[1].source, Source::ProcMem, "0x2000 + 0x2000 > 0x3000");
+    }
+
     #[test]
     fn lower_memory_is_cut_out_of_a_merged_line() {
         let m = maps("10000-20000 rw-p 00000000 00:00 0 \n");
         let mut lower = IntervalSet::new();
         lower.insert(Interval::new(0x14000, 0x18000));
-        let plans = plan(&m, &lower, &mut all_but(vec![0x11000])).unwrap();
+        let plans = plan(&m, &lower, &mut all_but(vec![0x11000]), &mut no_files).unwrap();
         assert_eq!(plans.len(), 2);
         assert_eq!(
             (plans[0].record.start, plans[0].record.end),
@@ -230,7 +259,7 @@ mod tests {
              7ffff0000000-7ffff0001000 rw-s 00000000 00:05 12 /dev/nvidiactl\n\
              ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0 [vsyscall]\n",
         );
-        let plans = plan(&m, &IntervalSet::new(), &mut all_but(vec![])).unwrap();
+        let plans = plan(&m, &IntervalSet::new(), &mut all_but(vec![]), &mut no_files).unwrap();
         assert!(plans.is_empty(), "{plans:?}");
     }
 
@@ -247,6 +276,7 @@ mod tests {
             &m,
             &IntervalSet::new(),
             &mut all_but(vec![0x15000, 0x16000]),
+            &mut no_files,
         )
         .unwrap();
         assert_eq!(plans[0].record.kind, RegionKind::Private);
@@ -284,7 +314,7 @@ mod tests {
         let m = maps("10000-14000 rw-s 00010000 08:01 78 /data/shared.bin\n");
         let mut lower = IntervalSet::new();
         lower.insert(Interval::new(0x10000, 0x11000));
-        let plans = plan(&m, &IntervalSet::clone(&lower), &mut all_but(vec![])).unwrap();
+        let plans = plan(&m, &lower, &mut all_but(vec![]), &mut no_files).unwrap();
         assert_eq!(
             plans[0].record.kind,
             RegionKind::SharedFile {
