@@ -179,10 +179,15 @@ fn start_backend(kind: GpuKind) -> anyhow::Result<Box<dyn crac_gpu::DeviceBacken
             crac_loader::table::reserve_device_window(crac_gpu::Window::DEFAULT)?;
             Ok(Box::new(crac_sim::Sim::new(sim_memory())))
         }
-        GpuKind::Cuda => {
-            let backend = crac_gpu::cuda::CudaBackend::open(crac_gpu::Window::DEFAULT)?;
-            Ok(Box::new(backend))
-        }
+        GpuKind::Cuda => match crac_gpu::cuda::CudaBackend::open(crac_gpu::Window::DEFAULT) {
+            Ok(backend) => Ok(Box::new(backend)),
+            Err(e) => {
+                if let crac_gpu::cuda::CudaError::NoDriver(why) = &e {
+                    tracing::debug!("loading libcuda.so.1 failed: {why}");
+                }
+                Err(e.into())
+            }
+        },
     }
 }
 

@@ -162,11 +162,12 @@ unsafe impl Sync for Driver {}
 
 impl Driver {
     /// Opens `libcuda.so.1` (or `name`) and resolves every entry point.
-    pub(crate) fn open(name: &str) -> Result<Driver, String> {
+    pub(crate) fn open(name: &str) -> Result<Driver, super::CudaError> {
         // SAFETY: loading the CUDA driver runs its initialisers, which have no preconditions
         // on the loading process.
-        let lib = unsafe { libloading::Library::new(name) }.map_err(|e| e.to_string())?;
-        let api = Api::resolve(&lib)?;
+        let lib = unsafe { libloading::Library::new(name) }
+            .map_err(|e| super::CudaError::NoDriver(e.to_string()))?;
+        let api = Api::resolve(&lib).map_err(super::CudaError::OldDriver)?;
         Ok(Driver { api, _lib: lib })
     }
 }

@@ -32,9 +32,12 @@ use driver::{Driver, check};
 /// Why the CUDA backend could not start.
 #[derive(Debug, Error)]
 pub enum CudaError {
-    /// `libcuda.so.1` is not installed or lacks an entry point.
-    #[error("no CUDA driver found (libcuda.so.1: {0}); use --gpu sim")]
+    /// `libcuda.so.1` cannot be loaded (the payload says why, for logs).
+    #[error("no CUDA driver found (libcuda.so.1); use --gpu sim")]
     NoDriver(String),
+    /// The driver library lacks an entry point crac needs.
+    #[error("{0}: the NVIDIA driver is too old for crac (CUDA 12.4 or newer is needed); update it")]
+    OldDriver(String),
     /// The driver loaded but the device could not be set up.
     #[error("the CUDA driver could not start the device: {0}")]
     Device(#[source] crate::GpuError),
@@ -120,7 +123,7 @@ impl CudaBackend {
 
     /// As [`CudaBackend::open`], from the driver library `name` (tests point it elsewhere).
     pub fn open_library(name: &str, window: Window) -> Result<CudaBackend, CudaError> {
-        let drv = Driver::open(name).map_err(CudaError::NoDriver)?;
+        let drv = Driver::open(name)?;
         let (ctx, device, granularity) = backend::start(&drv).map_err(CudaError::Device)?;
         let cuda = CudaBackend {
             drv,
@@ -155,9 +158,10 @@ mod tests {
             .err()
             .expect("no such library");
         assert!(matches!(e, CudaError::NoDriver(_)));
-        let m = e.to_string();
-        assert!(m.starts_with("no CUDA driver found (libcuda.so.1"), "{m}");
-        assert!(m.ends_with("; use --gpu sim"), "{m}");
+        assert_eq!(
+            e.to_string(),
+            "no CUDA driver found (libcuda.so.1); use --gpu sim"
+        );
     }
 
     #[test]
@@ -165,6 +169,7 @@ mod tests {
         let e = CudaBackend::open_library("libc.so.6", Window::DEFAULT)
             .err()
             .expect("libc is not the driver");
+        assert!(matches!(e, CudaError::OldDriver(_)));
         assert!(e.to_string().contains("lacks cuInit"), "{e}");
     }
 
