@@ -573,6 +573,11 @@ fn inotify_is_refused_by_name() {
         msg.starts_with("fd 7 is an inotify instance; crac cannot checkpoint inotify yet"),
         "{msg}"
     );
+    sys::close(7);
+    sys::put_at(sys::memfd(), 8, false);
+    let err = fds::capture(&|_| false, None).expect_err("memfds are not supported");
+    assert!(matches!(err, FdError::Unsupported { fd: 8, .. }), "{err:?}");
+    assert!(err.to_string().contains("memfd:scratch"), "{err}");
 }
 
 #[test]

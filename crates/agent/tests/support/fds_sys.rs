@@ -219,6 +219,13 @@ pub fn inotify() -> OwnedFd {
     owned(unsafe { libc::inotify_init1(libc::IN_CLOEXEC) }).expect("inotify_init1")
 }
 
+/// A memfd.
+pub fn memfd() -> OwnedFd {
+    // SAFETY: the name is a NUL-terminated literal; memfd_create creates a new fd.
+    owned(unsafe { libc::memfd_create(c"scratch".as_ptr(), libc::MFD_CLOEXEC) })
+        .expect("memfd_create")
+}
+
 /// Accepts one connection on listening number `n`, retrying while it would block.
 pub fn accept(n: RawFd) -> io::Result<OwnedFd> {
     for _ in 0..200 {
