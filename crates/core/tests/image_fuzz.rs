@@ -209,3 +209,42 @@ proptest! {
         exercise(bytes);
     }
 }
+
+/// Runs the fuzz tests above again in a child limited to 256 MiB of address space, so that an
+/// allocation sized by a forged length (which a roomy test machine might grant) aborts it.
+#[test]
+fn fuzzing_fits_in_256_mib_of_address_space() {
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    if std::env::var_os("CRAC_FUZZ_UNDER_LIMIT").is_some() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("out");
+    let out = std::fs::File::create(&log).unwrap();
+    let mut child = Command::new("prlimit")
+        .arg(format!("--as={}", 256u64 << 20))
+        .arg("--")
+        .arg(std::env::current_exe().unwrap())
+        .args(["never_panic", "--test-threads=1"])
+        .env("CRAC_FUZZ_UNDER_LIMIT", "1")
+        .stdout(Stdio::from(out.try_clone().unwrap()))
+        .stderr(Stdio::from(out))
+        .spawn()
+        .expect("prlimit (util-linux) is needed to run the fuzz tests under a memory limit");
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("the fuzz tests under a memory limit hung");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(status.success(), "{status}:\n{text}");
+    assert!(text.contains("test result: ok. 6 passed"), "{text}");
+}
