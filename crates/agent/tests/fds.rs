@@ -87,6 +87,7 @@ const REPLY: RawFd = 17;
 const SIGNAL: RawFd = 18;
 const DIR: RawFd = 19;
 const STDOUT_DUP: RawFd = 20;
+const REPLY_DUP: RawFd = 21;
 /// "crac's" fds: the outside end of pipe 7 and the agent's end of the reply connection.
 const OUTSIDE_W: RawFd = 60;
 const AGENT_END: RawFd = 61;
@@ -167,13 +168,14 @@ fn build() -> Layout {
     sys::put_at(OwnedFd::from(null), NULL, false);
     let (mine, agent) = UnixStream::pair().expect("socketpair");
     sys::put_at(OwnedFd::from(mine), REPLY, false);
+    sys::put_at(sys::dup(REPLY), REPLY_DUP, false);
     sys::put_at(OwnedFd::from(agent), AGENT_END, true);
     sys::put_at(sys::signalfd(libc::SIGUSR2), SIGNAL, true);
     let d = std::fs::File::open(layout.dir.path()).expect("open dir");
     sys::put_at(OwnedFd::from(d), DIR, false);
     sys::put_at(sys::dup(1), STDOUT_DUP, false);
 
-    for n in 21..=40 {
+    for n in 22..=40 {
         sys::close(n);
     }
     sys::close(HOLE);
@@ -197,7 +199,7 @@ fn check_records(records: &[FdRecord], layout: &Layout) {
     assert_eq!(
         fds,
         [
-            0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 17, 18, 19, 20
+            0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 17, 18, 19, 20, 21
         ],
         "{records:#?}"
     );
@@ -231,8 +233,8 @@ fn check_records(records: &[FdRecord], layout: &Layout) {
         records.iter().map(|r| r.description).collect();
     assert_eq!(
         descriptions.len(),
-        records.len() - 2,
-        "only 3/4 and 1/20 share"
+        records.len() - 3,
+        "only 3/4, 1/20 and 17/21 share"
     );
 
     let FdKind::Pipe {
@@ -331,12 +333,14 @@ fn check_records(records: &[FdRecord], layout: &Layout) {
     assert!(
         matches!(&record(records, NULL).kind, FdKind::Device { path, .. } if path == "/dev/null")
     );
-    assert_eq!(
-        record(records, REPLY).kind,
-        FdKind::AgentReply {
-            reply: REPLY_BYTES.to_vec()
-        }
-    );
+    for fd in [REPLY, REPLY_DUP] {
+        assert_eq!(
+            record(records, fd).kind,
+            FdKind::AgentReply {
+                reply: REPLY_BYTES.to_vec()
+            }
+        );
+    }
     assert_eq!(
         record(records, SIGNAL).kind,
         FdKind::SignalFd {
@@ -417,6 +421,11 @@ fn check_program_view(layout: &Layout, restored: bool) {
         let mut s = UnixStream::from(sys::dup(REPLY));
         s.read_to_end(&mut reply).unwrap();
         assert_eq!(reply, REPLY_BYTES, "the reply, then EOF");
+        assert_eq!(
+            sys::read(REPLY_DUP, 8).unwrap(),
+            b"",
+            "one connection, read through both"
+        );
     } else {
         assert_eq!(sys::write(PAIR_A, b"z").unwrap(), 1);
         assert_eq!(sys::read(PAIR_B, 8).unwrap(), b"z");

@@ -67,10 +67,15 @@ pub fn capture(
         .collect::<Result<Vec<_>, _>>()?;
     let descriptions = descriptions(&probes);
     let stdio = stdio_fds(&probes, &descriptions);
+    // Every fd sharing the reply connection's description is that connection.
+    let reply_description = agent_reply.and_then(|(fd, _)| {
+        let i = probes.iter().position(|p| p.fd == fd)?;
+        Some(descriptions[i])
+    });
     let mut records = Vec::with_capacity(probes.len());
     for (i, p) in probes.iter().enumerate() {
         let kind = match agent_reply {
-            Some((fd, reply)) if fd == p.fd => FdKind::AgentReply {
+            Some((_, reply)) if reply_description == Some(descriptions[i]) => FdKind::AgentReply {
                 reply: reply.to_vec(),
             },
             _ if stdio[i] => FdKind::Stdio,
