@@ -1,0 +1,248 @@
+//! The checkpoint engine on a live multi-threaded process: each scenario runs in a child copy
+//! of this test binary (signal actions and threads are process-wide), whose own threads play the
+//! program; the checkpoint runs on the test thread, which the stand-in lower half reports as
+//! crac's. The image is read back and checked against what the threads did, and the threads
+//! must go on running afterwards. (Restarting needs `crac_restart`: the end-to-end suite does
+//! that.)
+
+#![allow(clippy::unwrap_used)]
+
+#[path = "support/engine_sys.rs"]
+mod sys;
+
+use std::io;
+use std::os::fd::OwnedFd;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crac_agent::LowerHalf;
+use crac_agent::checkpoint::{self, CheckpointError, CheckpointRequest};
+use crac_core::image::{ImageReader, RegionKind};
+use crac_core::interval::IntervalSet;
+
+const CHILD: &str = "CRAC_ENGINE_CHILD";
+
+/// Runs test `name` in a fresh process; true in that child.
+fn in_child(name: &str) -> bool {
+    if std::env::var_os(CHILD).is_some() {
+        return true;
+    }
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env(CHILD, "1")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("1 passed"),
+        "{name} failed in its child:\n{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    false
+}
+
+/// The lower half of this test process: the test thread, and the harness's main thread (it
+/// inherited the parent's blocked signal mask through exec, and waits for the test).
+struct TestLower {
+    tid: i32,
+}
+
+impl LowerHalf for TestLower {
+    fn register_current_thread(&self) {}
+    fn intervals(&self) -> IntervalSet {
+        crac_loader::lower::intervals()
+    }
+    fn tids(&self) -> Vec<i32> {
+        vec![self.tid, i32::try_from(std::process::id()).unwrap()]
+    }
+    fn protect_fd(&self, fd: OwnedFd) -> io::Result<OwnedFd> {
+        crac_loader::fds::move_high(fd)
+    }
+}
+
+fn gettid() -> i32 {
+    // The tid of the calling thread, from /proc (no unsafe in this file).
+    std::fs::read_link("/proc/thread-self")
+        .unwrap()
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// Worker threads that count and sleep until told to stop.
+struct Workers {
+    stop: Arc<AtomicBool>,
+    counts: Vec<Arc<AtomicU64>>,
+    handles: Vec<std::thread::JoinHandle<()>>,
+}
+
+fn start_workers(n: usize) -> Workers {
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut counts = Vec::new();
+    let mut handles = Vec::new();
+    for i in 0..n {
+        let c = Arc::new(AtomicU64::new(0));
+        counts.push(c.clone());
+        let stop = stop.clone();
+        handles.push(
+            std::thread::Builder::new()
+                .name(format!("worker-{i}"))
+                .spawn(move || {
+                    // The test harness runs tests on a thread with most signals blocked.
+                    sys::unblock_all();
+                    while !stop.load(Ordering::Relaxed) {
+                        c.fetch_add(1, Ordering::Relaxed);
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                })
+                .unwrap(),
+        );
+    }
+    Workers {
+        stop,
+        counts,
+        handles,
+    }
+}
+
+impl Workers {
+    fn total(&self) -> u64 {
+        self.counts.iter().map(|c| c.load(Ordering::Relaxed)).sum()
+    }
+
+    fn finish(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for h in self.handles {
+            h.join().unwrap();
+        }
+    }
+}
+
+#[test]
+fn checkpoint_and_continue_saves_every_thread_and_the_memory() {
+    if !in_child("checkpoint_and_continue_saves_every_thread_and_the_memory") {
+        return;
+    }
+    let workers = start_workers(8);
+    // Program memory with known contents (the Rust heap of this test binary is crac's arena).
+    let data = sys::program_memory(1 << 20);
+    for (i, b) in data.iter_mut().enumerate() {
+        *b = u8::try_from(i % 251).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.crac");
+    let lower = TestLower { tid: gettid() };
+    let mut last = 0;
+    let request = CheckpointRequest {
+        path: path.clone(),
+        ..Default::default()
+    };
+    let outcome = checkpoint::checkpoint(&request, &lower, &mut |p| {
+        assert!(p.done >= last && p.done <= p.total);
+        last = p.done;
+    })
+    .unwrap();
+    assert!(outcome.memory_bytes >= data.len() as u64);
+    assert_eq!(last, outcome.memory_bytes, "progress reached the end");
+
+    // The threads go on.
+    let before = workers.total();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while workers.total() < before + 50 {
+        assert!(Instant::now() < deadline, "the workers stopped");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+
+    let mut reader = ImageReader::open(std::fs::File::open(&path).unwrap()).unwrap();
+    let meta = reader.meta().clone();
+    let names: Vec<&str> = meta.threads.iter().map(|t| t.name.as_str()).collect();
+    for i in 0..8 {
+        assert!(names.contains(&format!("worker-{i}").as_str()), "{names:?}");
+    }
+    assert!(
+        !meta.threads.iter().any(|t| t.tid == lower.tid),
+        "crac's own thread"
+    );
+    assert_eq!(meta.threads.len(), 8);
+    assert!(
+        meta.threads
+            .iter()
+            .all(|t| t.ucontext != 0 && t.fs_base != 0)
+    );
+    // glibc caches the tid in its thread descriptor; the offset was measured.
+    assert!(
+        meta.process.tid_offset.is_some(),
+        "{:?}",
+        meta.process.tid_offset
+    );
+    assert_eq!(meta.signals.actions.len(), 62);
+    assert!(!meta.header.build_id.is_empty());
+    assert!(!meta.header.fingerprints.kernel_release.is_empty());
+
+    // The buffer's bytes are in the image.
+    let addr = data.as_ptr() as u64;
+    let page = addr;
+    let region = meta
+        .regions
+        .iter()
+        .find(|r| r.start <= page && page < r.end)
+        .expect("the buffer's region is saved");
+    assert_eq!(region.kind, RegionKind::Private);
+    let run = region
+        .runs
+        .iter()
+        .find(|r| r.addr <= page && page + 4096 <= r.addr + r.len)
+        .expect("a touched page is in a run");
+    let mut bytes = vec![0u8; usize::try_from(run.len).unwrap()];
+    reader.read_payload(&run.payload, &mut bytes).unwrap();
+    let at = usize::try_from(page - run.addr).unwrap();
+    let off = usize::try_from(page - addr).unwrap();
+    assert_eq!(&bytes[at..at + 4096], &data[off..off + 4096]);
+    workers.finish();
+}
+
+#[test]
+fn a_thread_that_blocks_the_signal_fails_the_checkpoint_and_the_program_goes_on() {
+    if !in_child("a_thread_that_blocks_the_signal_fails_the_checkpoint_and_the_program_goes_on") {
+        return;
+    }
+    let workers = start_workers(2);
+    let blocked = std::thread::spawn(|| {
+        sys::unblock_all();
+        let old = sys::block_sigrtmax();
+        std::thread::sleep(Duration::from_millis(2500));
+        // Unblocking delivers the pending signal: the process must survive it.
+        sys::restore_mask(old);
+        std::thread::sleep(Duration::from_millis(50));
+    });
+    std::thread::sleep(Duration::from_millis(50));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("b.crac");
+    let lower = TestLower { tid: gettid() };
+    let request = CheckpointRequest {
+        path: path.clone(),
+        ..Default::default()
+    };
+    let err = checkpoint::checkpoint(&request, &lower, &mut |_| {}).unwrap_err();
+    assert!(
+        matches!(err, CheckpointError::ThreadDidNotStop { .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("blocks signal 64"), "{err}");
+    assert!(!path.exists(), "no image");
+    assert!(
+        !std::path::Path::new(&format!("{}.tmp", path.display())).exists(),
+        "no temporary file left"
+    );
+    let before = workers.total();
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(workers.total() > before, "the other threads go on");
+    blocked.join().unwrap();
+    workers.finish();
+}
