@@ -24,7 +24,7 @@ fn header_of(bytes: &[u8]) -> FixedHeader {
 
 /// Writes `h` (valid checksum) over the image's header page.
 fn put_header(bytes: &mut [u8], h: &FixedHeader) {
-    let (magic, page) = h.encode();
+    let (magic, page) = h.encode().unwrap();
     bytes[..4096].copy_from_slice(&page[..]);
     bytes[..8].copy_from_slice(&magic);
 }

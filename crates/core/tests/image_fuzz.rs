@@ -107,7 +107,7 @@ fn fix_checksums(bytes: &[u8], orig: &FixedHeader, mutated: Vec<Vec<u8>>) -> Vec
         out.extend_from_slice(&body);
     }
     h.file_len = out.len() as u64;
-    let (magic, page) = h.encode();
+    let (magic, page) = h.encode().unwrap();
     out[..4096].copy_from_slice(&page[..]);
     out[..8].copy_from_slice(&magic);
     out
@@ -203,7 +203,7 @@ proptest! {
             }
         }
         let mut bytes = orig.clone();
-        let (magic, page) = h.encode();
+        let (magic, page) = h.encode().unwrap();
         bytes[..4096].copy_from_slice(&page[..]);
         bytes[..8].copy_from_slice(&magic);
         exercise(bytes);

@@ -133,8 +133,16 @@ pub struct FixedHeader {
 
 impl FixedHeader {
     /// Encodes the header page. The magic comes back separately, so that the writer can put it
-    /// in place last.
-    pub fn encode(&self) -> ([u8; 8], Box<[u8; HEADER_LEN]>) {
+    /// in place last. A table of more than [`MAX_SECTIONS`] entries is refused.
+    pub fn encode(&self) -> Result<([u8; 8], Box<[u8; HEADER_LEN]>), ImageError> {
+        if self.sections.len() > MAX_SECTIONS {
+            return Err(ImageError::BadHeader {
+                what: format!(
+                    "{} sections, at most {MAX_SECTIONS} are allowed",
+                    self.sections.len()
+                ),
+            });
+        }
         let mut page = Box::new([0u8; HEADER_LEN]);
         let mut at = 8;
         let mut put = |bytes: &[u8]| {
@@ -162,7 +170,7 @@ impl FixedHeader {
         }
         let sum = header_checksum(&page[..], self.sections.len());
         page[CHECKSUM_AT..CHECKSUM_AT + 8].copy_from_slice(&sum.to_le_bytes());
-        (MAGIC.to_le_bytes(), page)
+        Ok((MAGIC.to_le_bytes(), page))
     }
 
     /// Decodes and checks a header page: magic, then version, then the checksum, then that
@@ -326,7 +334,7 @@ mod tests {
     }
 
     fn page(h: &FixedHeader) -> Vec<u8> {
-        let (magic, page) = h.encode();
+        let (magic, page) = h.encode().unwrap();
         let mut v = page.to_vec();
         v[..8].copy_from_slice(&magic);
         v
@@ -336,6 +344,13 @@ mod tests {
     fn header_round_trips() {
         let h = sample();
         assert_eq!(FixedHeader::decode(&page(&h), h.file_len).unwrap(), h);
+    }
+
+    #[test]
+    fn a_table_too_big_for_the_page_is_not_encoded() {
+        let mut h = sample();
+        h.sections = vec![h.sections[0]; MAX_SECTIONS + 1];
+        assert!(matches!(h.encode(), Err(ImageError::BadHeader { .. })));
     }
 
     #[test]

@@ -135,7 +135,7 @@ impl<W: Write + Seek> ImageWriter<W> {
             payload_end,
             sections,
         };
-        let (magic, page) = header.encode();
+        let (magic, page) = header.encode()?;
         let inner = &mut self.inner;
         // The page without its magic first, then the magic: until that last write lands the
         // file has no valid magic.
