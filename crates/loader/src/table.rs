@@ -27,21 +27,20 @@ pub enum TableError {
     AlreadyInstalled,
     /// The device-address window could not be reserved.
     #[error(
-        "cannot reserve the device-address window ({size} bytes of address space at {base:#x}, \
-         no memory used): {source}; if an address-space limit is set (ulimit -v), raise it"
+        "cannot reserve {gib} GiB of address space at {base:#x} for device pointers (no memory \
+         is used): {error}; if an address-space limit is set (ulimit -v), raise or remove it"
     )]
     ReserveWindow {
         /// First byte.
         base: u64,
-        /// Size in bytes.
-        size: u64,
+        /// Size in GiB.
+        gib: u64,
         /// The mmap error.
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The first parked lower thread could not start.
     #[error("cannot start a lower-half thread for CUDA calls: {0}")]
-    Thread(#[source] std::io::Error),
+    Thread(std::io::Error),
 }
 
 /// The process's runtime, set once by [`install`].
@@ -64,11 +63,11 @@ pub fn install(runtime: Runtime) -> Result<u64, TableError> {
 /// no program mapping can land where device pointers live (the `sim` backend's window; the
 /// real backend has the driver reserve it instead).
 pub fn reserve_device_window(window: crac_gpu::Window) -> Result<(), TableError> {
-    crate::sys::table::reserve(window.base, window.size).map_err(|source| {
+    crate::sys::table::reserve(window.base, window.size).map_err(|error| {
         TableError::ReserveWindow {
             base: window.base,
-            size: window.size,
-            source,
+            gib: window.size >> 30,
+            error,
         }
     })
 }

@@ -40,7 +40,7 @@ pub enum CudaError {
     OldDriver(String),
     /// The driver loaded but the device could not be set up.
     #[error("the CUDA driver could not start the device: {0}")]
-    Device(#[source] crate::GpuError),
+    Device(crate::GpuError),
     /// The device window could not be reserved in the GPU's address space.
     #[error(
         "cannot reserve the device-address window {base:#x}+{size:#x} with the CUDA driver \
