@@ -278,7 +278,7 @@ fn sample_fds() -> Vec<FdRecord> {
             domain: 1,
             ty: 1,
             protocol: 0,
-            addr: b"\x01\x00/tmp/sock\0".to_vec(),
+            addr: b"\x01\x00/run/app.sock\0".to_vec(),
             flags: 0,
         },
         FdKind::DeadSocket {
