@@ -47,7 +47,10 @@ fn the_current_version_has_a_golden_image() {
     let path = fixture(FORMAT_VERSION);
     if std::env::var_os("CRAC_BLESS_FIXTURES").is_some() {
         let (bytes, _) = write_image(&sample_payloads(), sample_meta);
-        std::fs::write(&path, bytes).unwrap();
+        // Through a rename: the other tests read the fixtures meanwhile.
+        let tmp = path.with_extension("crac.tmp");
+        std::fs::write(&tmp, bytes).unwrap();
+        std::fs::rename(&tmp, &path).unwrap();
     }
     assert!(
         path.exists(),
