@@ -139,3 +139,32 @@ fn peek_reads_the_header_and_process_section_only() {
     assert_eq!(p.fixed.version, FORMAT_VERSION);
     assert!(ImageReader::open(Cursor::new(bytes)).is_err());
 }
+
+#[test]
+fn a_durable_image_file_round_trips() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("app-1.crac");
+    let (file, tmp) = durable::create_tmp(&target).unwrap();
+    let mut w = ImageWriter::new(file).unwrap();
+    let payloads: Vec<PayloadRef> = sample_payloads()
+        .iter()
+        .map(|(bytes, enc)| {
+            w.set_encoding(*enc);
+            w.payload(bytes).unwrap()
+        })
+        .collect();
+    let meta = sample_meta(&payloads);
+    let file = w.finish(&meta).unwrap();
+    // Before the commit there is no image under the final name.
+    assert!(!target.exists());
+    durable::commit(file, &tmp, &target).unwrap();
+    let mode = std::fs::metadata(&target).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let mut r = ImageReader::open_path(&target).unwrap();
+    assert_eq!(r.meta(), &meta);
+    r.verify_payloads(&mut |_, _| {}).unwrap();
+    let p = peek(&mut std::fs::File::open(&target).unwrap()).unwrap();
+    assert_eq!(p.header.build_id, meta.header.build_id);
+}
