@@ -44,6 +44,12 @@
 //!   shim runs it and reports `__crac_host_callback_done(token)`, after which the stream goes on.
 //!   `__crac_host_callback_next` returns `cudaErrorNotReady` (600) with nothing filled when woken
 //!   without a callback (the shim then calls it again).
+//! - Device `printf` output (the `sim` device's kernels) belongs in the program's own `stdout`
+//!   stream, in order with the program's host output, as CUDA writes it at synchronising calls.
+//!   `__crac_printf_take` moves up to `cap` pending bytes into `buf` and their count into
+//!   `*len` (0 when none); the shim writes them with the program's `fwrite(…, stdout)` after
+//!   synchronising calls and at exit. Until the shim first calls it, the lower half writes
+//!   device output straight to fd 1 instead (so a shim that never drains loses nothing).
 //!
 //! Operations are numbered by their position: new ones go at the end.
 
@@ -132,6 +138,7 @@ macro_rules! cuda_ops {
             PinnedFree = __crac_pinned_free(ptr: *mut core::ffi::c_void, size: *mut usize);
             HostCallbackNext = __crac_host_callback_next(callback: *mut $crate::HostCallback);
             HostCallbackDone = __crac_host_callback_done(token: u64);
+            PrintfTake = __crac_printf_take(buf: *mut u8, cap: usize, len: *mut usize);
         }
     };
 }

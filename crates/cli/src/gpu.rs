@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use crac_core::elf::links::{Links, read_links};
 use crac_loader::exec::Target;
+use crac_replay::{DevicePrintf, Runtime};
+use std::sync::Arc;
 
 /// Which device backend the program's CUDA calls go to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -172,12 +174,18 @@ fn sim_memory() -> u64 {
 }
 
 /// Starts the backend of `kind`; the sim's device window is reserved here, the real
-/// backend's by the driver.
-fn start_backend(kind: GpuKind) -> anyhow::Result<Box<dyn crac_gpu::DeviceBackend>> {
+/// backend's by the driver. The sim's kernel `printf` output goes through `printf`, to reach
+/// the program's own `stdout` stream.
+fn start_backend(
+    kind: GpuKind,
+    printf: &Arc<DevicePrintf>,
+) -> anyhow::Result<Box<dyn crac_gpu::DeviceBackend>> {
     match kind {
         GpuKind::Sim => {
             crac_loader::table::reserve_device_window(crac_gpu::Window::DEFAULT)?;
-            Ok(Box::new(crac_sim::Sim::new(sim_memory())))
+            let sim = crac_sim::Sim::new(sim_memory());
+            sim.set_printf(Box::new(printf.writer()));
+            Ok(Box::new(sim))
         }
         GpuKind::Cuda => match crac_gpu::cuda::CudaBackend::open(crac_gpu::Window::DEFAULT) {
             Ok(backend) => Ok(Box::new(backend)),
@@ -210,8 +218,10 @@ pub fn prepare_launch(
         }
         Need::Nothing => None,
     };
-    let backend = start_backend(kind)?;
-    let table = crac_loader::table::install(crac_replay::Runtime::new(backend))?;
+    let printf = Arc::new(DevicePrintf::default());
+    let backend = start_backend(kind, &printf)?;
+    let runtime = Runtime::new(backend).with_device_printf(printf);
+    let table = crac_loader::table::install(runtime)?;
     crac_loader::exec::set_extra_auxv(&[(crac_abi::AT_CRAC_TABLE, table)]);
     if let Some(shim) = shim {
         tracing::debug!("preloading {}", shim.display());

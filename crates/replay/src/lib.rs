@@ -15,4 +15,4 @@ pub mod host;
 pub mod runtime;
 
 pub use host::{BufferMemory, HostFault, HostMemory};
-pub use runtime::Runtime;
+pub use runtime::{DevicePrintf, Runtime};

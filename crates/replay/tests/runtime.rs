@@ -369,3 +369,41 @@ fn device_queries_attributes_and_occupancy() {
         INVALID_DEVICE_FUNCTION
     );
 }
+
+#[test]
+fn device_printf_waits_for_the_shim_once_it_asks() {
+    let printf = std::sync::Arc::new(crac_replay::DevicePrintf::default());
+    let p = Program::with_printf(&printf);
+    let h = p.register_fatbin(&fatbin("printf", FatbinKind::Ptx));
+    let say = p.register_kernel(h, "say");
+    let buf = p.alloc(4096);
+    let len = p.alloc(8);
+    // The shim's first take switches output from fd 1 to the buffer.
+    p.ok(Op::PrintfTake, &[buf, 0, len]);
+    assert_eq!(p.u64_at(len), 0);
+    let tag = p.malloc(8);
+    let text = p.put(b"tag\0");
+    p.ok(Op::Memcpy, &[tag, text, 4, 1]);
+    let launch = p.launch(
+        say,
+        1,
+        32,
+        &[
+            &2i32.to_le_bytes(),
+            &1.5f32.to_le_bytes(),
+            &tag.to_le_bytes(),
+        ],
+        0,
+    );
+    assert_eq!(launch, 0);
+    p.ok(Op::DeviceSynchronize, &[]);
+    p.ok(Op::PrintfTake, &[buf, 4096, len]);
+    let out = String::from_utf8(p.get(buf, p.u64_at(len) as usize)).expect("utf-8");
+    assert!(
+        out.starts_with("block 0 thread 0: 0.000000 tag 0 4000000000 0 even 100%\n"),
+        "{out}"
+    );
+    assert_eq!(out.lines().count(), 2, "{out}");
+    p.ok(Op::PrintfTake, &[buf, 4096, len]);
+    assert_eq!(p.u64_at(len), 0, "taken once");
+}

@@ -291,6 +291,14 @@ impl Runtime {
                 None => Err(GpuError::NotReady),
             },
             Op::HostCallbackDone => self.callbacks.done(a[0]),
+            Op::PrintfTake => {
+                let cap = usize::try_from(a[1]).unwrap_or(usize::MAX);
+                // Validate the out-pointer before taking bytes that could then be lost.
+                write_u64(mem, a[2], 0)?;
+                let bytes = self.printf.take(cap);
+                mem.write(a[0], &bytes)?;
+                Ok(write_u64(mem, a[2], bytes.len() as u64)?)
+            }
         }
     }
 }

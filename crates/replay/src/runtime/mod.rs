@@ -16,6 +16,7 @@ mod device;
 mod dispatch;
 mod memory;
 mod out;
+mod printf;
 mod registry;
 mod streams;
 
@@ -25,6 +26,7 @@ use crac_gpu::{DeviceBackend, GpuError, Stream};
 
 use crate::handles::{Kind, VirtualTable};
 
+pub use printf::{DevicePrintf, PrintfWriter};
 pub use streams::Callbacks;
 
 /// `cudaErrorNotSupported`: the answer to an operation number this build does not know.
@@ -41,6 +43,7 @@ pub struct Runtime {
     host: memory::HostRegistrations,
     callbacks: std::sync::Arc<Callbacks>,
     device: device::DeviceSettings,
+    printf: std::sync::Arc<DevicePrintf>,
 }
 
 impl Runtime {
@@ -54,7 +57,15 @@ impl Runtime {
             host: memory::HostRegistrations::default(),
             callbacks: std::sync::Arc::new(Callbacks::default()),
             device: device::DeviceSettings::default(),
+            printf: std::sync::Arc::default(),
         }
+    }
+
+    /// Device `printf` output goes through `printf` (whose [`DevicePrintf::writer`] the
+    /// backend writes to) and reaches the program through `__crac_printf_take`.
+    pub fn with_device_printf(mut self, printf: std::sync::Arc<DevicePrintf>) -> Runtime {
+        self.printf = printf;
+        self
     }
 
     /// The backend the runtime drives (checkpoint hooks go to it directly).

@@ -24,8 +24,19 @@ pub struct Program {
 impl Program {
     pub fn new() -> Program {
         let sim = crac_sim::Sim::new(256 << 20);
+        Program::over(Runtime::new(Box::new(sim)))
+    }
+
+    /// A program whose sim device's `printf` output goes to `printf`.
+    pub fn with_printf(printf: &std::sync::Arc<crac_replay::DevicePrintf>) -> Program {
+        let sim = crac_sim::Sim::new(256 << 20);
+        sim.set_printf(Box::new(printf.writer()));
+        Program::over(Runtime::new(Box::new(sim)).with_device_printf(printf.clone()))
+    }
+
+    fn over(rt: Runtime) -> Program {
         Program {
-            rt: Runtime::new(Box::new(sim)),
+            rt,
             mem: BufferMemory::new(BASE, 64 << 20),
             next: AtomicU64::new(BASE + 0x1000),
         }
