@@ -4,7 +4,8 @@
 # half's table entry + runtime + switch back), against the same runtime entry
 # (crac_replay::Runtime::call over the sim backend) called directly in-process by the
 # direct_call example. Both in release; prints medians, the added nanoseconds (target: at most
-# 30) and the ratio. Never asserts on time.
+# 30) and the ratio, and for information the same calls with the arch_prctl fallback. Never
+# asserts on time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +20,8 @@ gcc -O2 -o "$work/shim_calls" bench/programs/shim_calls.c \
 echo "-- through the shim (crac_launch --gpu sim bench/programs/shim_calls.c)"
 shim_line="$("$target/release/crac" launch --gpu sim -- "$work/shim_calls")"
 echo "$shim_line"
+echo "-- through the shim with arch_prctl instead of wrfsbase (CRAC_SHIM_NO_FSGSBASE=1, kernels without FSGSBASE)"
+CRAC_SHIM_NO_FSGSBASE=1 "$target/release/crac" launch --gpu sim -- "$work/shim_calls"
 echo "-- direct, in-process (cargo run --release -p crac-cuda-shim --example direct_call)"
 direct_line="$(cargo run --quiet --release -p crac-cuda-shim --example direct_call)"
 echo "$direct_line"

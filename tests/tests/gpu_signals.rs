@@ -4,10 +4,20 @@
 
 mod gpu_support;
 
-use gpu_support::{Runtime, assert_expected, program, run_sim};
+use gpu_support::{Runtime, assert_expected, program, run_sim, run_sim_env};
 
 #[test]
 fn a_signal_storm_during_a_million_cuda_calls() {
     let out = run_sim(&program("signal_storm", Runtime::Shared), &[]);
+    assert_expected(&out, "signal_storm");
+}
+
+#[test]
+fn the_same_storm_with_arch_prctl_switches_instead_of_wrfsbase() {
+    let out = run_sim_env(
+        &program("signal_storm", Runtime::Shared),
+        &[],
+        &[("CRAC_SHIM_NO_FSGSBASE", "1")],
+    );
     assert_expected(&out, "signal_storm");
 }

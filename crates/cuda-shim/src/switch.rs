@@ -37,7 +37,14 @@ pub fn init() {
     if TABLE_STATE.load(Ordering::Acquire) != UNKNOWN {
         return;
     }
-    arch::detect(sys::getauxval(libc::AT_HWCAP2));
+    // CRAC_SHIM_NO_FSGSBASE=1 forces the arch_prctl path (for tests and measurements on
+    // machines that have FSGSBASE).
+    let hwcap2 = if sys::env_flag(c"CRAC_SHIM_NO_FSGSBASE") {
+        0
+    } else {
+        sys::getauxval(libc::AT_HWCAP2)
+    };
+    arch::detect(hwcap2);
     let addr = sys::getauxval(crac_abi::AT_CRAC_TABLE);
     let state = match usize::try_from(addr) {
         Ok(a) if a != 0 => {

@@ -146,11 +146,19 @@ pub fn shim_dir() -> PathBuf {
 
 /// Runs `program args…` under `crac_launch --gpu sim` with a generous time limit.
 pub fn run_sim(program: &Path, args: &[&str]) -> Outcome {
+    run_sim_env(program, args, &[])
+}
+
+/// [`run_sim`] with extra environment variables for the program.
+pub fn run_sim_env(program: &Path, args: &[&str], env: &[(&str, &str)]) -> Outcome {
     shim_dir();
-    Cmd::new(program)
+    let mut cmd = Cmd::new(program)
         .args(args)
-        .timeout(Duration::from_secs(240))
-        .under_crac_with(&["--gpu", "sim"])
+        .timeout(Duration::from_secs(240));
+    for (k, v) in env {
+        cmd = cmd.env(k, v);
+    }
+    cmd.under_crac_with(&["--gpu", "sim"])
         .run()
         .expect("run the program under crac_launch --gpu sim")
 }

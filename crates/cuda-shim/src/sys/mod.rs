@@ -29,6 +29,16 @@ pub fn getauxval(kind: u64) -> u64 {
     unsafe { libc::getauxval(kind) }
 }
 
+/// Whether the environment variable `name` is set to `1`.
+pub fn env_flag(name: &CStr) -> bool {
+    let _e = ErrnoGuard::new();
+    // SAFETY: `name` is NUL-terminated; getenv returns null or a NUL-terminated string that
+    // stays valid until the environment changes, and it is read at once.
+    let v = unsafe { libc::getenv(name.as_ptr()) };
+    // SAFETY: non-null result of getenv, see above.
+    !v.is_null() && unsafe { CStr::from_ptr(v) }.to_bytes() == b"1"
+}
+
 /// Writes `msg` to fd 2, ignoring failures (diagnostics only).
 pub fn write_stderr(msg: &[u8]) {
     let _e = ErrnoGuard::new();
