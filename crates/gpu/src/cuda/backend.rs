@@ -8,7 +8,8 @@ use super::driver::{
     ACCESS_READWRITE, ALLOCATION_PINNED, AccessDesc, AllocationProp, CuPtr, Driver, Handle,
     LOCATION_DEVICE, MemLocation, PARAM_BUFFER_POINTER, PARAM_BUFFER_SIZE, PARAM_END,
 };
-use super::{Block, CURRENT, CudaBackend, CudaError, lock};
+use super::place::{NewMap, Placement};
+use super::{CURRENT, CudaBackend, CudaError, lock};
 use crate::{
     Allocation, DeviceBackend, DeviceProps, DevicePtr, Event, EventFlags, FuncAttributes,
     FunctionId, GpuError, HostFn, LaunchConfig, ModuleId, ParamLayout, Result, Stream, StreamFlags,
@@ -116,11 +117,10 @@ impl CudaBackend {
         Ok(())
     }
 
-    /// Maps `len` bytes of fresh device memory at `at` (inside the reserved window).
-    fn map_at(&self, at: u64, size: u64) -> Result<Block> {
+    /// Maps `len` fresh bytes of device memory at `at` (inside the reserved window).
+    fn map_at(&self, at: u64, len: u64) -> Result<u64> {
         let api = self.current()?;
-        let mapped = size.max(1).next_multiple_of(self.granularity);
-        let len = usize_of(mapped)?;
+        let len = usize_of(len)?;
         let prop = allocation_prop(self.device);
         let mut h = 0u64;
         Self::check(
@@ -129,7 +129,7 @@ impl CudaBackend {
             "cuMemCreate",
         )?;
         // SAFETY: `[at, at + len)` lies in the window reserved at open and is free (the
-        // caller checked), `h` the allocation just created.
+        // placement says so), `h` the allocation just created.
         if let Err(e) = Self::check(unsafe { (api.mem_map)(at, len, 0, h, 0) }, "cuMemMap") {
             // SAFETY: `h` is unmapped and ours.
             unsafe { (api.mem_release)(h) };
@@ -149,20 +149,31 @@ impl CudaBackend {
             }
             return Err(e);
         }
-        Ok(Block {
-            size,
-            mapped,
-            handle: h,
-        })
+        Ok(h)
     }
 
-    fn unmap(&self, at: u64, b: &Block) -> Result<()> {
+    /// Unmaps and releases a mapping made by `map_at`.
+    fn unmap(&self, at: u64, len: u64, h: u64) -> Result<()> {
         let api = self.current()?;
-        let len = usize_of(b.mapped)?;
-        // SAFETY: `[at, at + len)` is the block mapped by `map_at`; the caller synchronised.
+        let len = usize_of(len)?;
+        // SAFETY: `[at, at + len)` is a mapping made by `map_at`; the caller synchronised.
         Self::check(unsafe { (api.mem_unmap)(at, len) }, "cuMemUnmap")?;
-        // SAFETY: the handle of that block, now unmapped.
-        Self::check(unsafe { (api.mem_release)(b.handle) }, "cuMemRelease")
+        // SAFETY: the handle of that mapping, now unmapped.
+        Self::check(unsafe { (api.mem_release)(h) }, "cuMemRelease")
+    }
+
+    /// Creates the mapping a placement asked for, or undoes the placement.
+    fn realise(&self, place: &mut Placement, new: Option<NewMap>) -> Result<()> {
+        if let Some(m) = new {
+            match self.map_at(m.start, m.len) {
+                Ok(h) => place.set_handle(m.start, h),
+                Err(e) => {
+                    place.forget_map(m.start);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
     }
 
     fn attr(&self, attr: c_int) -> Result<i32> {
@@ -304,9 +315,9 @@ impl DeviceBackend for CudaBackend {
 
     fn device_reset(&self) -> Result<()> {
         self.device_synchronize()?;
-        let blocks = std::mem::take(&mut *lock(&self.blocks));
-        for (at, b) in &blocks {
-            self.unmap(*at, b)?;
+        let maps = lock(&self.place).clear();
+        for (at, len, h) in maps {
+            self.unmap(at, len, h)?;
         }
         let (streams, events) = {
             let mut live = lock(&self.live);
@@ -331,60 +342,33 @@ impl DeviceBackend for CudaBackend {
         if size == 0 {
             return Ok(DevicePtr(0));
         }
-        let mut blocks = lock(&self.blocks);
-        let mapped = size.next_multiple_of(self.granularity);
-        let at = self
-            .find_free(&blocks, mapped)
-            .ok_or_else(|| GpuError::MemoryAllocation {
-                size,
-                reason: "the device window is full".into(),
-            })?;
-        let b = self.map_at(at, size)?;
-        blocks.insert(at, b);
-        Ok(DevicePtr(at))
+        let mut place = lock(&self.place);
+        let (ptr, new) = place.alloc(size).map_err(|_| GpuError::MemoryAllocation {
+            size,
+            reason: "the device window is full".into(),
+        })?;
+        self.realise(&mut place, new)?;
+        Ok(DevicePtr(ptr))
     }
 
     fn malloc_at(&self, ptr: DevicePtr, size: u64) -> Result<()> {
-        if ptr.0 % self.granularity != 0 {
-            return Err(GpuError::InvalidValue(format!(
-                "{ptr:#x} is not aligned to the driver's {} bytes",
-                self.granularity
-            )));
-        }
-        let mapped = size.max(1).next_multiple_of(self.granularity);
-        if !self.window.contains(ptr.0, mapped) {
-            return Err(GpuError::MemoryAllocation {
+        let mut place = lock(&self.place);
+        let new = place
+            .alloc_at(ptr.0, size)
+            .map_err(|_| GpuError::MemoryAllocation {
                 size,
-                reason: format!("{ptr:#x} is outside the device window"),
-            });
-        }
-        let mut blocks = lock(&self.blocks);
-        let taken = blocks
-            .range(..ptr.0 + mapped)
-            .next_back()
-            .is_some_and(|(s, b)| s + b.mapped > ptr.0);
-        if taken {
-            return Err(GpuError::MemoryAllocation {
-                size,
-                reason: format!("{ptr:#x} is taken"),
-            });
-        }
-        let b = self.map_at(ptr.0, size)?;
-        blocks.insert(ptr.0, b);
-        Ok(())
+                reason: format!("{ptr:#x} is taken, misaligned or outside the device window"),
+            })?;
+        self.realise(&mut place, new)
     }
 
     fn find_allocation(&self, ptr: DevicePtr) -> Result<Option<Allocation>> {
-        let blocks = lock(&self.blocks);
-        if let Some((s, b)) = blocks.range(..=ptr.0).next_back() {
-            if ptr.0 < s + b.size.max(1) {
-                return Ok(Some(Allocation {
-                    ptr: DevicePtr(*s),
-                    size: b.size,
-                }));
-            }
+        if let Some((start, size)) = lock(&self.place).find(ptr.0) {
+            return Ok(Some(Allocation {
+                ptr: DevicePtr(start),
+                size,
+            }));
         }
-        drop(blocks);
         let live = lock(&self.live);
         Ok(live
             .modules
@@ -403,10 +387,13 @@ impl DeviceBackend for CudaBackend {
             return Ok(());
         }
         self.device_synchronize()?;
-        let b = lock(&self.blocks)
-            .remove(&ptr.0)
-            .ok_or_else(|| GpuError::InvalidValue(format!("{ptr:#x} is not an allocation")))?;
-        self.unmap(ptr.0, &b)
+        let unmap = lock(&self.place)
+            .free(ptr.0)
+            .map_err(|_| GpuError::InvalidValue(format!("{ptr:#x} is not an allocation")))?;
+        match unmap {
+            Some((at, len, h)) => self.unmap(at, len, h),
+            None => Ok(()),
+        }
     }
 
     fn memcpy_htod(&self, dst: DevicePtr, src: &[u8], stream: Stream) -> Result<()> {
@@ -840,11 +827,12 @@ impl DeviceBackend for CudaBackend {
     }
 
     fn allocations(&self) -> Result<Vec<Allocation>> {
-        Ok(lock(&self.blocks)
-            .iter()
-            .map(|(at, b)| Allocation {
-                ptr: DevicePtr(*at),
-                size: b.size,
+        Ok(lock(&self.place)
+            .allocations()
+            .into_iter()
+            .map(|(at, size)| Allocation {
+                ptr: DevicePtr(at),
+                size,
             })
             .collect())
     }

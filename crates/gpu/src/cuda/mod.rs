@@ -6,7 +6,8 @@
 //!   whole device window with `cuMemAddressReserve` at its fixed base, and each allocation is
 //!   `cuMemCreate` + `cuMemMap` + `cuMemSetAccess` at an address crac chooses inside it, so a
 //!   restart can put every allocation back at the same device address by construction.
-//!   Allocations are rounded up to the driver's granularity (usually 2 MiB).
+//!   Small allocations share one-granule chunks (`place.rs`), so a 4-byte buffer does not
+//!   cost the driver's 2 MiB granularity.
 //! - Modules are the program's fat binaries loaded whole with `cuModuleLoadData` (the driver
 //!   picks the cubin or JITs the PTX); kernels launch with `cuLaunchKernel` from the packed
 //!   parameter buffer; streams, events and host functions are the driver's.
@@ -20,8 +21,9 @@
 
 mod backend;
 mod driver;
+mod place;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use thiserror::Error;
@@ -56,17 +58,6 @@ pub enum CudaError {
     },
 }
 
-/// One live allocation.
-#[derive(Clone, Copy, Debug)]
-struct Block {
-    /// Bytes the program asked for.
-    size: u64,
-    /// Bytes mapped (rounded to the granularity).
-    mapped: u64,
-    /// The physical allocation.
-    handle: driver::MemHandle,
-}
-
 /// Driver handles crac has handed out, so a stale one is refused instead of passed on.
 #[derive(Default)]
 struct Live {
@@ -83,8 +74,7 @@ pub struct CudaBackend {
     ctx: u64,
     device: driver::CuDevice,
     window: Window,
-    granularity: u64,
-    blocks: Mutex<BTreeMap<u64, Block>>,
+    place: Mutex<place::Placement>,
     live: Mutex<Live>,
 }
 
@@ -95,23 +85,6 @@ thread_local! {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-/// The lowest `granularity`-aligned start of `len` free bytes in `window` between `blocks`.
-fn first_fit(
-    blocks: &BTreeMap<u64, Block>,
-    window: Window,
-    granularity: u64,
-    len: u64,
-) -> Option<u64> {
-    let mut at = window.base.next_multiple_of(granularity);
-    for (start, b) in blocks.range(window.base..) {
-        if start.checked_sub(at)? >= len {
-            return Some(at);
-        }
-        at = at.max((start + b.mapped).next_multiple_of(granularity));
-    }
-    (at.checked_add(len)? <= window.end()).then_some(at)
 }
 
 impl CudaBackend {
@@ -130,17 +103,11 @@ impl CudaBackend {
             ctx,
             device,
             window,
-            granularity,
-            blocks: Mutex::new(BTreeMap::new()),
+            place: Mutex::new(place::Placement::new(window, granularity)),
             live: Mutex::new(Live::default()),
         };
         cuda.reserve_window()?;
         Ok(cuda)
-    }
-
-    /// A first-fit free range of `len` bytes in the window, granularity aligned.
-    fn find_free(&self, blocks: &BTreeMap<u64, Block>, len: u64) -> Option<u64> {
-        first_fit(blocks, self.window, self.granularity, len)
     }
 
     fn check(rc: driver::CuResult, what: &str) -> crate::Result<()> {
@@ -171,31 +138,5 @@ mod tests {
             .expect("libc is not the driver");
         assert!(matches!(e, CudaError::OldDriver(_)));
         assert!(e.to_string().contains("lacks cuInit"), "{e}");
-    }
-
-    #[test]
-    fn first_fit_skips_taken_ranges_and_stays_in_the_window() {
-        let g = 0x20_0000;
-        let w = Window {
-            base: 0x1000_0000,
-            size: 0x100_0000,
-        };
-        let block = |mapped| Block {
-            size: 10,
-            mapped,
-            handle: 0,
-        };
-        let mut blocks = BTreeMap::new();
-        assert_eq!(first_fit(&blocks, w, g, g), Some(0x1000_0000));
-        blocks.insert(0x1000_0000, block(g));
-        blocks.insert(0x1060_0000, block(2 * g));
-        assert_eq!(first_fit(&blocks, w, g, g), Some(0x1020_0000));
-        assert_eq!(first_fit(&blocks, w, g, 2 * g), Some(0x1020_0000));
-        assert_eq!(first_fit(&blocks, w, g, 3 * g), Some(0x10a0_0000));
-        assert_eq!(
-            first_fit(&blocks, w, g, 6 * g),
-            None,
-            "past the window's end"
-        );
     }
 }
