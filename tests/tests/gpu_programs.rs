@@ -42,6 +42,14 @@ fn error_paths_return_cudas_codes() {
 }
 
 #[test]
+fn per_thread_default_stream_builds_use_the_ptsz_entry_points_with_the_same_results() {
+    for name in ["basics", "streams", "symbols"] {
+        let out = run_sim(&program(name, Runtime::SharedPerThread), &[]);
+        assert_expected(&out, name);
+    }
+}
+
+#[test]
 fn a_statically_linked_runtime_is_refused_with_the_remedy() {
     let prog = program("basics", Runtime::Static);
     let out = run_sim(&prog, &[]);

@@ -150,3 +150,25 @@ fn outside_crac_every_call_says_how_to_run_the_program_and_unimplemented_ones_na
         "{stderr}"
     );
 }
+
+#[test]
+fn a_program_linked_against_cuda_12_gets_cuda_12_struct_layouts_under_crac() {
+    let dir = crac_e2e::binaries::cache_dir("cuda-programs").expect("cache dir");
+    let prog = dir.join("cuda12_layout");
+    let status = Command::new("gcc")
+        .arg(gpu_support::programs_dir().join("cuda12_layout.c"))
+        .arg("-o")
+        .arg(&prog)
+        .arg(format!("-L{}", shim_dir().display()))
+        .arg("-l:libcudart.so.12")
+        .status()
+        .expect("gcc runs");
+    assert!(status.success(), "gcc failed on cuda12_layout.c");
+    let out = gpu_support::run_sim(&prog, &[]);
+    gpu_support::assert_output(
+        &out,
+        "props: 0, warpSize 32, major agrees 1, SMs agree 1, clockRate set 1, guard 1\n\
+         pointer: 0, type 2, device pointer agrees 1, guard 1\n\
+         runtime version 12090\n",
+    );
+}

@@ -23,6 +23,8 @@ use crac_e2e::{Cmd, Outcome};
 pub enum Runtime {
     /// `-cudart shared`: what crac needs.
     Shared,
+    /// `-cudart shared --default-stream per-thread`: the `_ptsz`/`_ptds` entry points.
+    SharedPerThread,
     /// nvcc's default, the static runtime: crac must refuse it with the remedy.
     Static,
 }
@@ -94,8 +96,12 @@ pub fn program(name: &str, runtime: Runtime) -> PathBuf {
     let text = std::fs::read(&src).unwrap_or_else(|e| panic!("read {}: {e}", src.display()));
     let common = std::fs::read(programs_dir().join("common.h")).unwrap_or_default();
     let mut flags = vec!["-arch=compute_80", "-code=compute_80", "-O2"];
-    if runtime == Runtime::Shared {
-        flags.extend(["-cudart", "shared"]);
+    match runtime {
+        Runtime::Shared => flags.extend(["-cudart", "shared"]),
+        Runtime::SharedPerThread => {
+            flags.extend(["-cudart", "shared", "--default-stream", "per-thread"]);
+        }
+        Runtime::Static => {}
     }
     let key = fnv1a(&[&text, &common, flags.join(" ").as_bytes()]);
     let dir = cache_dir("cuda-programs").expect("the target dir is writable");
