@@ -85,15 +85,20 @@ fn mappable(run: &PageRun) -> bool {
         && run.payload.stored_len == run.len
 }
 
-/// Maps every region over its reservation (`reserved[i]` is `regions[i]`'s).
+/// Maps every region over its reservation (`reserved[i]` is `regions[i]`'s). Regions holding
+/// an address of `anonymous` are read in, never mapped from the image: the kernel reads the
+/// program's argv and environment for `/proc/PID/cmdline` and `environ` only from anonymous
+/// memory.
 pub fn map_all(
     reader: &mut ImageReader<File>,
     regions: &[RegionRecord],
     reserved: &[Reservation],
     eager: bool,
+    anonymous: &[u64],
 ) -> Result<(), RestoreError> {
     for (r, res) in regions.iter().zip(reserved) {
-        map_region(reader, r, res, eager)?;
+        let read_in = eager || anonymous.iter().any(|a| r.start <= *a && *a < r.end);
+        map_region(reader, r, res, read_in)?;
     }
     Ok(())
 }

@@ -16,7 +16,7 @@ pub mod threads;
 use std::convert::Infallible;
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use crac_core::image::{ImageError, ImageMeta, ImageReader};
@@ -194,24 +194,27 @@ pub fn restart(image: &Path, options: &RestartOptions) -> Result<Infallible, Res
 
     // Nothing may map memory from here until every saved interval is reserved.
     let reserved = memory::reserve_all(&meta.regions)?;
-    memory::map_all(&mut reader, &meta.regions, &reserved, options.eager)?;
+    let mm = &meta.process.mm;
+    let anonymous = [mm.arg_start, mm.env_start];
+    memory::map_all(
+        &mut reader,
+        &meta.regions,
+        &reserved,
+        options.eager,
+        &anonymous,
+    )?;
     drop(reader); // the mappings keep the image file
     tracing::debug!("{} regions mapped", meta.regions.len());
 
+    let taken: Vec<i32> = meta.fds.iter().map(|f| f.fd).collect();
+    crac_loader::fds::move_out_of(&taken).map_err(RestoreError::MoveCracFds)?;
+    fds::restore(&meta.fds)?;
+    // Opened after the program's fds are in place, so its number is none of theirs.
     let mem = ProcMem::open_plain().map_err(RestoreError::ProcMem)?;
     let mem = ProcMem::from_file(File::from(
         crac_loader::fds::move_high(mem.into_fd()).map_err(RestoreError::ProcMem)?,
     ));
     threads::fix_restart_blocks(&mem, &meta.threads);
-
-    let taken: Vec<i32> = meta.fds.iter().map(|f| f.fd).collect();
-    crac_loader::fds::move_out_of(&taken).map_err(RestoreError::MoveCracFds)?;
-    if taken.contains(&mem.as_raw_fd()) {
-        return Err(RestoreError::MoveCracFds(io::Error::from_raw_os_error(
-            libc::EBUSY,
-        )));
-    }
-    fds::restore(&meta.fds)?;
 
     // Signals: block everything on this thread (it becomes the program's main thread, whose
     // frame restores its mask), then put back every action.
