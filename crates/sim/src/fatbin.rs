@@ -22,8 +22,9 @@ use std::io::Read;
 
 use thiserror::Error;
 
-pub use crac_gpu::fatbin::{FATBIN_MAGIC, HEADER_LEN, MAX_FATBIN_LEN, WRAPPER_MAGIC};
 use crac_gpu::fatbin::FatbinHeaderError;
+pub use crac_gpu::fatbin::{FATBIN_MAGIC, HEADER_LEN, MAX_FATBIN_LEN, WRAPPER_MAGIC};
+
 /// Largest decompressed payload accepted.
 pub const MAX_DECOMPRESSED_LEN: u64 = 1 << 30;
 
