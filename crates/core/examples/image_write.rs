@@ -35,7 +35,7 @@ fn main() {
     let mut w = ImageWriter::new(File::create(path).unwrap())
         .unwrap()
         .with_encoding(encoding);
-    w.set_hash_thread(!serial);
+    w.set_helper_threads(!serial);
     let mut sink = w.begin_payload().unwrap();
     for _ in 0..size_mib / chunk_mib {
         sink.write_all(&chunk).unwrap();
@@ -68,6 +68,6 @@ fn main() {
         encoding,
         chunk_mib,
         if sync { ", fsync" } else { "" },
-        if serial { ", serial checksum" } else { "" }
+        if serial { ", no helper threads" } else { "" }
     );
 }

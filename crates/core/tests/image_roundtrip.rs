@@ -168,3 +168,31 @@ fn a_durable_image_file_round_trips() {
     let p = peek(&mut std::fs::File::open(&target).unwrap()).unwrap();
     assert_eq!(p.header.build_id, meta.header.build_id);
 }
+
+#[test]
+fn zstd_output_does_not_depend_on_slices_or_threads() {
+    let big = pattern((5 << 20) + 12345, 8);
+    let write = |threads: bool, piece: usize| {
+        let mut w = ImageWriter::new(Cursor::new(Vec::new()))
+            .unwrap()
+            .with_encoding(Encoding::Zstd);
+        w.set_helper_threads(threads);
+        let mut sink = w.begin_payload().unwrap();
+        for p in big.chunks(piece) {
+            std::io::Write::write_all(&mut sink, p).unwrap();
+        }
+        let p = sink.finish().unwrap();
+        let mut meta = sample_meta(&[p, p, p]);
+        meta.regions[0].runs.clear();
+        meta.regions[1].runs[0].len = big.len() as u64;
+        meta.cuda.as_mut().unwrap().buffers.clear();
+        (w.finish(&meta).unwrap().into_inner(), p)
+    };
+    let (whole, p) = write(true, big.len());
+    let (pieces, _) = write(false, 300_001);
+    assert!(whole == pieces, "the same payload compressed differently");
+    let mut r = ImageReader::open(Cursor::new(whole)).unwrap();
+    let mut dst = vec![0u8; big.len()];
+    r.read_payload(&p, &mut dst).unwrap();
+    assert!(dst == big);
+}

@@ -74,6 +74,52 @@ pub(crate) fn compress_chunk(raw: &[u8], out: &mut Vec<u8>) {
     out[4..8].copy_from_slice(&stored_len.to_le_bytes());
 }
 
+/// Most chunks compressed at once (one thread each).
+const MAX_COMPRESS_THREADS: usize = 8;
+
+/// How many chunks [`compress_chunks`] compresses at once here: one per CPU this process may
+/// use (cgroup quotas included), at most eight, and one on machines of fewer than four CPUs,
+/// where extra threads measured slower (they only contend for the same CPU time).
+pub(crate) fn compress_parallelism() -> usize {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if cpus < 4 {
+        1
+    } else {
+        cpus.min(MAX_COMPRESS_THREADS)
+    }
+}
+
+/// Compresses `batch` in [`ZSTD_CHUNK`] pieces into `outs` (one framed chunk each, in order),
+/// one thread per piece; a piece whose thread cannot be had is compressed here.
+pub(crate) fn compress_chunks(batch: &[u8], outs: &mut Vec<Vec<u8>>) -> io::Result<()> {
+    let chunks: Vec<&[u8]> = batch.chunks(ZSTD_CHUNK).collect();
+    outs.resize_with(chunks.len(), Vec::new);
+    let mut missed = Vec::new();
+    let mut panicked = false;
+    std::thread::scope(|scope| {
+        let mut jobs = Vec::with_capacity(chunks.len());
+        for (i, (chunk, out)) in chunks.iter().zip(outs.iter_mut()).enumerate() {
+            let spawned = std::thread::Builder::new()
+                .name("crac-zstd".into())
+                .spawn_scoped(scope, move || compress_chunk(chunk, out));
+            match spawned {
+                Ok(job) => jobs.push(job),
+                Err(_) => missed.push(i),
+            }
+        }
+        for job in jobs {
+            panicked |= job.join().is_err();
+        }
+    });
+    if panicked {
+        return Err(io::Error::other("a payload compression thread panicked"));
+    }
+    for i in missed {
+        compress_chunk(chunks[i], &mut outs[i]);
+    }
+    Ok(())
+}
+
 /// A chunk header read back: how many raw bytes the frame decompresses to and its length.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct ChunkHeader {
@@ -220,6 +266,21 @@ mod tests {
         let mut back = vec![0u8; h.raw_len];
         decompress_chunk(&mut FrameDecoder::new(), &framed[8..], &mut back).unwrap();
         assert_eq!(back, raw);
+    }
+
+    #[test]
+    fn chunks_compressed_in_parallel_equal_chunks_compressed_one_by_one() {
+        let raw: Vec<u8> = (0..3 * ZSTD_CHUNK + 777)
+            .map(|i| (i / 1000) as u8)
+            .collect();
+        let mut outs = Vec::new();
+        compress_chunks(&raw, &mut outs).unwrap();
+        assert_eq!(outs.len(), 4);
+        for (chunk, out) in raw.chunks(ZSTD_CHUNK).zip(&outs) {
+            let mut one = Vec::new();
+            compress_chunk(chunk, &mut one);
+            assert!(&one == out);
+        }
     }
 
     #[test]

@@ -10,7 +10,9 @@ use xxhash_rust::xxh3::{Xxh3Default, xxh3_64};
 use super::layout::{
     FORMAT_VERSION, FixedHeader, HEADER_LEN, SectionEntry, SectionKind, page_align,
 };
-use super::payload::{ZSTD_CHUNK, compress_chunk, write_hashed};
+use super::payload::{
+    ZSTD_CHUNK, compress_chunk, compress_chunks, compress_parallelism, write_hashed,
+};
 use super::refs::{check_use, payload_uses};
 use super::{Encoding, ImageError, ImageMeta, PayloadRef, codec};
 
@@ -28,7 +30,7 @@ pub struct ImageWriter<W: Write + Seek> {
     /// The file offset the next byte goes to (the writer never seeks before `finish`).
     pos: u64,
     encoding: Encoding,
-    hash_thread: bool,
+    helper_threads: bool,
     failed: bool,
     /// Every payload written, in file order, to check the metadata's references against.
     written: Vec<PayloadRef>,
@@ -41,9 +43,9 @@ pub struct PayloadSink<'a, W: Write + Seek> {
     offset: u64,
     stored_len: u64,
     hasher: Box<Xxh3Default>,
-    /// Raw bytes waiting to fill a zstd chunk, and the framed chunk (zstd only).
+    /// Raw bytes waiting to fill a zstd chunk, and the framed chunks (zstd only).
     pending: Vec<u8>,
-    framed: Vec<u8>,
+    framed: Vec<Vec<u8>>,
 }
 
 impl<W: Write + Seek> ImageWriter<W> {
@@ -57,7 +59,7 @@ impl<W: Write + Seek> ImageWriter<W> {
             inner,
             pos: HEADER_LEN as u64,
             encoding: Encoding::Raw,
-            hash_thread: true,
+            helper_threads: true,
             failed: false,
             written: Vec::new(),
         })
@@ -75,11 +77,13 @@ impl<W: Write + Seek> ImageWriter<W> {
         self
     }
 
-    /// Whether slices of 1 MiB or more are checksummed on a short-lived second thread while they
-    /// are written (on by default; without it the checksum costs about 5–10% of the write
-    /// time at page-cache speed). Turn it off where creating a thread is unwelcome.
-    pub fn set_hash_thread(&mut self, on: bool) {
-        self.hash_thread = on;
+    /// Whether short-lived helper threads may be used (on by default): a raw slice of 1 MiB or
+    /// more is checksummed on a second thread while it is written (without it the checksum
+    /// costs about 5–10% of the write time at page-cache speed), and zstd compresses up to
+    /// eight 1 MiB chunks at once on machines of four CPUs or more. Turn it off where creating
+    /// threads is unwelcome.
+    pub fn set_helper_threads(&mut self, on: bool) {
+        self.helper_threads = on;
     }
 
     /// Appends one payload (page-aligned in the file).
@@ -266,7 +270,7 @@ impl<W: Write + Seek> PayloadSink<'_, W> {
         let w = &mut *self.writer;
         w.check_usable()?;
         let written = if hash {
-            write_hashed(&mut w.inner, &mut self.hasher, buf, w.hash_thread)
+            write_hashed(&mut w.inner, &mut self.hasher, buf, w.helper_threads)
         } else {
             w.inner.write_all(buf)
         };
@@ -278,21 +282,27 @@ impl<W: Write + Seek> PayloadSink<'_, W> {
     /// Compresses and writes one chunk of raw bytes (already hashed).
     fn write_chunk(&mut self, raw: &[u8]) -> Result<(), ImageError> {
         let mut framed = std::mem::take(&mut self.framed);
-        compress_chunk(raw, &mut framed);
-        let r = self.write_stored(&framed, false);
+        framed.resize_with(1, Vec::new);
+        compress_chunk(raw, &mut framed[0]);
+        let r = self.write_stored(&framed[0], false);
+        self.framed = framed;
+        r
+    }
+
+    /// Compresses and writes whole chunks of raw bytes (already hashed), several at a time.
+    fn write_chunks(&mut self, raw: &[u8]) -> Result<(), ImageError> {
+        let mut framed = std::mem::take(&mut self.framed);
+        let r = compress_chunks(raw, &mut framed)
+            .map_err(|source| ImageError::WriteImage { source })
+            .and_then(|()| framed.iter().try_for_each(|f| self.write_stored(f, false)));
         self.framed = framed;
         r
     }
 
     fn write_zstd(&mut self, mut buf: &[u8]) -> Result<(), ImageError> {
         self.hasher.update(buf);
-        while !buf.is_empty() {
-            if self.pending.is_empty() && buf.len() >= ZSTD_CHUNK {
-                let (chunk, rest) = buf.split_at(ZSTD_CHUNK);
-                self.write_chunk(chunk)?;
-                buf = rest;
-                continue;
-            }
+        // Top up a partial chunk first, so chunks stay 1 MiB.
+        if !self.pending.is_empty() {
             let take = (ZSTD_CHUNK - self.pending.len()).min(buf.len());
             self.pending.extend_from_slice(&buf[..take]);
             buf = &buf[take..];
@@ -303,6 +313,23 @@ impl<W: Write + Seek> PayloadSink<'_, W> {
                 self.pending.clear();
             }
         }
+        // Whole chunks straight from `buf`, a batch at a time (memory: one batch of frames).
+        let batch = if self.writer.helper_threads {
+            compress_parallelism()
+        } else {
+            1
+        };
+        while buf.len() >= ZSTD_CHUNK {
+            let n = (buf.len() / ZSTD_CHUNK).min(batch);
+            let (chunks, rest) = buf.split_at(n * ZSTD_CHUNK);
+            if n == 1 {
+                self.write_chunk(chunks)?;
+            } else {
+                self.write_chunks(chunks)?;
+            }
+            buf = rest;
+        }
+        self.pending.extend_from_slice(buf);
         Ok(())
     }
 }
