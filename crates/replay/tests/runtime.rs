@@ -205,6 +205,7 @@ fn streams_and_events_are_virtual_handles() {
     p.ok(Op::EventDestroy, &[e0]);
     assert_eq!(p.call(Op::EventQuery, &[e0]), INVALID_RESOURCE_HANDLE);
     assert_eq!(p.rt.stream_handles(), vec![]);
+    assert_eq!(p.rt.event_handles().len(), 1, "e1 is still live");
     // cudaDeviceReset drops every stream and event.
     let s2 = p.out_u64(Op::StreamCreate, &[]);
     p.ok(Op::DeviceReset, &[]);

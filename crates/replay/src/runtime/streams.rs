@@ -182,6 +182,13 @@ impl Runtime {
         Ok(())
     }
 
+    /// Virtual event handles and the backend events behind them (re-bound at restart).
+    pub fn event_handles(&self) -> Vec<(u64, crac_gpu::Event)> {
+        let mut v: Vec<_> = lock(&self.events).entries().map(|(h, e)| (h, *e)).collect();
+        v.sort();
+        v
+    }
+
     /// Virtual stream handles and the backend streams behind them (re-bound at restart).
     pub fn stream_handles(&self) -> Vec<(u64, Stream)> {
         let mut v: Vec<_> = lock(&self.streams)
