@@ -41,7 +41,7 @@ build() {
             -L"$lib" -o "$out/programs/$p" "tests/cuda/programs/$p.cu" -lpthread
     done
     # nvcc's default: the runtime linked statically, which crac must refuse.
-    "$nvcc" -arch=compute_80 -code=compute_80 -O2 -I tests/cuda/programs \
+    "$nvcc" -arch=compute_80 -code=compute_80 -O2 -I tests/cuda/programs -L"$lib" \
         -o "$out/programs/basics-static" tests/cuda/programs/basics.cu
 }
 
