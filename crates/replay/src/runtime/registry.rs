@@ -3,7 +3,7 @@
 //! what is needed to register it again (the wrapper address in program memory, names).
 
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use crac_gpu::{DevicePtr, FunctionId, GpuError, ModuleId, ParamLayout};
 
@@ -29,8 +29,8 @@ pub(crate) struct Kernel {
     pub(crate) name: String,
     /// The backend's function, or why there is none.
     pub(crate) function: Result<FunctionId, GpuError>,
-    /// Parameter layout, read once.
-    pub(crate) params: Vec<ParamLayout>,
+    /// Parameter layout, read once (shared, so a launch copies no list).
+    pub(crate) params: Arc<[ParamLayout]>,
 }
 
 /// One registered `__device__`/`__constant__` variable.
@@ -78,20 +78,15 @@ impl Registry {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The kernel whose host stub is `stub`.
-    pub(crate) fn kernel(&self, stub: u64) -> Result<Kernel, GpuError> {
-        self.read().kernels.get(&stub).cloned().ok_or_else(|| {
-            GpuError::InvalidDeviceFunction(format!(
-                "{stub:#x} is not a registered kernel (its module failed to load, or it is not a \
-                 __global__ function)"
-            ))
-        })
-    }
-
-    /// The backend function of the kernel whose host stub is `stub`.
-    pub(crate) fn function(&self, stub: u64) -> Result<(FunctionId, Vec<ParamLayout>), GpuError> {
-        let k = self.kernel(stub)?;
-        Ok((k.function?, k.params))
+    /// The backend function of the kernel whose host stub is `stub` (the launch path: no
+    /// name or list is copied).
+    pub(crate) fn function(&self, stub: u64) -> Result<(FunctionId, Arc<[ParamLayout]>), GpuError> {
+        let t = self.read();
+        let k = t.kernels.get(&stub).ok_or_else(|| not_a_kernel(stub))?;
+        match &k.function {
+            Ok(f) => Ok((*f, Arc::clone(&k.params))),
+            Err(e) => Err(e.clone()),
+        }
     }
 
     /// Device address and size of the variable whose host shadow is `symbol`.
@@ -115,6 +110,13 @@ impl Registry {
                 GpuError::InvalidResourceHandle(format!("{handle:#x} is not a fat binary handle"))
             })
     }
+}
+
+fn not_a_kernel(stub: u64) -> GpuError {
+    GpuError::InvalidDeviceFunction(format!(
+        "{stub:#x} is not a registered kernel (its module failed to load, or it is not a \
+         __global__ function)"
+    ))
 }
 
 /// The most bytes read from a `__cudaRegister*` name.
@@ -183,9 +185,9 @@ impl Runtime {
         let name = String::from_utf8_lossy(&mem.read_cstr(name, MAX_NAME)?).into_owned();
         let module = self.registry.module(handle)?;
         let function = module.and_then(|m| self.backend.register_function(m, &name));
-        let params = match &function {
-            Ok(f) => self.backend.function_params(*f)?,
-            Err(_) => Vec::new(),
+        let params: Arc<[ParamLayout]> = match &function {
+            Ok(f) => self.backend.function_params(*f)?.into(),
+            Err(_) => Arc::from([]),
         };
         self.registry.write().kernels.insert(
             stub,
