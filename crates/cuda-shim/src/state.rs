@@ -24,10 +24,14 @@ thread_local! {
     static CONFIGS: RefCell<Vec<LaunchConfig>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Records `code` as the thread's last error unless it is success; returns it.
+/// `cudaErrorNotReady`: an answer of the query calls, not a failure, so never a last error.
+const NOT_READY: u32 = 600;
+
+/// Records `code` as the thread's last error unless it is success or `cudaErrorNotReady`;
+/// returns it.
 #[inline]
 pub fn record(code: u32) -> u32 {
-    if code != 0 {
+    if code != 0 && code != NOT_READY {
         LAST_ERROR.with(|c| c.set(code));
     }
     code
@@ -63,6 +67,7 @@ mod tests {
         assert_eq!(peek_last_error(), 0);
         record(9);
         record(0);
+        record(NOT_READY);
         assert_eq!(peek_last_error(), 9);
         std::thread::spawn(|| assert_eq!(peek_last_error(), 0))
             .join()
