@@ -54,6 +54,8 @@ pub fn install(runtime: Runtime) -> Result<u64, TableError> {
     if RUNTIME.set(runtime).is_err() {
         return Err(TableError::AlreadyInstalled);
     }
+    // Without MADV_WIPEONFORK (Linux < 4.14) a forked child's calls are not caught early.
+    let _ = crate::sys::table::arm_fork_check();
     let bootstrap_fs = crate::sys::table::park_lower_thread().map_err(TableError::Thread)?;
     let table = TABLE.get_or_init(|| crate::sys::table::table(bootstrap_fs));
     Ok(std::ptr::from_ref(table) as u64)

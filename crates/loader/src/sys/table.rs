@@ -7,6 +7,7 @@
 
 use std::io;
 use std::os::unix::thread::JoinHandleExt;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
@@ -19,6 +20,36 @@ const PARKED_STACK: usize = 64 << 10;
 
 /// `cudaErrorUnknown`.
 const UNKNOWN: u32 = 999;
+/// `cudaErrorInitializationError`: what CUDA answers in a child forked from a CUDA process.
+const INITIALIZATION_ERROR: u32 = 3;
+/// `MADV_WIPEONFORK` (Linux 4.14).
+const MADV_WIPEONFORK: libc::c_long = 18;
+
+/// Address of a page that holds 1 in the process that installed the table and reads 0 in a
+/// child it forks (`MADV_WIPEONFORK`); 0 when not armed. A forked child has none of the lower
+/// half's threads (the sim worker, the parked TCB owners) and may hold locks they held at the
+/// fork, so its CUDA calls must fail at once, as CUDA's do, instead of waiting forever.
+static FORK_PAGE: AtomicUsize = AtomicUsize::new(0);
+
+/// Arms the fork check (see [`FORK_PAGE`]).
+pub(crate) fn arm_fork_check() -> io::Result<()> {
+    let page = super::mmap_anon(super::PAGE, libc::PROT_READ | libc::PROT_WRITE, 0)?;
+    crate::lower::record_mapped(page as u64, (page + super::PAGE) as u64);
+    // SAFETY: madvise on the page just mapped, which nothing else uses.
+    super::check(unsafe { libc::syscall(libc::SYS_madvise, page, super::PAGE, MADV_WIPEONFORK) })?;
+    // SAFETY: the page is mapped read-write, page-aligned and ours for the process's life.
+    unsafe { AtomicU8::from_ptr(page as *mut u8) }.store(1, Ordering::Release);
+    FORK_PAGE.store(page, Ordering::Release);
+    Ok(())
+}
+
+/// Whether this process is a fork of the one that armed the check.
+fn forked() -> bool {
+    let page = FORK_PAGE.load(Ordering::Acquire);
+    // SAFETY: a non-zero FORK_PAGE is a page mapped read-write for the process's life
+    // (a forked child inherits the mapping, zeroed).
+    page != 0 && unsafe { AtomicU8::from_ptr(page as *mut u8) }.load(Ordering::Acquire) == 0
+}
 
 /// Starts a lower thread that sleeps forever and returns its fs base (its thread control
 /// block, which is what `pthread_self` returns on x86-64 glibc).
@@ -73,6 +104,9 @@ extern "C" fn new_lower_thread() -> u64 {
 /// # Safety
 /// `args` must point at [`MAX_ARGS`] readable words (the shim's argument array).
 unsafe extern "C" fn cuda(op: u32, args: *const u64) -> u32 {
+    if forked() {
+        return INITIALIZATION_ERROR;
+    }
     let Some(rt) = crate::table::RUNTIME.get() else {
         return UNKNOWN;
     };
@@ -189,6 +223,27 @@ mod tests {
             "registered as lower"
         );
         assert_ne!(new_lower_thread(), 0);
+    }
+
+    #[test]
+    fn a_forked_child_is_told_apart_without_a_system_call() {
+        arm_fork_check().expect("arm");
+        assert!(!forked());
+        // SAFETY: the child only reads an atomic and calls _exit.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork");
+        if pid == 0 {
+            // SAFETY: ends the child without running the parent's destructors or atexit.
+            unsafe { libc::_exit(if forked() { 0 } else { 1 }) };
+        }
+        let mut status = 0;
+        // SAFETY: waits for the child just forked, into a valid local.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        assert!(
+            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+            "{status:#x}"
+        );
+        assert!(!forked(), "the parent is not a fork");
     }
 
     #[test]
