@@ -42,6 +42,11 @@ fn error_paths_return_cudas_codes() {
 }
 
 #[test]
+fn stream_ordered_allocation_launch_ex_and_event_record_flags() {
+    assert_expected(&run_sim(&program("modern", Runtime::Shared), &[]), "modern");
+}
+
+#[test]
 fn per_thread_default_stream_builds_use_the_ptsz_entry_points_with_the_same_results() {
     for name in ["basics", "streams", "symbols"] {
         let out = run_sim(&program(name, Runtime::SharedPerThread), &[]);

@@ -266,6 +266,81 @@ pub extern "C" fn __cudaLaunchKernel_ptsz(
     )
 }
 
+/// CUDA's `cudaLaunchConfig_t` (the same in CUDA 12 and 13).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct LaunchConfigC {
+    /// Grid shape.
+    pub grid: Dim3,
+    /// Block shape.
+    pub block: Dim3,
+    /// Dynamic shared memory bytes.
+    pub dynamic_smem: usize,
+    /// Stream.
+    pub stream: *mut c_void,
+    /// Launch attributes (`cudaLaunchAttribute *`).
+    pub attrs: *mut c_void,
+    /// How many attributes.
+    pub num_attrs: u32,
+}
+
+/// `cudaLaunchKernelEx`'s launch, with `stream_of` mapping the stream.
+///
+/// # Safety
+/// `config` must be null or point at a `cudaLaunchConfig_t`.
+unsafe fn launch_ex(
+    config: *const LaunchConfigC,
+    func: *const c_void,
+    args: *mut *mut c_void,
+    stream_of: fn(u64) -> u64,
+) -> u32 {
+    // SAFETY: null or the program's cudaLaunchConfig_t (caller's guarantee), read once.
+    let Some(c) = (unsafe { config.as_ref() }).copied() else {
+        return state::record(codes::INVALID_VALUE);
+    };
+    if c.num_attrs != 0 {
+        // Cluster shapes, cooperative launches, priorities… need the backend's support.
+        return state::record(codes::NOT_SUPPORTED);
+    }
+    launch(
+        ptr(func),
+        c.grid,
+        c.block,
+        ptr(args),
+        c.dynamic_smem,
+        stream_of(ptr(c.stream)),
+    )
+}
+
+/// `cudaLaunchKernelExC` (what the `cudaLaunchKernelEx` template calls): launches without
+/// launch attributes; any attribute is `cudaErrorNotSupported`.
+///
+/// # Safety
+/// `config` must be null or point at a `cudaLaunchConfig_t`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn cudaLaunchKernelExC(
+    config: *const LaunchConfigC,
+    func: *const c_void,
+    args: *mut *mut c_void,
+) -> u32 {
+    // SAFETY: same contract.
+    unsafe { launch_ex(config, func, args, |s| s) }
+}
+
+/// `cudaLaunchKernelExC_ptsz`.
+///
+/// # Safety
+/// As [`cudaLaunchKernelExC`].
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn cudaLaunchKernelExC_ptsz(
+    config: *const LaunchConfigC,
+    func: *const c_void,
+    args: *mut *mut c_void,
+) -> u32 {
+    // SAFETY: same contract.
+    unsafe { launch_ex(config, func, args, per_thread) }
+}
+
 /// `cudaFuncGetAttributes`.
 ///
 /// # Safety

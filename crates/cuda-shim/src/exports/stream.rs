@@ -277,6 +277,35 @@ pub extern "C" fn cudaEventRecord_ptsz(event: *mut c_void, stream: *mut c_void) 
     call(Op::EventRecord, &[ptr(event), per_thread(ptr(stream))])
 }
 
+/// `cudaEventRecordWithFlags`: `cudaEventRecordDefault` and `cudaEventRecordExternal` (which
+/// differs only inside stream capture, which crac does not support) record as
+/// `cudaEventRecord`.
+#[unsafe(no_mangle)]
+pub extern "C" fn cudaEventRecordWithFlags(
+    event: *mut c_void,
+    stream: *mut c_void,
+    flags: c_uint,
+) -> u32 {
+    record_with_flags(event, ptr(stream), flags)
+}
+
+/// `cudaEventRecordWithFlags_ptsz`.
+#[unsafe(no_mangle)]
+pub extern "C" fn cudaEventRecordWithFlags_ptsz(
+    event: *mut c_void,
+    stream: *mut c_void,
+    flags: c_uint,
+) -> u32 {
+    record_with_flags(event, per_thread(ptr(stream)), flags)
+}
+
+fn record_with_flags(event: *mut c_void, stream: u64, flags: c_uint) -> u32 {
+    if flags > 1 {
+        return crate::state::record(codes::INVALID_VALUE);
+    }
+    call(Op::EventRecord, &[ptr(event), stream])
+}
+
 /// `cudaEventSynchronize`.
 #[unsafe(no_mangle)]
 pub extern "C" fn cudaEventSynchronize(event: *mut c_void) -> u32 {
