@@ -155,10 +155,15 @@ fn a_fat_binary_without_ptx_fails_at_launch_not_at_registration() {
     let p = Program::new();
     let h = p.register_fatbin(&fatbin("vector_add", FatbinKind::CubinOnly));
     let stub = p.register_kernel(h, "vector_add");
-    let err = p.call(Op::RegisterFatBinaryEnd, &[h]);
-    assert_ne!(err, 0, "the module status is reported");
+    p.ok(Op::RegisterFatBinaryEnd, &[h]);
+    let err = p.call(Op::InitModule, &[h]);
+    assert_ne!(err, 0, "__cudaInitModule reports the module status");
     let launch = p.launch(stub, 1, 1, &[&[0; 8], &[0; 8], &[0; 8], &[0; 4]], 0);
     assert_eq!(launch, err);
+    assert_eq!(
+        p.call(Op::RegisterFatBinaryEnd, &[0x1234]),
+        INVALID_RESOURCE_HANDLE
+    );
 }
 
 #[test]

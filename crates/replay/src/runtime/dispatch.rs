@@ -248,7 +248,14 @@ impl Runtime {
                 let h = self.register_fatbin(mem, a[1])?;
                 Ok(write_u64(mem, a[0], h)?)
             }
-            Op::RegisterFatBinaryEnd | Op::InitModule => self.fatbin_status(a[0]),
+            // As CUDA loads modules lazily, a module that cannot load is reported by its
+            // kernels' launches, not at registration (which would set the thread's last
+            // error before main); `__cudaInitModule` asks for the load explicitly.
+            Op::RegisterFatBinaryEnd => self.fatbin_status(a[0]).or_else(|e| match e {
+                GpuError::InvalidResourceHandle(_) => Err(e),
+                _ => Ok(()),
+            }),
+            Op::InitModule => self.fatbin_status(a[0]),
             Op::UnregisterFatBinary => self.unregister_fatbin(a[0]),
             Op::RegisterFunction => self.register_function(mem, a[0], a[1], a[3]),
             Op::RegisterVar => self.register_variable(mem, a[0], a[1], a[3]),
