@@ -44,15 +44,25 @@ fn in_child(name: &str) -> bool {
 }
 
 /// The lower half of this test process: the test thread, and the harness's main thread (it
-/// inherited the parent's blocked signal mask through exec, and waits for the test).
+/// inherited the parent's blocked signal mask through exec, and waits for the test); memory as
+/// the loader records it, minus the workers' stacks (the loader's `pthread_create` in this
+/// binary registers them as crac's; here they play the program's).
 struct TestLower {
     tid: i32,
+    worker_stacks: Vec<u64>,
 }
 
 impl LowerHalf for TestLower {
     fn register_current_thread(&self) {}
     fn intervals(&self) -> IntervalSet {
-        crac_loader::lower::intervals()
+        let mut set = crac_loader::lower::intervals();
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        for e in crac_core::procfs::parse_maps(&maps).unwrap() {
+            if self.worker_stacks.iter().any(|a| e.range.contains(*a)) {
+                set.remove(e.range);
+            }
+        }
+        set
     }
     fn tids(&self) -> Vec<i32> {
         vec![self.tid, i32::try_from(std::process::id()).unwrap()]
@@ -77,6 +87,7 @@ fn gettid() -> i32 {
 /// Worker threads that count and sleep until told to stop.
 struct Workers {
     stop: Arc<AtomicBool>,
+    stacks: Vec<Arc<AtomicU64>>,
     counts: Vec<Arc<AtomicU64>>,
     handles: Vec<std::thread::JoinHandle<()>>,
 }
@@ -84,10 +95,13 @@ struct Workers {
 fn start_workers(n: usize) -> Workers {
     let stop = Arc::new(AtomicBool::new(false));
     let mut counts = Vec::new();
+    let mut stacks = Vec::new();
     let mut handles = Vec::new();
     for i in 0..n {
         let c = Arc::new(AtomicU64::new(0));
         counts.push(c.clone());
+        let stack = Arc::new(AtomicU64::new(0));
+        stacks.push(stack.clone());
         let stop = stop.clone();
         handles.push(
             std::thread::Builder::new()
@@ -95,6 +109,8 @@ fn start_workers(n: usize) -> Workers {
                 .spawn(move || {
                     // The test harness runs tests on a thread with most signals blocked.
                     sys::unblock_all();
+                    let local = 0u8;
+                    stack.store(std::ptr::addr_of!(local) as u64, Ordering::Release);
                     while !stop.load(Ordering::Relaxed) {
                         c.fetch_add(1, Ordering::Relaxed);
                         std::thread::sleep(Duration::from_millis(1));
@@ -103,14 +119,25 @@ fn start_workers(n: usize) -> Workers {
                 .unwrap(),
         );
     }
+    while stacks.iter().any(|s| s.load(Ordering::Acquire) == 0) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
     Workers {
         stop,
+        stacks,
         counts,
         handles,
     }
 }
 
 impl Workers {
+    fn stacks(&self) -> Vec<u64> {
+        self.stacks
+            .iter()
+            .map(|s| s.load(Ordering::Acquire))
+            .collect()
+    }
+
     fn total(&self) -> u64 {
         self.counts.iter().map(|c| c.load(Ordering::Relaxed)).sum()
     }
@@ -137,7 +164,10 @@ fn checkpoint_and_continue_saves_every_thread_and_the_memory() {
     std::thread::sleep(Duration::from_millis(50));
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("a.crac");
-    let lower = TestLower { tid: gettid() };
+    let lower = TestLower {
+        tid: gettid(),
+        worker_stacks: workers.stacks(),
+    };
     let mut last = 0;
     let request = CheckpointRequest {
         path: path.clone(),
@@ -224,7 +254,10 @@ fn a_thread_that_blocks_the_signal_fails_the_checkpoint_and_the_program_goes_on(
     std::thread::sleep(Duration::from_millis(50));
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("b.crac");
-    let lower = TestLower { tid: gettid() };
+    let lower = TestLower {
+        tid: gettid(),
+        worker_stacks: workers.stacks(),
+    };
     let request = CheckpointRequest {
         path: path.clone(),
         ..Default::default()

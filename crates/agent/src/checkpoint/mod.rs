@@ -125,6 +125,15 @@ pub enum CheckpointError {
         /// The limit.
         max: usize,
     },
+    /// A program thread was stopped while running crac's own code (its fs base is crac's).
+    #[error(
+        "thread {tid} of the program was inside crac's lower half when it stopped; try again \
+         (callers into crac must be held off before a checkpoint)"
+    )]
+    ThreadInCrac {
+        /// The thread.
+        tid: i32,
+    },
     /// A `/proc/self` file could not be read.
     #[error("cannot read {what} of the process: {source}")]
     ReadProc {
@@ -240,6 +249,16 @@ fn write_image(
     let tmp = durable::tmp_path(&request.path);
     let read = |what: &'static str| move |source| CheckpointError::ReadProc { what, source };
 
+    // A thread stopped inside crac (through the call table) runs on a TCB and code of crac's,
+    // which are not saved: it could not resume from the image.
+    let lower_now = lower.intervals();
+    if let Some(t) = stopped
+        .threads
+        .iter()
+        .find(|t| lower_now.contains(t.parked.fs_base))
+    {
+        return Err(CheckpointError::ThreadInCrac { tid: t.parked.tid });
+    }
     let pid = i32::try_from(std::process::id()).unwrap_or(0);
     let mut thread_records: Vec<_> = stopped
         .threads
