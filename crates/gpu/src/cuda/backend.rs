@@ -257,7 +257,15 @@ impl DeviceBackend for CudaBackend {
             unsafe { (api.ctx_stream_priority_range)(&mut least, &mut greatest) },
             "cuCtxGetStreamPriorityRange",
         )?;
-        let u = |a: c_int| -> Result<u32> { Ok(u32::try_from(self.attr(a)?).unwrap_or(0)) };
+        // An attribute this driver does not know (some are retired between majors) reads as 0
+        // rather than failing the whole query; a sticky error still fails it.
+        let u = |a: c_int| -> Result<u32> {
+            match self.attr(a) {
+                Ok(v) => Ok(u32::try_from(v).unwrap_or(0)),
+                Err(e) if e.is_sticky() => Err(e),
+                Err(_) => Ok(0),
+            }
+        };
         let w = |a: c_int| -> Result<u64> { Ok(u64::from(u(a)?)) };
         Ok(DeviceProps {
             name: String::from_utf8_lossy(&name[..end]).into_owned(),
