@@ -96,4 +96,21 @@ fn crac_h_tells_continued_from_restarted() {
         "{restarted}"
     );
     assert_eq!(restarted.code(), Some(0));
+    // A checkpoint that cannot be written: the call says why, and the program goes on.
+    let failed = Cmd::new(&exe)
+        .under_crac_with(&["--dir", "/proc"])
+        .run()
+        .unwrap();
+    let line = failed
+        .stdout_text()
+        .lines()
+        .nth(1)
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        line.starts_with("checkpoint: error -4: cannot create /proc/crac_api_libcrac-")
+            && line.contains("check that the directory exists and is writable"),
+        "{failed}"
+    );
+    assert_eq!(failed.stdout_text().lines().last(), Some(result.as_str()));
 }
