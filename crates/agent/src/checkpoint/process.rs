@@ -75,10 +75,18 @@ pub fn mm() -> std::io::Result<MmRecord> {
     Ok(mm_from(&stat, &auxv, crate::sys::process::current_brk()))
 }
 
-/// The program's path (its `AT_EXECFN` string) and argv (from `/proc/self/cmdline`).
+/// The program's path (its `AT_EXECFN` string) and argv (the strings between `arg_start` and
+/// `arg_end`, read from memory: `/proc/self/cmdline` would do, but the kernel shows it only
+/// from anonymous memory).
 pub fn program_and_argv(mm: &MmRecord, mem: &ProcMem) -> (String, Vec<String>) {
-    let argv: Vec<String> = std::fs::read("/proc/self/cmdline")
-        .unwrap_or_default()
+    let len = usize::try_from(mm.arg_end.saturating_sub(mm.arg_start))
+        .unwrap_or(0)
+        .min(1 << 20);
+    let mut args = vec![0u8; len];
+    if mem.read(mm.arg_start, &mut args).is_err() {
+        args.clear();
+    }
+    let argv: Vec<String> = args
         .split(|b| *b == 0)
         .filter(|s| !s.is_empty())
         .map(|s| String::from_utf8_lossy(s).into_owned())
