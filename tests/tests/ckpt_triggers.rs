@@ -129,3 +129,29 @@ fn ckpt_all_and_bad_pids() {
     let not_crac = checkpoint(std::process::id(), dir.path(), &[]).unwrap();
     crac_e2e::assert_clean_failure(&not_crac, 1, &["not running under crac"]);
 }
+
+#[test]
+fn the_checkpoint_signal_works_after_the_program_closed_every_fd() {
+    // close_range(3, ~0) closes crac's socket and its trigger pipe too: the agent makes new
+    // ones, and a signal that came meanwhile is not lost.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let cmd = Cmd::new(c_program("hostile", Link::Pie)).arg("close-fds-wait");
+    let native = cmd.run().unwrap();
+    let mut child = cmd
+        .under_crac_with(&["--ckpt-signal", "USR2", "--dir", &d])
+        .spawn()
+        .unwrap();
+    child.wait_for_line("ready").unwrap();
+    child.signal(libc::SIGUSR2).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while images(dir.path()).unwrap().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let written = images(dir.path()).unwrap();
+    assert_eq!(written.len(), 1, "no image after the signal");
+    let out = child.finish().unwrap();
+    assert_same_after(&native, &out, 0);
+    let restarted = restart(&written[0]).run().unwrap();
+    assert_same_after(&native, &restarted, 1);
+}
