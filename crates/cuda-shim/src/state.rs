@@ -21,6 +21,7 @@ pub struct LaunchConfig {
 
 thread_local! {
     static LAST_ERROR: Cell<u32> = const { Cell::new(0) };
+    static CAPTURE_MODE: Cell<i32> = const { Cell::new(0) };
     static CONFIGS: RefCell<Vec<LaunchConfig>> = const { RefCell::new(Vec::new()) };
 }
 
@@ -45,6 +46,11 @@ pub fn take_last_error() -> u32 {
 /// The last error, kept (`cudaPeekAtLastError`).
 pub fn peek_last_error() -> u32 {
     LAST_ERROR.with(Cell::get)
+}
+
+/// `cudaThreadExchangeStreamCaptureMode`: sets the thread's capture mode, returns the old one.
+pub fn exchange_capture_mode(mode: i32) -> i32 {
+    CAPTURE_MODE.with(|c| c.replace(mode))
 }
 
 /// `__cudaPushCallConfiguration`.

@@ -1,6 +1,7 @@
 // Newer runtime entry points programs use: stream-ordered allocation (cudaMallocAsync,
 // cudaFreeAsync), cudaLaunchKernelEx (the template over cudaLaunchKernelExC), and
-// cudaEventRecordWithFlags; each result checked against a CPU reference.
+// cudaEventRecordWithFlags, and the capture queries frameworks make (crac never captures);
+// each result checked against a CPU reference.
 #include "common.h"
 
 __global__ void iota(int *v, int n, int base) {
@@ -38,6 +39,17 @@ int main(void) {
     cfg.numAttrs = 1;
     printf("launch attributes: %s\n", cudaGetErrorName(cudaLaunchKernelEx(&cfg, iota, d, n, 0)));
     cudaGetLastError();
+    cudaStreamCaptureStatus st = cudaStreamCaptureStatusActive;
+    CHECK(cudaStreamIsCapturing(s, &st));
+    cudaStreamCaptureMode mode = cudaStreamCaptureModeRelaxed;
+    CHECK(cudaThreadExchangeStreamCaptureMode(&mode));
+    cudaStreamCaptureMode back = cudaStreamCaptureModeGlobal;
+    CHECK(cudaThreadExchangeStreamCaptureMode(&back));
+    int sdev = -1;
+    CHECK(cudaStreamGetDevice(s, &sdev));
+    printf("capture: none %d, mode exchanged %d %d, stream device %d\n",
+           st == cudaStreamCaptureStatusNone, mode == cudaStreamCaptureModeGlobal,
+           back == cudaStreamCaptureModeRelaxed, sdev);
     CHECK(cudaEventDestroy(done));
     CHECK(cudaStreamDestroy(s));
     printf("modern: done\n");

@@ -121,6 +121,95 @@ pub extern "C" fn cudaStreamGetFlags_ptsz(stream: *mut c_void, flags: *mut c_uin
     call(Op::StreamGetFlags, &[per_thread(ptr(stream)), ptr(flags)])
 }
 
+/// Whether `stream` names a stream (`cudaStreamQuery` answers success or not-ready).
+fn stream_exists(stream: u64) -> u32 {
+    match call(Op::StreamQuery, &[stream]) {
+        600 => codes::SUCCESS,
+        r => r,
+    }
+}
+
+/// Writes `value` to a non-null `int` out-parameter.
+///
+/// # Safety
+/// `out` must be null or valid for one `int` write.
+unsafe fn put_int(out: *mut c_int, value: c_int) -> u32 {
+    if out.is_null() {
+        return crate::state::record(codes::INVALID_VALUE);
+    }
+    // SAFETY: non-null, and the caller guarantees it is writable.
+    unsafe { out.write(value) };
+    codes::SUCCESS
+}
+
+/// `cudaStreamIsCapturing`: crac does not support stream capture, so a stream that exists is
+/// never capturing (`cudaStreamCaptureStatusNone`).
+///
+/// # Safety
+/// `status` must be null or valid for one `int` write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn cudaStreamIsCapturing(stream: *mut c_void, status: *mut c_int) -> u32 {
+    match stream_exists(ptr(stream)) {
+        // SAFETY: the caller's contract.
+        codes::SUCCESS => unsafe { put_int(status, 0) },
+        r => r,
+    }
+}
+
+/// `cudaStreamIsCapturing_ptsz`.
+///
+/// # Safety
+/// As [`cudaStreamIsCapturing`].
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn cudaStreamIsCapturing_ptsz(
+    stream: *mut c_void,
+    status: *mut c_int,
+) -> u32 {
+    match stream_exists(per_thread(ptr(stream))) {
+        // SAFETY: the caller's contract.
+        codes::SUCCESS => unsafe { put_int(status, 0) },
+        r => r,
+    }
+}
+
+/// `cudaThreadExchangeStreamCaptureMode`: kept per thread (no capture ever starts).
+///
+/// # Safety
+/// `mode` must be null or valid for one `int` read and write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn cudaThreadExchangeStreamCaptureMode(mode: *mut c_int) -> u32 {
+    if mode.is_null() {
+        return crate::state::record(codes::INVALID_VALUE);
+    }
+    // SAFETY: non-null, and the caller guarantees it is readable and writable.
+    let new = unsafe { mode.read() };
+    if !(0..=2).contains(&new) {
+        return crate::state::record(codes::INVALID_VALUE);
+    }
+    let old = crate::state::exchange_capture_mode(new);
+    // SAFETY: as above.
+    unsafe { mode.write(old) };
+    codes::SUCCESS
+}
+
+/// `cudaStreamGetDevice`: the device of an existing stream (the current one: crac drives one).
+#[unsafe(no_mangle)]
+pub extern "C" fn cudaStreamGetDevice(stream: *mut c_void, device: *mut c_int) -> u32 {
+    match stream_exists(ptr(stream)) {
+        codes::SUCCESS => call(Op::GetDevice, &[ptr(device)]),
+        r => r,
+    }
+}
+
+/// `cudaStreamGetDevice_ptsz`.
+#[unsafe(no_mangle)]
+pub extern "C" fn cudaStreamGetDevice_ptsz(stream: *mut c_void, device: *mut c_int) -> u32 {
+    match stream_exists(per_thread(ptr(stream))) {
+        codes::SUCCESS => call(Op::GetDevice, &[ptr(device)]),
+        r => r,
+    }
+}
+
 /// `cudaLaunchHostFunc`.
 #[unsafe(no_mangle)]
 pub extern "C" fn cudaLaunchHostFunc(
