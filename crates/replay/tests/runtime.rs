@@ -73,11 +73,16 @@ fn symbols_are_named_by_their_host_shadow() {
     let coeffs = p.register_var(h, "coeffs", 64, true);
     let accum = p.register_var(h, "accum", 256, false);
     p.ok(Op::RegisterFatBinaryEnd, &[h]);
+    // Modules load on first use, as CUDA's do by default.
+    assert_eq!(p.rt.fat_binaries().len(), 1);
+    assert!(!p.rt.fat_binaries()[0].2, "not loaded before first use");
+    assert!(p.rt.backend().module_variables().expect("vars").is_empty());
     // Replace coeffs with 0..16 through cudaMemcpyToSymbol (offset 0) and its last four
     // entries through an offset copy.
     let table: Vec<u8> = (0..16i32).flat_map(|i| i.to_le_bytes()).collect();
     let src = p.put(&table);
     p.ok(Op::MemcpyToSymbol, &[coeffs, src, 64, 0, 1]);
+    assert!(p.rt.fat_binaries()[0].2, "a symbol copy loads the module");
     let hundred = p.put(&100i32.to_le_bytes());
     p.ok(Op::MemcpyToSymbol, &[coeffs, hundred, 4, 60, 1]);
     assert_eq!(p.launch(apply, 1, 64, &[&2i32.to_le_bytes()], 0), 0);

@@ -167,7 +167,7 @@ impl Runtime {
 
     /// `cudaFuncGetAttributes`.
     pub(crate) fn func_attributes(&self, stub: u64) -> Result<FuncAttributes, GpuError> {
-        let (f, _) = self.registry.function(stub)?;
+        let (f, _) = self.function(stub)?;
         self.backend.function_attributes(f)
     }
 
@@ -178,7 +178,7 @@ impl Runtime {
         attr: i32,
         value: i32,
     ) -> Result<(), GpuError> {
-        let (f, _) = self.registry.function(stub)?;
+        let (f, _) = self.function(stub)?;
         match attr {
             // cudaFuncAttributeMaxDynamicSharedMemorySize
             8 => {
@@ -199,7 +199,7 @@ impl Runtime {
 
     /// `cudaFuncSetCacheConfig`: a hint; only checks the kernel exists.
     pub(crate) fn func_set_cache_config(&self, stub: u64, config: i32) -> Result<(), GpuError> {
-        self.registry.function(stub)?;
+        self.function(stub)?;
         if !(0..=3).contains(&config) {
             return Err(GpuError::InvalidValue(format!("cudaFuncCache {config}")));
         }
@@ -275,7 +275,7 @@ impl Runtime {
         shared: u64,
         stream: u64,
     ) -> Result<(), GpuError> {
-        let (function, params) = self.registry.function(stub)?;
+        let (function, params) = self.function(stub)?;
         let stream = self.stream(stream)?;
         let size = params.iter().map(|p| p.offset + p.size).max().unwrap_or(0);
         let mut packed = vec![0u8; usize::try_from(size).map_err(|_| too_many_params())?];

@@ -176,7 +176,7 @@ impl Runtime {
                 Ok(write_u64(mem, a[0], p)?)
             }
             Op::GetSymbolSize => {
-                let (_, size) = self.registry.variable(a[1])?;
+                let (_, size) = self.variable(a[1])?;
                 Ok(write_u64(mem, a[0], size)?)
             }
             Op::PointerGetAttributes => {
@@ -248,14 +248,8 @@ impl Runtime {
                 let h = self.register_fatbin(mem, a[1])?;
                 Ok(write_u64(mem, a[0], h)?)
             }
-            // As CUDA loads modules lazily, a module that cannot load is reported by its
-            // kernels' launches, not at registration (which would set the thread's last
-            // error before main); `__cudaInitModule` asks for the load explicitly.
-            Op::RegisterFatBinaryEnd => self.fatbin_status(a[0]).or_else(|e| match e {
-                GpuError::InvalidResourceHandle(_) => Err(e),
-                _ => Ok(()),
-            }),
-            Op::InitModule => self.fatbin_status(a[0]),
+            Op::RegisterFatBinaryEnd => self.fatbin_end(a[0]),
+            Op::InitModule => self.init_module(a[0]),
             Op::UnregisterFatBinary => self.unregister_fatbin(a[0]),
             Op::RegisterFunction => self.register_function(mem, a[0], a[1], a[3]),
             Op::RegisterVar => self.register_variable(mem, a[0], a[1], a[3]),
@@ -306,6 +300,12 @@ impl Runtime {
                 mem.write(a[0], &bytes)?;
                 Ok(write_u64(mem, a[2], bytes.len() as u64)?)
             }
+            // An operation appended to the list after this build's decoder was written.
+            #[allow(unreachable_patterns)]
+            other => Err(GpuError::NotSupported(format!(
+                "{} is not implemented by crac's lower half yet",
+                other.c_name()
+            ))),
         }
     }
 }

@@ -217,7 +217,7 @@ impl Runtime {
 
     /// The device address `offset` bytes into the variable `symbol`, checked for `len` bytes.
     pub(crate) fn symbol_at(&self, symbol: u64, offset: u64, len: u64) -> Result<u64, GpuError> {
-        let (ptr, size) = self.registry.variable(symbol)?;
+        let (ptr, size) = self.variable(symbol)?;
         if offset.checked_add(len).is_none_or(|end| end > size) {
             return Err(GpuError::InvalidValue(format!(
                 "{len} bytes at offset {offset} do not fit the {size}-byte symbol"

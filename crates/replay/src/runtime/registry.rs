@@ -1,54 +1,83 @@
 //! Registrations: fat binaries (virtual handles), kernels by host stub, variables by host
 //! shadow address. This is the part of the runtime's state a restart replays: each entry keeps
 //! what is needed to register it again (the wrapper address in program memory, names).
+//!
+//! Modules load lazily, as CUDA's do by default: `__cudaRegisterFatBinary` copies the image,
+//! and the backend loads it when one of its kernels or variables is first used (a launch, a
+//! symbol copy, an attribute query) or `__cudaInitModule` asks. A program with many
+//! translation units pays only for the modules it uses, and a module that cannot load is
+//! reported by the first use, not before `main`.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
-use crac_gpu::{DevicePtr, FunctionId, GpuError, ModuleId, ParamLayout};
+use crac_gpu::{DeviceBackend, DevicePtr, FunctionId, GpuError, ModuleId, ParamLayout};
 
-use super::Runtime;
+use super::{Runtime, lock};
 use crate::handles::{Kind, VirtualTable};
 use crate::host::HostMemory;
 
 /// One registered fat binary.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub(crate) struct FatBinary {
     /// The program's `__fatBinC_Wrapper_t` (kept for re-registration after restart).
-    pub(crate) wrapper: u64,
-    /// The loaded module, or why it could not be loaded (returned by its kernels' launches).
-    pub(crate) module: Result<ModuleId, GpuError>,
+    wrapper: u64,
+    /// The image until it is loaded.
+    image: Mutex<Option<Vec<u8>>>,
+    /// The loaded module, or why it could not be loaded.
+    module: OnceLock<Result<ModuleId, GpuError>>,
 }
 
+impl FatBinary {
+    /// The module, loading it on first use.
+    fn load(&self, backend: &dyn DeviceBackend) -> Result<ModuleId, GpuError> {
+        self.module
+            .get_or_init(|| {
+                let image = lock(&self.image).take().unwrap_or_default();
+                let module = backend.register_fatbin(&image);
+                if let Err(e) = &module {
+                    tracing::warn!(
+                        "a fat binary of the program cannot be loaded; its kernels fail to \
+                         launch: {e}"
+                    );
+                }
+                module
+            })
+            .clone()
+    }
+}
+
+/// A kernel as the backend knows it: its function and parameter layout (shared, so a launch
+/// copies no list).
+pub(crate) type Resolved = (FunctionId, Arc<[ParamLayout]>);
+
 /// One registered kernel.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub(crate) struct Kernel {
-    /// Fat binary handle it belongs to.
-    pub(crate) fatbin: u64,
+    fatbin: Arc<FatBinary>,
+    handle: u64,
     /// Mangled name.
-    pub(crate) name: String,
-    /// The backend's function, or why there is none.
-    pub(crate) function: Result<FunctionId, GpuError>,
-    /// Parameter layout, read once (shared, so a launch copies no list).
-    pub(crate) params: Arc<[ParamLayout]>,
+    name: String,
+    /// The backend's function, or why there is none; resolved on first use.
+    resolved: OnceLock<Result<Resolved, GpuError>>,
 }
 
 /// One registered `__device__`/`__constant__` variable.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub(crate) struct Variable {
-    /// Fat binary handle it belongs to.
-    pub(crate) fatbin: u64,
+    fatbin: Arc<FatBinary>,
+    handle: u64,
     /// Mangled name.
-    pub(crate) name: String,
-    /// Device address and size, or why there is none.
-    pub(crate) place: Result<(DevicePtr, u64), GpuError>,
+    name: String,
+    /// Device address and size, or why there is none; resolved on first use.
+    place: OnceLock<Result<(DevicePtr, u64), GpuError>>,
 }
 
 #[derive(Debug)]
 struct Tables {
-    fatbins: VirtualTable<FatBinary>,
-    kernels: HashMap<u64, Kernel>,
-    variables: HashMap<u64, Variable>,
+    fatbins: VirtualTable<Arc<FatBinary>>,
+    kernels: HashMap<u64, Arc<Kernel>>,
+    variables: HashMap<u64, Arc<Variable>>,
 }
 
 /// Every registration, read-mostly (launches only read).
@@ -78,37 +107,10 @@ impl Registry {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The backend function of the kernel whose host stub is `stub` (the launch path: no
-    /// name or list is copied).
-    pub(crate) fn function(&self, stub: u64) -> Result<(FunctionId, Arc<[ParamLayout]>), GpuError> {
-        let t = self.read();
-        let k = t.kernels.get(&stub).ok_or_else(|| not_a_kernel(stub))?;
-        match &k.function {
-            Ok(f) => Ok((*f, Arc::clone(&k.params))),
-            Err(e) => Err(e.clone()),
-        }
-    }
-
-    /// Device address and size of the variable whose host shadow is `symbol`.
-    pub(crate) fn variable(&self, symbol: u64) -> Result<(DevicePtr, u64), GpuError> {
-        self.read()
-            .variables
-            .get(&symbol)
-            .ok_or_else(|| {
-                GpuError::InvalidSymbol(format!("{symbol:#x} is not a registered variable"))
-            })?
-            .place
-            .clone()
-    }
-
-    fn module(&self, handle: u64) -> Result<Result<ModuleId, GpuError>, GpuError> {
-        self.read()
-            .fatbins
-            .get(handle)
-            .map(|f| f.module)
-            .ok_or_else(|| {
-                GpuError::InvalidResourceHandle(format!("{handle:#x} is not a fat binary handle"))
-            })
+    fn fatbin(&self, handle: u64) -> Result<Arc<FatBinary>, GpuError> {
+        self.read().fatbins.get(handle).ok_or_else(|| {
+            GpuError::InvalidResourceHandle(format!("{handle:#x} is not a fat binary handle"))
+        })
     }
 }
 
@@ -123,9 +125,49 @@ fn not_a_kernel(stub: u64) -> GpuError {
 const MAX_NAME: usize = 64 << 10;
 
 impl Runtime {
-    /// `__cudaRegisterFatBinary`: reads the wrapper and the fat binary from program memory and
-    /// loads it. A load failure is kept for the kernels' launches (and logged); only an
-    /// unreadable wrapper fails the call.
+    /// The backend function and parameter layout of the kernel whose host stub is `stub`,
+    /// loading its module on first use (the launch path: nothing is copied).
+    pub(crate) fn function(&self, stub: u64) -> Result<Resolved, GpuError> {
+        let k = self
+            .registry
+            .read()
+            .kernels
+            .get(&stub)
+            .cloned()
+            .ok_or_else(|| not_a_kernel(stub))?;
+        let backend = self.backend.as_ref();
+        k.resolved
+            .get_or_init(|| {
+                let module = k.fatbin.load(backend)?;
+                let f = backend.register_function(module, &k.name)?;
+                Ok((f, backend.function_params(f)?.into()))
+            })
+            .clone()
+    }
+
+    /// Device address and size of the variable whose host shadow is `symbol`, loading its
+    /// module on first use.
+    pub(crate) fn variable(&self, symbol: u64) -> Result<(DevicePtr, u64), GpuError> {
+        let v = self
+            .registry
+            .read()
+            .variables
+            .get(&symbol)
+            .cloned()
+            .ok_or_else(|| {
+                GpuError::InvalidSymbol(format!("{symbol:#x} is not a registered variable"))
+            })?;
+        let backend = self.backend.as_ref();
+        v.place
+            .get_or_init(|| {
+                let module = v.fatbin.load(backend)?;
+                backend.register_variable(module, &v.name)
+            })
+            .clone()
+    }
+
+    /// `__cudaRegisterFatBinary`: reads the wrapper and copies the fat binary from program
+    /// memory; the module loads on first use. Only an unreadable wrapper fails the call.
     pub(crate) fn register_fatbin(
         &self,
         mem: &dyn HostMemory,
@@ -141,36 +183,41 @@ impl Runtime {
         let len = crac_gpu::fatbin::image_len(&header).map_err(bad)?;
         let mut image = vec![0u8; len];
         mem.read(data, &mut image)?;
-        let module = self.backend.register_fatbin(&image);
-        if let Err(e) = &module {
-            tracing::warn!(
-                "a fat binary of the program cannot be loaded; its kernels will fail to launch: {e}"
-            );
-        }
-        Ok(self
-            .registry
-            .write()
-            .fatbins
-            .insert(FatBinary { wrapper, module }))
+        let fatbin = FatBinary {
+            wrapper,
+            image: Mutex::new(Some(image)),
+            module: OnceLock::new(),
+        };
+        Ok(self.registry.write().fatbins.insert(Arc::new(fatbin)))
     }
 
-    /// `__cudaRegisterFatBinaryEnd` and `__cudaInitModule`: the module's load result.
-    pub(crate) fn fatbin_status(&self, handle: u64) -> Result<(), GpuError> {
-        self.registry.module(handle)?.map(drop)
+    /// `__cudaRegisterFatBinaryEnd`: checks the handle (a module that cannot load is reported
+    /// by its first use, as with CUDA's lazy loading).
+    pub(crate) fn fatbin_end(&self, handle: u64) -> Result<(), GpuError> {
+        self.registry.fatbin(handle).map(drop)
     }
 
-    /// `__cudaUnregisterFatBinary`: unloads the module and forgets its kernels and variables.
+    /// `__cudaInitModule`: loads the module now; its load result.
+    pub(crate) fn init_module(&self, handle: u64) -> Result<(), GpuError> {
+        self.registry
+            .fatbin(handle)?
+            .load(self.backend.as_ref())
+            .map(drop)
+    }
+
+    /// `__cudaUnregisterFatBinary`: unloads the module (if it was loaded) and forgets its
+    /// kernels and variables.
     pub(crate) fn unregister_fatbin(&self, handle: u64) -> Result<(), GpuError> {
         let mut t = self.registry.write();
         let fat = t.fatbins.remove(handle).ok_or_else(|| {
             GpuError::InvalidResourceHandle(format!("{handle:#x} is not a fat binary handle"))
         })?;
-        t.kernels.retain(|_, k| k.fatbin != handle);
-        t.variables.retain(|_, v| v.fatbin != handle);
+        t.kernels.retain(|_, k| k.handle != handle);
+        t.variables.retain(|_, v| v.handle != handle);
         drop(t);
-        match fat.module {
-            Ok(m) => self.backend.unregister_module(m),
-            Err(_) => Ok(()),
+        match fat.module.get() {
+            Some(Ok(m)) => self.backend.unregister_module(*m),
+            _ => Ok(()),
         }
     }
 
@@ -183,22 +230,14 @@ impl Runtime {
         name: u64,
     ) -> Result<(), GpuError> {
         let name = String::from_utf8_lossy(&mem.read_cstr(name, MAX_NAME)?).into_owned();
-        let module = self.registry.module(handle)?;
-        let function = module.and_then(|m| self.backend.register_function(m, &name));
-        let params: Arc<[ParamLayout]> = match &function {
-            Ok(f) => self.backend.function_params(*f)?.into(),
-            Err(_) => Arc::from([]),
+        let fatbin = self.registry.fatbin(handle)?;
+        let kernel = Kernel {
+            fatbin,
+            handle,
+            name,
+            resolved: OnceLock::new(),
         };
-        self.registry.write().kernels.insert(
-            stub,
-            Kernel {
-                fatbin: handle,
-                name,
-                function,
-                params,
-            },
-        );
-        // As CUDA loads modules lazily, a kernel that cannot be found fails at its launch.
+        self.registry.write().kernels.insert(stub, Arc::new(kernel));
         Ok(())
     }
 
@@ -211,16 +250,17 @@ impl Runtime {
         name: u64,
     ) -> Result<(), GpuError> {
         let name = String::from_utf8_lossy(&mem.read_cstr(name, MAX_NAME)?).into_owned();
-        let module = self.registry.module(handle)?;
-        let place = module.and_then(|m| self.backend.register_variable(m, &name));
-        self.registry.write().variables.insert(
-            symbol,
-            Variable {
-                fatbin: handle,
-                name,
-                place,
-            },
-        );
+        let fatbin = self.registry.fatbin(handle)?;
+        let variable = Variable {
+            fatbin,
+            handle,
+            name,
+            place: OnceLock::new(),
+        };
+        self.registry
+            .write()
+            .variables
+            .insert(symbol, Arc::new(variable));
         Ok(())
     }
 
@@ -248,10 +288,15 @@ impl Runtime {
         v
     }
 
-    /// The program's fat-binary wrappers, by virtual handle (what a restart registers again).
-    pub fn fat_binaries(&self) -> Vec<(u64, u64)> {
+    /// The program's fat-binary wrappers, by virtual handle, and whether each module is loaded
+    /// (what a restart registers again, loading the same ones).
+    pub fn fat_binaries(&self) -> Vec<(u64, u64, bool)> {
         let t = self.registry.read();
-        let mut v: Vec<_> = t.fatbins.entries().map(|(h, f)| (h, f.wrapper)).collect();
+        let mut v: Vec<_> = t
+            .fatbins
+            .entries()
+            .map(|(h, f)| (h, f.wrapper, f.module.get().is_some_and(Result::is_ok)))
+            .collect();
         v.sort();
         v
     }
