@@ -91,16 +91,16 @@ pub fn choose_tid_offset(threads: &[(i32, Vec<u8>)]) -> Option<u32> {
     }
 }
 
-/// Measures the tid offset on the stopped threads (their TCBs read through `mem`).
+/// Measures the tid offset on the stopped threads (their TCBs read through `mem`). Threads
+/// without a readable TCB (a raw `clone` with no TLS) are left out; the restorer checks the
+/// offset on each thread again before it writes there.
 pub fn measure_tid_offset(mem: &ProcMem, threads: &[StoppedThread]) -> Option<u32> {
     let mut samples = Vec::new();
-    for t in threads {
-        if t.parked.fs_base == 0 {
-            return None;
-        }
+    for t in threads.iter().filter(|t| t.parked.fs_base != 0) {
         let mut bytes = vec![0u8; TCB_SCAN];
-        mem.read(t.parked.fs_base, &mut bytes).ok()?;
-        samples.push((t.parked.tid, bytes));
+        if mem.read(t.parked.fs_base, &mut bytes).is_ok() {
+            samples.push((t.parked.tid, bytes));
+        }
     }
     choose_tid_offset(&samples)
 }

@@ -15,7 +15,7 @@
 
 use std::sync::atomic::AtomicU32;
 
-use crac_core::image::{ImageMeta, SigAction};
+use crac_core::image::{ImageMeta, SigAction, ThreadRecord};
 use crac_loader::arch::x86_64::{self as arch, ThreadStart};
 
 use crate::checkpoint::procmem::ProcMem;
@@ -63,10 +63,10 @@ pub fn resume(meta: &ImageMeta, mem: &ProcMem) -> Result<std::convert::Infallibl
             | CLONE_THREAD
             | CLONE_SYSVSEM
             | CLONE_SETTLS;
-        let tid_word = match offset {
-            Some(off) => {
+        let tid_word = match tid_word_of(mem, offset, t) {
+            Some(word) => {
                 flags |= CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID;
-                t.fs_base + off
+                word
             }
             None => 0,
         };
@@ -93,8 +93,7 @@ pub fn resume(meta: &ImageMeta, mem: &ProcMem) -> Result<std::convert::Infallibl
     }
     // This thread becomes `main`.
     let me = i32::try_from(std::process::id()).unwrap_or(0);
-    if let Some(off) = offset {
-        let word = main.fs_base + off;
+    if let Some(word) = tid_word_of(mem, offset, main) {
         if let Err(e) = mem.write(word, &me.to_le_bytes()) {
             tracing::warn!("cannot update the main thread's cached tid: {e}");
         }
@@ -120,6 +119,16 @@ pub fn resume(meta: &ImageMeta, mem: &ProcMem) -> Result<std::convert::Infallibl
     // Nothing on this thread needs dropping: `meta` is leaked by the caller, and every other
     // value here is plain data.
     unsafe { arch::resume_main(fs, go, uc) }
+}
+
+/// Where thread `t`'s C library keeps its tid, if the measured offset holds for this thread
+/// (it holds the thread's old tid): a thread the program made without its C library (a raw
+/// `clone`) has no such word, and nothing of it is overwritten.
+fn tid_word_of(mem: &ProcMem, offset: Option<u64>, t: &ThreadRecord) -> Option<u64> {
+    let word = t.fs_base.checked_add(offset?)?;
+    let mut now = [0u8; 4];
+    mem.read(word, &mut now).ok()?;
+    (i32::from_le_bytes(now) == t.tid).then_some(word)
 }
 
 /// Sets every action of `actions` (the program's, from its image); the failing signal and
