@@ -70,8 +70,9 @@ pub enum RestoreError {
     Incompatible(String),
     /// The vdso is elsewhere (address randomization on?).
     #[error(
-        "the kernel's vdso is at {now:#x} here but was at {saved:#x} in the image; restart on the \
-         same kernel with address randomization allowed off (personality ADDR_NO_RANDOMIZE)"
+        "the kernel's vdso is at {now:#x} here but was at {saved:#x} in the image, so the \
+         address-space layout differs; restart on the same kernel, with a stack limit like the \
+         launch's (ulimit -s; unlimited changes the layout) and address randomization allowed off"
     )]
     VdsoMoved {
         /// Where it was.
