@@ -23,7 +23,7 @@
 pub mod ops;
 pub mod structs;
 
-use std::sync::atomic::AtomicU32;
+use std::sync::atomic::{AtomicU32, AtomicU64};
 
 pub use ops::Op;
 pub use structs::{
@@ -68,4 +68,25 @@ pub struct Table {
     /// How many operations the lower half knows; an `op` at or above it is answered
     /// `cudaErrorNotSupported`.
     pub op_count: u32,
+    /// Lower-half generation: 0 at launch, bumped by each restart once the new lower half is
+    /// up. The shim caches each thread's lower TCB with the generation it came from and gets
+    /// a new one (through `new_lower_thread`) when they differ, since a restart starts new
+    /// lower threads. For that the table must be at the same address after a restart (the
+    /// shim keeps the address it read from the auxiliary vector). Shims read it only when
+    /// `size` covers it.
+    pub generation: AtomicU64,
+}
+
+/// Byte offset of [`Table::generation`]: a table whose `size` is not past its end predates it.
+pub const GENERATION_END: usize = std::mem::offset_of!(Table, generation) + 8;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_generation_is_the_last_field() {
+        assert_eq!(GENERATION_END, std::mem::size_of::<Table>());
+        assert!(std::mem::offset_of!(Table, op_count) < std::mem::offset_of!(Table, generation));
+    }
 }

@@ -27,9 +27,13 @@ static TABLE: AtomicPtr<Table> = AtomicPtr::new(std::ptr::null_mut());
 static TOLD_ABSENT: AtomicBool = AtomicBool::new(false);
 
 thread_local! {
-    /// This thread's lower-half TCB (0 until its first call).
-    static LOWER_FS: Cell<u64> = const { Cell::new(0) };
+    /// This thread's lower-half TCB (0 until its first call) and the table generation it
+    /// belongs to (a restart starts new lower threads and bumps the generation).
+    static LOWER: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
 }
+
+/// The smallest table this shim can use: up to `op_count`, the fields of the first version.
+const MIN_TABLE_SIZE: usize = std::mem::offset_of!(Table, op_count) + 4;
 
 /// Looks for the table in the auxiliary vector and checks it. Runs from the library's
 /// constructor, and again from any call that comes first.
@@ -77,7 +81,7 @@ unsafe fn table_is_valid(t: *const Table) -> bool {
     let (magic, version, size) = unsafe { ((*t).magic, (*t).version, (*t).size) };
     magic == TABLE_MAGIC
         && version == TABLE_VERSION
-        && usize::try_from(size).is_ok_and(|s| s >= std::mem::size_of::<Table>())
+        && usize::try_from(size).is_ok_and(|s| s >= MIN_TABLE_SIZE)
 }
 
 /// The table, if the program runs under crac.
@@ -108,12 +112,13 @@ pub fn call(op: Op, args: &[u64]) -> u32 {
     let Some(table) = table() else {
         return not_under_crac();
     };
-    let fs = match LOWER_FS.with(Cell::get) {
-        0 => match bootstrap(table) {
+    let generation = generation(table);
+    let fs = match LOWER.with(Cell::get) {
+        (fs, g) if fs != 0 && g == generation => fs,
+        _ => match bootstrap(table, generation) {
             Some(fs) => fs,
             None => return errors::INITIALIZATION_ERROR,
         },
-        fs => fs,
     };
     let mut words = [0u64; MAX_ARGS];
     let n = args.len().min(MAX_ARGS);
@@ -121,6 +126,16 @@ pub fn call(op: Op, args: &[u64]) -> u32 {
     // SAFETY: `fs` is this thread's own lower TCB (from `new_lower_thread`), `table.cuda` is
     // the lower half's entry point, and `words` holds MAX_ARGS words as the contract asks.
     unsafe { cross(table, fs, op as u32, words.as_ptr()) }
+}
+
+/// The table's generation, or 0 for a table that predates the field.
+#[inline]
+fn generation(table: &Table) -> u64 {
+    if usize::try_from(table.size).is_ok_and(|s| s >= crac_abi::GENERATION_END) {
+        table.generation.load(Ordering::Acquire)
+    } else {
+        0
+    }
 }
 
 /// Switches to `lower_fs`, calls the table's `cuda` entry, switches back.
@@ -145,7 +160,7 @@ unsafe fn cross(table: &Table, lower_fs: u64, op: u32, args: *const u64) -> u32 
 /// shared bootstrap TCB under the table's lock, with every signal blocked (the bootstrap TCB
 /// is shared, so the trampoline could not tell whose it is).
 #[cold]
-fn bootstrap(table: &Table) -> Option<u64> {
+fn bootstrap(table: &Table, generation: u64) -> Option<u64> {
     let upper = arch::get_fs();
     let saved = sys::block_all_signals();
     while table
@@ -174,7 +189,7 @@ fn bootstrap(table: &Table) -> Option<u64> {
     if !registered {
         sys::write_stderr(b"crac: too many CUDA-calling threads for the signal table; signals during their CUDA calls may crash\n");
     }
-    LOWER_FS.with(|c| c.set(lower));
+    LOWER.with(|c| c.set((lower, generation)));
     Some(lower)
 }
 

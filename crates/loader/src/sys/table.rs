@@ -135,6 +135,7 @@ pub(crate) fn table(bootstrap_fs: u64) -> Table {
         new_lower_thread,
         cuda,
         op_count: u32::try_from(crac_abi::Op::ALL.len()).unwrap_or(0),
+        generation: std::sync::atomic::AtomicU64::new(0),
     }
 }
 
