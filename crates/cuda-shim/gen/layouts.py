@@ -4,6 +4,7 @@ shim fills) of cudaDeviceProp, cudaFuncAttributes and cudaPointerAttributes in t
 CUDA 13 runtime headers, measured by compiling offsetof() against each header set with gcc.
 
 usage: gen/layouts.py INCLUDE_DIR_12 INCLUDE_DIR_13 > src/layout/generated.rs
+       rustfmt --edition 2024 src/layout/generated.rs
 (the include dirs of the nvidia-cuda-runtime-cu12 wheel and of the CUDA 13 nvcc/runtime wheel;
 the 12 wheel lacks crt/host_defines.h, which is taken from the 13 headers: it only defines
 attribute macros)
