@@ -78,3 +78,40 @@ pub fn reserve_device_window(window: crac_gpu::Window) -> Result<(), TableError>
 pub fn runtime() -> Option<&'static Runtime> {
     RUNTIME.get()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_installed_table_answers_cuda_calls_and_lends_tcbs() {
+        let rt = Runtime::new(Box::new(crac_sim::Sim::new(64 << 20)));
+        let addr = install(rt).expect("install");
+        assert!(matches!(
+            install(Runtime::new(Box::new(crac_sim::Sim::new(1 << 20)))),
+            Err(TableError::AlreadyInstalled)
+        ));
+        let table = TABLE.get().expect("table");
+        assert_eq!(std::ptr::from_ref(table) as u64, addr);
+        assert_eq!(table.magic, crac_abi::TABLE_MAGIC);
+        assert_eq!(table.version, crac_abi::TABLE_VERSION);
+        assert_eq!(table.size as usize, std::mem::size_of::<Table>());
+        assert_eq!(table.op_count as usize, crac_abi::Op::ALL.len());
+        assert_ne!(table.bootstrap_fs, 0);
+        let mut count: i32 = -1;
+        let mut args = [0u64; crac_abi::MAX_ARGS];
+        args[0] = std::ptr::from_mut(&mut count) as u64;
+        // This test thread is a lower thread already, so no fs switch is needed here.
+        // SAFETY: `args` holds MAX_ARGS words; its first names a live i32.
+        let rc = unsafe { (table.cuda)(crac_abi::Op::GetDeviceCount as u32, args.as_ptr()) };
+        assert_eq!((rc, count), (0, 1));
+        // SAFETY: as above; an unknown op reads nothing.
+        assert_eq!(unsafe { (table.cuda)(u32::MAX, args.as_ptr()) }, 801);
+        args[0] = 0;
+        // SAFETY: as above; a null out-pointer is refused, not written.
+        let rc = unsafe { (table.cuda)(crac_abi::Op::GetDeviceCount as u32, args.as_ptr()) };
+        assert_eq!(rc, 1, "cudaErrorInvalidValue");
+        // SAFETY: callable from any thread; it starts a parked thread and returns its TCB.
+        assert_ne!(unsafe { (table.new_lower_thread)() }, 0);
+    }
+}
