@@ -174,6 +174,15 @@ mod tests {
 
     #[test]
     fn agent_thread_has_every_signal_blocked_and_the_caller_keeps_its_mask() {
+        // This test thread's own mask is whatever the harness gave it (the loader's exported
+        // pthread_create may block signals): unblock SIGTERM so that a change shows.
+        // SAFETY: fills a local set and changes only this test thread's mask.
+        unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, libc::SIGTERM);
+            libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+        }
         let (_tmp, agent, fake) = started(None);
         // The agent registers itself asynchronously; a status round trip orders us after it.
         client::status_over(UnixStream::connect(agent.socket_path()).unwrap(), 0).unwrap();

@@ -228,6 +228,19 @@ mod tests {
         let (dev, ino) = identity(w.as_raw_fd()).unwrap();
         publish_wake_fd(w.as_raw_fd(), dev, ino);
         install_handler(libc::SIGURG).unwrap();
+        // This thread may have been started with signals blocked (the loader's exported
+        // pthread_create blocks them for crac's own threads): let SIGURG through.
+        // SAFETY: sigemptyset/sigaddset fill a local set; pthread_sigmask changes only this
+        // test thread's mask.
+        unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, libc::SIGURG);
+            assert_eq!(
+                libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut()),
+                0
+            );
+        }
         let _ = take_pending();
         // SAFETY: raise delivers SIGURG to this thread, whose handler was just installed.
         assert_eq!(unsafe { libc::raise(libc::SIGURG) }, 0);
