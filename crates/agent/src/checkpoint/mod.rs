@@ -184,7 +184,12 @@ pub fn checkpoint(
     lower: &dyn LowerHalf,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<CheckpointOutcome, CheckpointError> {
-    let _one = LOCK.try_lock().map_err(|_| CheckpointError::Busy)?;
+    let _one = match LOCK.try_lock() {
+        Ok(g) => g,
+        // A panic in an earlier checkpoint released its threads while unwinding; go on.
+        Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+        Err(std::sync::TryLockError::WouldBlock) => return Err(CheckpointError::Busy),
+    };
     let started = Instant::now();
     let mem = ProcMem::open(lower).map_err(|source| CheckpointError::ReadProc {
         what: "memory (/proc/self/mem)",
