@@ -1,5 +1,5 @@
 //! crac's pure core: interval math, `/proc` parsers, the ELF reader, the control protocol and
-//! (later) the image format. Nothing here touches the OS or raw memory: every function takes
+//! the checkpoint image format. Nothing here touches the OS or raw memory: every function takes
 //! bytes or text and returns values, so all of it is unit-testable and fuzzable.
 #![forbid(unsafe_code)]
 
