@@ -296,6 +296,15 @@ mod tests {
     #[test]
     fn blocking_all_signals_and_restoring() {
         std::thread::spawn(|| {
+            // Threads of this binary start with every signal blocked (the loader's
+            // pthread_create does that for lower threads): start from an empty mask.
+            // SAFETY: sigemptyset fills a valid local set.
+            let empty = unsafe {
+                let mut set = MaybeUninit::<libc::sigset_t>::zeroed();
+                libc::sigemptyset(set.as_mut_ptr());
+                set.assume_init()
+            };
+            set_signal_mask(&empty).unwrap();
             assert!(!signal_is_blocked(libc::SIGTERM).unwrap());
             let old = block_all_signals().unwrap();
             assert!(signal_is_blocked(libc::SIGTERM).unwrap());

@@ -316,6 +316,9 @@ mod tests {
         install(signo).unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         let t = std::thread::spawn(move || {
+            // Lower threads (every thread of this binary) start with all signals blocked.
+            let old = crate::sys::process::set_sigmask(0).unwrap();
+            assert_ne!(old, 0);
             tx.send(crate::sys::thread_id()).unwrap();
             let mut n = 0u64;
             for i in 0..200_000_000u64 {
