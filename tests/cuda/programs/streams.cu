@@ -19,9 +19,15 @@ static volatile int order[8];
 static volatile int order_len = 0;
 static pthread_t main_thread;
 static volatile int callback_on_main = 0;
+static volatile int tls_seen[2];
+static volatile int host_calls = 0;
 
 static void CUDART_CB host_fn(void *data) {
-    tls_counter++;   // a thread-local of the program: the callback runs with the program's fs
+    // A thread-local of the program: with the program's fs the callback thread sees the
+    // program's initial value (5), then its own increment.
+    if (host_calls < 2) tls_seen[host_calls] = tls_counter;
+    host_calls++;
+    tls_counter++;
     errno = 0;
     order[order_len++] = (int)(long)data;
     if (pthread_equal(pthread_self(), main_thread)) callback_on_main = 1;
@@ -89,6 +95,7 @@ int main(void) {
            ms >= 0 ? "non-negative" : "NEGATIVE", cudaGetErrorName(no_timing));
     printf("callbacks: order %d %d %d (of %d), not on the main thread %d, main thread's tls %d\n",
            order[0], order[1], order[2], order_len, !callback_on_main, tls_counter);
+    printf("callback thread's tls: %d then %d\n", tls_seen[0], tls_seen[1]);
 
     CHECK(cudaEventDestroy(start));
     CHECK(cudaEventDestroy(mid));
