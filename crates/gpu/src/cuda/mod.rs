@@ -20,8 +20,13 @@
 //! This backend has been compiled everywhere but run only where a GPU was available.
 
 mod backend;
+mod context;
+mod device;
 mod driver;
+mod memory;
+mod modules;
 mod place;
+mod streams;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
@@ -97,7 +102,7 @@ impl CudaBackend {
     /// As [`CudaBackend::open`], from the driver library `name` (tests point it elsewhere).
     pub fn open_library(name: &str, window: Window) -> Result<CudaBackend, CudaError> {
         let drv = Driver::open(name)?;
-        let (ctx, device, granularity) = backend::start(&drv).map_err(CudaError::Device)?;
+        let (ctx, device, granularity) = context::start(&drv).map_err(CudaError::Device)?;
         let cuda = CudaBackend {
             drv,
             ctx,
