@@ -69,8 +69,11 @@ impl CudaBackend {
         self.stream_known(stream)?;
         let api = self.current()?;
         Self::check(
-            // SAFETY: `src` is a live slice of that length; the driver stages pageable memory
-            // before the call returns, so it may be dropped afterwards.
+            // SAFETY: `src` is a live slice of that length. The driver stages pageable memory
+            // before the call returns; page-locked memory it reads later, on the stream. Only
+            // program memory is ever page-locked (`host_register` is given program ranges, never
+            // crac's), and CUDA's contract makes the program keep it unchanged and mapped until
+            // the stream reaches the copy, as with NVIDIA's runtime.
             unsafe {
                 (api.memcpy_htod_async)(dst.0, src.as_ptr().cast(), src.len(), self::stream(stream))
             },

@@ -12,6 +12,11 @@ use crate::{
     VariablePlacement, VariableRecord,
 };
 
+/// `CUDA_ERROR_INVALID_VALUE`: what `cuFuncGetParamInfo` answers past the last parameter.
+const INVALID_VALUE: super::driver::CuResult = 1;
+/// Most parameters a kernel may have (CUDA's 32764-byte parameter limit, at least 1 byte each).
+const MAX_PARAMS: usize = 32764;
+
 impl CudaBackend {
     pub(super) fn register_fatbin(&self, image: &[u8]) -> Result<ModuleId> {
         let api = self.current()?;
@@ -156,18 +161,20 @@ impl CudaBackend {
         self.stream_known(config.stream)?;
         let api = self.current()?;
         let mut size = params.len();
-        let mut buf = params.to_vec();
+        // The driver only reads the buffer (CU_LAUNCH_PARAM_BUFFER_POINTER is `void *` for C's
+        // sake): no copy is made.
         let mut extra: [*mut c_void; 5] = [
             PARAM_BUFFER_POINTER as *mut c_void,
-            buf.as_mut_ptr().cast(),
+            params.as_ptr().cast_mut().cast(),
             PARAM_BUFFER_SIZE as *mut c_void,
             (&mut size as *mut usize).cast(),
             PARAM_END as *mut c_void,
         ];
         let [gx, gy, gz] = config.grid;
         let [bx, by, bz] = config.block;
-        // SAFETY: a known function and stream; `extra` points at the packed parameters and
-        // their size, both alive for the call (the driver copies them before returning).
+        // SAFETY: a known function and stream; `extra` points at the packed parameters (read
+        // only, though the pointer is `*mut`) and their size, both alive for the call (the
+        // driver copies them before returning).
         let rc = unsafe {
             (api.launch_kernel)(
                 handle(function.0),
@@ -193,21 +200,28 @@ impl CudaBackend {
         self.function_known(function)?;
         let api = self.current()?;
         let mut out = Vec::new();
-        for i in 0.. {
+        for i in 0..MAX_PARAMS {
             let (mut offset, mut size) = (0usize, 0usize);
             let rc =
                 // SAFETY: a known function, out-pointers to live locals; an index past the last
                 // parameter is CUDA_ERROR_INVALID_VALUE, which ends the list.
                 unsafe { (api.func_get_param_info)(handle(function.0), i, &mut offset, &mut size) };
-            if rc != 0 {
-                break;
+            match rc {
+                0 => out.push(ParamLayout {
+                    offset: offset as u64,
+                    size: size as u64,
+                }),
+                // Past the last parameter.
+                INVALID_VALUE => return Ok(out),
+                // Any other failure must not pass for "no more parameters": a launch would
+                // then hand the kernel a short parameter buffer.
+                rc => return Self::check(rc, "cuFuncGetParamInfo").map(|()| out),
             }
-            out.push(ParamLayout {
-                offset: offset as u64,
-                size: size as u64,
-            });
         }
-        Ok(out)
+        Err(GpuError::InvalidDeviceFunction(format!(
+            "the driver lists more than {MAX_PARAMS} parameters for function {:#x}",
+            function.0
+        )))
     }
 
     pub(super) fn module_variables(&self) -> Result<Vec<VariableRecord>> {
