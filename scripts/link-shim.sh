@@ -2,8 +2,10 @@
 # Links crac's libcudart shim: the crac-cuda-shim staticlib becomes libcudart.so.12 and
 # libcudart.so.13, each with NVIDIA's SONAME and symbol version (every function NVIDIA's
 # library exports, versioned `libcudart.so.N`, from crates/cuda-shim/symbols/), plus `sigaction`
-# and `signal` (versioned GLIBC_2.2.5, so they interpose on the program's libc). rustc's own
-# cdylib version script cannot carry named versions, hence this step.
+# and `signal` (versioned GLIBC_2.2.5, so they interpose on the program's libc), and
+# crac_shim_fsmap_insert (version CRAC_SHIM_1: with both libraries loaded, the second registers
+# its threads with the first). rustc's own cdylib version script cannot carry named versions,
+# hence this step.
 #
 # Usage: scripts/link-shim.sh [debug|release] [DEST_DIR]
 #   DEST_DIR defaults to <target dir>/<profile>/crac-shim, next to the crac binary, where
@@ -32,6 +34,7 @@ for major in 12 13; do
     list="crates/cuda-shim/symbols/$soname.txt"
     {
         echo "GLIBC_2.2.5 { global: sigaction; signal; };"
+        echo "CRAC_SHIM_1 { global: crac_shim_fsmap_insert; };"
         echo "$soname {"
         echo "  global:"
         sed 's/^\(.*\)$/    \1;/' "$list"

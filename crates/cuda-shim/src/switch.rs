@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, Ordering};
 
 use crac_abi::{MAX_ARGS, Op, TABLE_MAGIC, TABLE_VERSION, Table};
 
-use crate::{arch, errors, fsmap, sys};
+use crate::{arch, errors, sys};
 
 /// [`TABLE_STATE`]: not looked for yet.
 const UNKNOWN: u8 = 0;
@@ -180,7 +180,7 @@ fn bootstrap(table: &Table, generation: u64) -> Option<u64> {
         fs
     };
     table.bootstrap_lock.store(0, Ordering::Release);
-    let registered = lower != 0 && fsmap::insert(lower, upper);
+    let registered = lower != 0 && sys::register_lower_fs(lower, upper);
     sys::restore_signals(&saved);
     if lower == 0 {
         sys::write_stderr(b"crac: the lower half could not start a thread for this program thread; its CUDA calls fail with cudaErrorInitializationError\n");

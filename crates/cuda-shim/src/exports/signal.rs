@@ -62,6 +62,15 @@ extern "C" fn trampoline(sig: c_int, info: *mut libc::siginfo_t, ctx: *mut c_voi
     }
 }
 
+/// Registers a lower TCB lent to an upper thread in this library's map. Exported (version
+/// `CRAC_SHIM_1`) so that when both shim libraries are loaded, each registers its threads
+/// with the first one in the program's symbol order, whose `sigaction` the program uses and
+/// whose trampoline therefore reads this map.
+#[unsafe(no_mangle)]
+pub extern "C" fn crac_shim_fsmap_insert(lower: u64, upper: u64) -> bool {
+    fsmap::insert(lower, upper)
+}
+
 fn lock() {
     while INSTALL_LOCK
         .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)

@@ -194,6 +194,30 @@ pub fn next_sigaction() -> Option<SigactionFn> {
     Some(unsafe { std::mem::transmute::<usize, SigactionFn>(addr) })
 }
 
+/// `crac_shim_fsmap_insert`'s type.
+type FsmapInsertFn = extern "C" fn(u64, u64) -> bool;
+
+/// Registers `lower` → `upper` with the first shim library in the program's symbol order (the
+/// one whose `sigaction` the program calls), or with this one's map if none is found.
+pub fn register_lower_fs(lower: u64, upper: u64) -> bool {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static FIRST: AtomicUsize = AtomicUsize::new(0);
+    let mut addr = FIRST.load(Ordering::Acquire);
+    if addr == 0 {
+        let _e = ErrnoGuard::new();
+        // SAFETY: dlsym with RTLD_DEFAULT and a NUL-terminated name only reads ld.so's tables.
+        addr =
+            unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"crac_shim_fsmap_insert".as_ptr()) } as usize;
+        FIRST.store(addr, Ordering::Release);
+    }
+    if addr == 0 {
+        return crate::fsmap::insert(lower, upper);
+    }
+    // SAFETY: the symbol is a shim library's crac_shim_fsmap_insert, of exactly this type.
+    let insert = unsafe { std::mem::transmute::<usize, FsmapInsertFn>(addr) };
+    insert(lower, upper)
+}
+
 /// C `sigaction`'s type.
 pub type SigactionFn =
     unsafe extern "C" fn(c_int, *const libc::sigaction, *mut libc::sigaction) -> c_int;
