@@ -156,7 +156,7 @@ unsafe fn cross(table: &Table, lower_fs: u64, op: u32, args: *const u64) -> u32 
     }
 }
 
-/// First call of a thread: get a lower TCB of its own with `new_lower_thread`, run on the
+/// First call of a thread (or its first after a restart): get a lower TCB of its own with `new_lower_thread`, run on the
 /// shared bootstrap TCB under the table's lock, with every signal blocked (the bootstrap TCB
 /// is shared, so the trampoline could not tell whose it is).
 #[cold]
