@@ -7,6 +7,7 @@ mod common;
 use common::nvcc::{FatbinKind, fatbin};
 use common::{Program, f32s, from_f32s};
 use crac_abi::{HostCallback, Op};
+use crac_replay::handles::Kind;
 
 const INVALID_VALUE: u32 = 1;
 const INVALID_CONFIGURATION: u32 = 9;
@@ -417,4 +418,53 @@ fn device_printf_waits_for_the_shim_once_it_asks() {
     assert_eq!(out.lines().count(), 2, "{out}");
     p.ok(Op::PrintfTake, &[buf, 4096, len]);
     assert_eq!(p.u64_at(len), 0, "taken once");
+}
+
+#[test]
+fn a_bad_out_pointer_creates_nothing_and_loses_no_callback() {
+    let p = Program::new();
+    let bad = 0x10;
+    assert_eq!(p.call(Op::Malloc, &[bad, 4096]), INVALID_VALUE);
+    assert_eq!(
+        p.call(Op::MallocPitch, &[bad, p.alloc(8), 100, 4]),
+        INVALID_VALUE
+    );
+    assert_eq!(
+        p.call(Op::MallocPitch, &[p.alloc(8), bad, 100, 4]),
+        INVALID_VALUE
+    );
+    assert!(
+        p.rt.backend()
+            .allocations()
+            .expect("allocations")
+            .is_empty(),
+        "no allocation was made for a pointer the program cannot receive"
+    );
+    assert_eq!(p.call(Op::StreamCreate, &[bad]), INVALID_VALUE);
+    assert_eq!(p.call(Op::EventCreate, &[bad]), INVALID_VALUE);
+    // The next handles handed out are the first of their kinds: none was made and lost.
+    let s = p.out_u64(Op::StreamCreate, &[]);
+    let e = p.out_u64(Op::EventCreate, &[]);
+    let mut fresh = crac_replay::handles::VirtualTable::<u64>::new(Kind::Stream);
+    assert_eq!(s, fresh.insert(0));
+    let mut fresh = crac_replay::handles::VirtualTable::<u64>::new(Kind::Event);
+    assert_eq!(e, fresh.insert(0));
+    // A callback is not taken for a record the shim cannot receive; it is still there after.
+    p.ok(Op::LaunchHostFunc, &[s, 0xf00, 0]);
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    assert_eq!(p.call(Op::HostCallbackNext, &[bad]), INVALID_VALUE);
+    let cb = p.alloc(std::mem::size_of::<HostCallback>() as u64);
+    let got = loop {
+        match p.call(Op::HostCallbackNext, &[cb]) {
+            0 => break p.get(cb, std::mem::size_of::<HostCallback>()),
+            NOT_READY => continue,
+            e => panic!("callback_next failed with {e}"),
+        }
+    };
+    assert_eq!(u64::from_le_bytes(got[..8].try_into().expect("8")), 0xf00);
+    p.ok(
+        Op::HostCallbackDone,
+        &[u64::from_le_bytes(got[24..32].try_into().expect("8"))],
+    );
+    p.ok(Op::StreamSynchronize, &[s]);
 }

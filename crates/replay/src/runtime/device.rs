@@ -277,7 +277,10 @@ impl Runtime {
     ) -> Result<(), GpuError> {
         let (function, params) = self.function(stub)?;
         let stream = self.stream(stream)?;
-        let size = params.iter().map(|p| p.offset + p.size).max().unwrap_or(0);
+        let size = params
+            .iter()
+            .map(|p| p.offset.checked_add(p.size).ok_or_else(too_many_params))
+            .try_fold(0, |max, end| end.map(|end| max.max(end)))?;
         let mut packed = vec![0u8; usize::try_from(size).map_err(|_| too_many_params())?];
         if !params.is_empty() && args == 0 {
             return Err(GpuError::InvalidValue(

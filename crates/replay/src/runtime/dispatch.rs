@@ -25,6 +25,20 @@ fn put_i32(mem: &dyn HostMemory, at: u64, v: i32) -> Result<(), GpuError> {
     Ok(write_u32(mem, at, u32::from_le_bytes(v.to_le_bytes()))?)
 }
 
+/// Writes the handle or pointer `make` creates to the program's out-parameter `at`, which is
+/// checked first: a bad out-pointer fails the call before anything is created, so no
+/// allocation or handle leaks unseen by the program (NVIDIA's runtime answers
+/// `cudaErrorInvalidValue` for a null one the same way).
+fn out_u64(
+    mem: &dyn HostMemory,
+    at: u64,
+    make: impl FnOnce() -> Result<u64, GpuError>,
+) -> Result<(), GpuError> {
+    write_u64(mem, at, 0)?;
+    let v = make()?;
+    Ok(write_u64(mem, at, v)?)
+}
+
 impl Runtime {
     /// Runs operation `op` with argument words `args`, reading and writing program memory
     /// through `mem`; returns the `cudaError_t`. Never unwinds: a panic (a crac bug) is logged
@@ -108,14 +122,16 @@ impl Runtime {
             Op::DeviceSetLimit => self.set_limit(int(a[0]), a[1]),
 
             // ---- memory ----
-            Op::Malloc => {
-                let p = self.malloc(a[1])?;
-                Ok(write_u64(mem, a[0], p)?)
-            }
+            Op::Malloc => out_u64(mem, a[0], || self.malloc(a[1])),
             Op::Free => b.free(crac_gpu::DevicePtr(a[0])),
             Op::MallocPitch => {
-                let (p, pitch) = self.malloc_pitch(a[2], a[3])?;
-                write_u64(mem, a[0], p)?;
+                write_u64(mem, a[1], 0)?;
+                let mut pitch = 0;
+                out_u64(mem, a[0], || {
+                    let (p, pi) = self.malloc_pitch(a[2], a[3])?;
+                    pitch = pi;
+                    Ok(p)
+                })?;
                 Ok(write_u64(mem, a[1], pitch)?)
             }
             Op::HostRegister => self.host_register(a[0], a[1], uint(a[2]), Pinned::Registered),
@@ -185,17 +201,10 @@ impl Runtime {
             }
 
             // ---- streams ----
-            Op::StreamCreate => {
-                let s = self.stream_create(0, 0)?;
-                Ok(write_u64(mem, a[0], s)?)
-            }
-            Op::StreamCreateWithFlags => {
-                let s = self.stream_create(uint(a[1]), 0)?;
-                Ok(write_u64(mem, a[0], s)?)
-            }
+            Op::StreamCreate => out_u64(mem, a[0], || self.stream_create(0, 0)),
+            Op::StreamCreateWithFlags => out_u64(mem, a[0], || self.stream_create(uint(a[1]), 0)),
             Op::StreamCreateWithPriority => {
-                let s = self.stream_create(uint(a[1]), int(a[2]))?;
-                Ok(write_u64(mem, a[0], s)?)
+                out_u64(mem, a[0], || self.stream_create(uint(a[1]), int(a[2])))
             }
             Op::StreamDestroy => self.stream_destroy(a[0]),
             Op::StreamSynchronize => b.stream_synchronize(self.stream(a[0])?),
@@ -223,14 +232,8 @@ impl Runtime {
             }
 
             // ---- events ----
-            Op::EventCreate => {
-                let e = self.event_create(0)?;
-                Ok(write_u64(mem, a[0], e)?)
-            }
-            Op::EventCreateWithFlags => {
-                let e = self.event_create(uint(a[1]))?;
-                Ok(write_u64(mem, a[0], e)?)
-            }
+            Op::EventCreate => out_u64(mem, a[0], || self.event_create(0)),
+            Op::EventCreateWithFlags => out_u64(mem, a[0], || self.event_create(uint(a[1]))),
             Op::EventRecord => {
                 let e = self.event(a[0])?;
                 b.event_record(e, self.stream(a[1])?)
@@ -244,10 +247,7 @@ impl Runtime {
             Op::EventDestroy => self.event_destroy(a[0]),
 
             // ---- modules and launches ----
-            Op::RegisterFatBinary => {
-                let h = self.register_fatbin(mem, a[1])?;
-                Ok(write_u64(mem, a[0], h)?)
-            }
+            Op::RegisterFatBinary => out_u64(mem, a[0], || self.register_fatbin(mem, a[1])),
             Op::RegisterFatBinaryEnd => self.fatbin_end(a[0]),
             Op::InitModule => self.init_module(a[0]),
             Op::UnregisterFatBinary => self.unregister_fatbin(a[0]),
@@ -287,10 +287,16 @@ impl Runtime {
                 let len = self.host_unregister(a[0], Pinned::Allocated)?;
                 Ok(write_u64(mem, a[1], len)?)
             }
-            Op::HostCallbackNext => match self.callbacks.next() {
-                Some(cb) => Ok(mem.write(a[0], &out::host_callback(&cb))?),
-                None => Err(GpuError::NotReady),
-            },
+            Op::HostCallbackNext => {
+                // Check the out-record before taking a callback: one taken and then lost would
+                // hold its stream forever.
+                let blank = out::host_callback(&crac_abi::HostCallback::default());
+                mem.write(a[0], &blank)?;
+                match self.callbacks.next() {
+                    Some(cb) => Ok(mem.write(a[0], &out::host_callback(&cb))?),
+                    None => Err(GpuError::NotReady),
+                }
+            }
             Op::HostCallbackDone => self.callbacks.done(a[0]),
             Op::PrintfTake => {
                 let cap = usize::try_from(a[1]).unwrap_or(usize::MAX);
