@@ -179,3 +179,79 @@ fn mtime(p: &Path) -> i128 {
         .map(|m| i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()))
         .unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crac_core::image::ImageWriter;
+
+    fn write(dir: &Path, name: &str, created: u64, build: &str) -> PathBuf {
+        let path = dir.join(name);
+        let mut meta = ImageMeta::default();
+        meta.header.created_unix = created;
+        meta.header.build_id = build.into();
+        meta.process.comm = "app".into();
+        let file = File::create(&path).unwrap();
+        ImageWriter::new(file).unwrap().finish(&meta).unwrap();
+        path
+    }
+
+    #[test]
+    fn a_directory_gives_its_newest_good_image_of_this_build() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        write(d, "app-1-0001.crac", 100, "ours");
+        let want = write(d, "app-1-0002.crac", 200, "ours");
+        write(d, "app-1-0003.crac", 200, "theirs");
+        std::fs::write(d.join("app-1-0004.crac"), b"garbage").unwrap();
+        std::fs::write(d.join("app-1-0005.crac.tmp"), b"half").unwrap();
+        std::fs::write(d.join("notes.txt"), b"x").unwrap();
+        let c = choose(d, Some("ours")).unwrap();
+        assert_eq!(c.path, want);
+        assert_eq!(c.comm, "app");
+        assert!(c.from_dir);
+        let skipped: Vec<String> = c
+            .skipped
+            .iter()
+            .map(|(p, why)| format!("{}: {why}", p.file_name().unwrap().to_string_lossy()))
+            .collect();
+        assert!(
+            skipped
+                .iter()
+                .any(|s| s.starts_with("app-1-0003.crac: written by another crac build")),
+            "{skipped:?}"
+        );
+        assert!(
+            skipped.iter().any(|s| s.starts_with("app-1-0004.crac: ")),
+            "{skipped:?}"
+        );
+        // Equal creation times are told apart by the sequence number.
+        let later = write(d, "app-1-0006.crac", 200, "ours");
+        assert_eq!(choose(d, Some("ours")).unwrap().path, later);
+        // Without a build-id to compare, every well-formed image counts.
+        assert!(choose(d, None).is_ok());
+    }
+
+    #[test]
+    fn a_file_must_be_an_image_and_a_directory_must_hold_one() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        let img = write(d, "x.crac", 1, "b");
+        let c = choose(&img, Some("other")).unwrap();
+        assert!(
+            !c.from_dir,
+            "a file is used as given; the restorer checks its build"
+        );
+        let e = choose(&d.join("missing"), None).unwrap_err();
+        assert!(matches!(e, ImagesError::Open { .. }), "{e}");
+        let empty = tempfile::tempdir().unwrap();
+        let e = choose(empty.path(), None).unwrap_err();
+        assert!(e.to_string().contains("holds no checkpoint image"), "{e}");
+        std::fs::write(empty.path().join("bad.crac"), b"no").unwrap();
+        let e = choose(empty.path(), None).unwrap_err();
+        assert!(
+            e.to_string().contains("no image in") && e.to_string().contains("bad.crac"),
+            "{e}"
+        );
+    }
+}
