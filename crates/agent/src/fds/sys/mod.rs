@@ -4,7 +4,14 @@
 //! Most helpers take a raw fd *number* rather than a borrowed fd: capture asks about the
 //! program's numbers (which crac does not own, and on which `fstat`, `fcntl` queries and
 //! `lseek(…, SEEK_CUR)` are harmless), and restore deliberately replaces whatever sits at the
-//! program's numbers. Newly created fds come back as [`OwnedFd`].
+//! program's numbers. Newly created fds come back as [`OwnedFd`]. The event fds' calls are in
+//! `events.rs`, the sockets' in `sockets.rs`.
+
+mod events;
+mod sockets;
+
+pub use events::*;
+pub use sockets::*;
 
 use std::ffi::CString;
 use std::io;
@@ -252,167 +259,6 @@ pub fn write_all(fd: RawFd, mut buf: &[u8]) -> io::Result<()> {
         }
     }
     Ok(())
-}
-
-/// `eventfd(0, flags | EFD_CLOEXEC)`.
-pub fn eventfd(flags: i32) -> io::Result<OwnedFd> {
-    // SAFETY: eventfd creates a new fd; no memory is passed.
-    owned(unsafe { libc::eventfd(0, flags | libc::EFD_CLOEXEC) })
-}
-
-/// `epoll_create1(EPOLL_CLOEXEC)`.
-pub fn epoll_create() -> io::Result<OwnedFd> {
-    // SAFETY: epoll_create1 creates a new fd; no memory is passed.
-    owned(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })
-}
-
-/// `epoll_ctl(ADD)` of fd number `fd` with `events` and `data`.
-pub fn epoll_add(epoll: RawFd, fd: RawFd, events: u32, data: u64) -> io::Result<()> {
-    let mut ev = libc::epoll_event { events, u64: data };
-    // SAFETY: `ev` is a valid epoll_event for the call; the kernel copies it.
-    check(unsafe { libc::epoll_ctl(epoll, libc::EPOLL_CTL_ADD, fd, &mut ev) }).map(drop)
-}
-
-/// Nanoseconds in a timespec (negative fields count as 0).
-fn timespec_ns(ts: libc::timespec) -> u64 {
-    let s = u64::try_from(ts.tv_sec).unwrap_or(0);
-    let ns = u64::try_from(ts.tv_nsec).unwrap_or(0);
-    s.saturating_mul(1_000_000_000).saturating_add(ns)
-}
-
-/// A timespec for `ns` nanoseconds.
-fn ns_timespec(ns: u64) -> libc::timespec {
-    libc::timespec {
-        tv_sec: libc::time_t::try_from(ns / 1_000_000_000).unwrap_or(libc::time_t::MAX),
-        // Below 10^9, so it fits every c_long.
-        tv_nsec: libc::c_long::try_from(ns % 1_000_000_000).unwrap_or(0),
-    }
-}
-
-/// `timerfd_gettime`: `(time to the next expiry, interval)` in nanoseconds (0 = disarmed).
-pub fn timerfd_get(fd: RawFd) -> io::Result<(u64, u64)> {
-    let mut cur = MaybeUninit::<libc::itimerspec>::uninit();
-    // SAFETY: `cur` has room for one itimerspec, filled on success (checked before reading).
-    check(unsafe { libc::timerfd_gettime(fd, cur.as_mut_ptr()) })?;
-    // SAFETY: timerfd_gettime returned 0, so it filled `cur`.
-    let cur = unsafe { cur.assume_init() };
-    Ok((timespec_ns(cur.it_value), timespec_ns(cur.it_interval)))
-}
-
-/// `timerfd_create(clock, flags | TFD_CLOEXEC)`.
-pub fn timerfd_create(clock: i32, flags: i32) -> io::Result<OwnedFd> {
-    // SAFETY: timerfd_create creates a new fd; no memory is passed.
-    owned(unsafe { libc::timerfd_create(clock, flags | libc::TFD_CLOEXEC) })
-}
-
-/// Arms timerfd `fd` relative to now (`value_ns` 0 leaves it disarmed).
-pub fn timerfd_set(fd: RawFd, value_ns: u64, interval_ns: u64) -> io::Result<()> {
-    let new = libc::itimerspec {
-        it_value: ns_timespec(value_ns),
-        it_interval: ns_timespec(interval_ns),
-    };
-    // SAFETY: `new` is valid for the call; the old value is not asked for (null).
-    check(unsafe { libc::timerfd_settime(fd, 0, &new, std::ptr::null_mut()) }).map(drop)
-}
-
-/// `signalfd4(-1, mask, flags | SFD_CLOEXEC)` with the kernel's 64-bit signal set (bit `n - 1`
-/// for signal `n`).
-pub fn signalfd(mask: u64, flags: i32) -> io::Result<OwnedFd> {
-    // SAFETY: `mask` is valid for reads of the 8 bytes passed as the set's size.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_signalfd4,
-            -1 as libc::c_int,
-            &raw const mask,
-            size_of::<u64>(),
-            flags | libc::SFD_CLOEXEC,
-        )
-    };
-    let fd = libc::c_int::try_from(rc).map_err(|_| io::Error::last_os_error())?;
-    owned(fd)
-}
-
-/// An `int` socket option.
-pub fn sockopt_int(fd: RawFd, level: i32, opt: i32) -> io::Result<i32> {
-    let mut v: libc::c_int = 0;
-    let mut len = libc::socklen_t::try_from(size_of::<libc::c_int>())
-        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    // SAFETY: `v` and `len` are valid for writes, `len` holding the size of `v`, so the kernel
-    // writes at most that much.
-    check(unsafe { libc::getsockopt(fd, level, opt, (&raw mut v).cast(), &mut len) })?;
-    Ok(v)
-}
-
-/// Sets an `int` socket option.
-pub fn set_sockopt_int(fd: RawFd, level: i32, opt: i32, v: i32) -> io::Result<()> {
-    let len = libc::socklen_t::try_from(size_of::<libc::c_int>())
-        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    // SAFETY: `v` is valid for reads of `len` bytes.
-    check(unsafe { libc::setsockopt(fd, level, opt, (&raw const v).cast(), len) }).map(drop)
-}
-
-/// `getsockname`: the bound address as the kernel returns it (`len` bytes of a sockaddr).
-pub fn sockname(fd: RawFd) -> io::Result<Vec<u8>> {
-    let mut ss = MaybeUninit::<libc::sockaddr_storage>::zeroed();
-    let cap = size_of::<libc::sockaddr_storage>();
-    let mut len =
-        libc::socklen_t::try_from(cap).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    // SAFETY: `ss` has room for `len` bytes and `len` is valid for writes.
-    check(unsafe { libc::getsockname(fd, ss.as_mut_ptr().cast(), &mut len) })?;
-    let len = usize::try_from(len).unwrap_or(cap).min(cap);
-    // SAFETY: `ss` was zeroed, so all its bytes are initialised; `len` is capped at its size.
-    let bytes = unsafe { std::slice::from_raw_parts(ss.as_ptr().cast::<u8>(), len) };
-    Ok(bytes.to_vec())
-}
-
-/// `socket(domain, ty | SOCK_CLOEXEC, protocol)`.
-pub fn socket(domain: i32, ty: i32, protocol: i32) -> io::Result<OwnedFd> {
-    // SAFETY: socket creates a new fd; no memory is passed.
-    owned(unsafe { libc::socket(domain, ty | libc::SOCK_CLOEXEC, protocol) })
-}
-
-/// `socketpair(AF_UNIX, ty | SOCK_CLOEXEC)`.
-pub fn socketpair(ty: i32) -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0 as libc::c_int; 2];
-    // SAFETY: `fds` has room for the two numbers socketpair writes on success.
-    check(unsafe {
-        libc::socketpair(libc::AF_UNIX, ty | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr())
-    })?;
-    // SAFETY: socketpair succeeded: both numbers are new fds owned by nobody else.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
-}
-
-/// `bind` to the raw sockaddr bytes `addr`.
-pub fn bind(fd: RawFd, addr: &[u8]) -> io::Result<()> {
-    let mut ss = MaybeUninit::<libc::sockaddr_storage>::zeroed();
-    let len = addr.len().min(size_of::<libc::sockaddr_storage>());
-    // SAFETY: `ss` has room for a sockaddr_storage and `len` is capped at its size; the source
-    // slice is valid for `len` bytes and the regions do not overlap.
-    unsafe { std::ptr::copy_nonoverlapping(addr.as_ptr(), ss.as_mut_ptr().cast::<u8>(), len) };
-    let len =
-        libc::socklen_t::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    // SAFETY: `ss` holds `len` initialised bytes of a sockaddr, valid for the call.
-    check(unsafe { libc::bind(fd, ss.as_ptr().cast(), len) }).map(drop)
-}
-
-/// `listen(fd, backlog)`.
-pub fn listen(fd: RawFd, backlog: i32) -> io::Result<()> {
-    // SAFETY: listen takes no memory.
-    check(unsafe { libc::listen(fd, backlog) }).map(drop)
-}
-
-/// `send(fd, buf, MSG_DONTWAIT | MSG_NOSIGNAL)`.
-pub fn send_nowait(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
-    // SAFETY: `buf` is valid for reads of its length.
-    let n = unsafe {
-        libc::send(
-            fd,
-            buf.as_ptr().cast(),
-            buf.len(),
-            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
-        )
-    };
-    usize::try_from(n).map_err(|_| io::Error::last_os_error())
 }
 
 /// Sets the file-mode creation mask, returning the old one.
