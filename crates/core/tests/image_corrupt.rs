@@ -22,13 +22,6 @@ fn header_of(bytes: &[u8]) -> FixedHeader {
     FixedHeader::decode(&bytes[..4096], u64::MAX).unwrap()
 }
 
-/// Writes `h` (valid checksum) over the image's header page.
-fn put_header(bytes: &mut [u8], h: &FixedHeader) {
-    let (magic, page) = h.encode().unwrap();
-    bytes[..4096].copy_from_slice(&page[..]);
-    bytes[..8].copy_from_slice(&magic);
-}
-
 fn entry(h: &FixedHeader, kind: SectionKind) -> SectionEntry {
     *h.sections.iter().find(|s| s.id == kind.id()).unwrap()
 }
@@ -37,22 +30,18 @@ fn entry(h: &FixedHeader, kind: SectionKind) -> SectionEntry {
 /// checksum, so that only the contents are wrong.
 fn replace_section(bytes: &mut Vec<u8>, kind: SectionKind, content: &[u8]) {
     let old = header_of(bytes);
-    let mut h = old.clone();
-    let mut out = bytes[..old.payload_end as usize].to_vec();
-    for s in &mut h.sections {
-        let body = if s.id == kind.id() {
-            content.to_vec()
-        } else {
-            bytes[s.offset as usize..(s.offset + s.len) as usize].to_vec()
-        };
-        s.offset = out.len() as u64;
-        s.len = body.len() as u64;
-        s.checksum = xxhash_rust::xxh3::xxh3_64(&body);
-        out.extend_from_slice(&body);
-    }
-    h.file_len = out.len() as u64;
-    put_header(&mut out, &h);
-    *bytes = out;
+    let bodies = old
+        .sections
+        .iter()
+        .map(|s| {
+            if s.id == kind.id() {
+                content.to_vec()
+            } else {
+                bytes[s.offset as usize..(s.offset + s.len) as usize].to_vec()
+            }
+        })
+        .collect();
+    *bytes = relay_sections(bytes, &old, bodies);
 }
 
 #[test]

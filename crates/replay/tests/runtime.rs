@@ -6,7 +6,7 @@ mod common;
 
 use common::nvcc::{FatbinKind, fatbin};
 use common::{Program, f32s, from_f32s};
-use crac_abi::{HostCallback, Op};
+use crac_abi::Op;
 use crac_replay::handles::Kind;
 
 const INVALID_VALUE: u32 = 1;
@@ -232,14 +232,7 @@ fn host_callbacks_hold_their_stream_until_done() {
     p.ok(Op::LaunchHostFunc, &[s, 0xf00, 0xda7a]);
     p.ok(Op::MemsetAsync, &[d, 1, 4096, s]);
     // Until the callback is reported done, the memset behind it cannot have run.
-    let cb = p.alloc(std::mem::size_of::<HostCallback>() as u64);
-    let got = loop {
-        match p.call(Op::HostCallbackNext, &[cb]) {
-            0 => break p.get(cb, std::mem::size_of::<HostCallback>()),
-            NOT_READY => continue,
-            e => panic!("callback_next failed with {e}"),
-        }
-    };
+    let got = p.next_callback();
     let word = |i: usize| u64::from_le_bytes(got[i * 8..i * 8 + 8].try_into().expect("8"));
     assert_eq!((word(0), word(1), word(2)), (0xf00, 0xda7a, s));
     assert_eq!(p.call(Op::StreamQuery, &[s]), NOT_READY);
@@ -453,14 +446,7 @@ fn a_bad_out_pointer_creates_nothing_and_loses_no_callback() {
     p.ok(Op::LaunchHostFunc, &[s, 0xf00, 0]);
     std::thread::sleep(std::time::Duration::from_millis(50));
     assert_eq!(p.call(Op::HostCallbackNext, &[bad]), INVALID_VALUE);
-    let cb = p.alloc(std::mem::size_of::<HostCallback>() as u64);
-    let got = loop {
-        match p.call(Op::HostCallbackNext, &[cb]) {
-            0 => break p.get(cb, std::mem::size_of::<HostCallback>()),
-            NOT_READY => continue,
-            e => panic!("callback_next failed with {e}"),
-        }
-    };
+    let got = p.next_callback();
     assert_eq!(u64::from_le_bytes(got[..8].try_into().expect("8")), 0xf00);
     p.ok(
         Op::HostCallbackDone,

@@ -664,3 +664,27 @@ pub fn payload_specs(max: usize, max_len: usize) -> impl Strategy<Value = Vec<Pa
         0..max,
     )
 }
+
+/// Writes `h` (valid checksum) over the image's header page.
+pub fn put_header(bytes: &mut [u8], h: &FixedHeader) {
+    let (magic, page) = h.encode().unwrap();
+    bytes[..4096].copy_from_slice(&page[..]);
+    bytes[..8].copy_from_slice(&magic);
+}
+
+/// Lays the metadata sections out again after the payload area of `bytes`, one body per entry
+/// of `orig`'s table in order, and fixes every checksum and the header: only the contents can
+/// then be wrong.
+pub fn relay_sections(bytes: &[u8], orig: &FixedHeader, bodies: Vec<Vec<u8>>) -> Vec<u8> {
+    let mut h = orig.clone();
+    let mut out = bytes[..orig.payload_end as usize].to_vec();
+    for (s, body) in h.sections.iter_mut().zip(bodies) {
+        s.offset = out.len() as u64;
+        s.len = body.len() as u64;
+        s.checksum = xxhash_rust::xxh3::xxh3_64(&body);
+        out.extend_from_slice(&body);
+    }
+    h.file_len = out.len() as u64;
+    put_header(&mut out, &h);
+    out
+}

@@ -11,7 +11,7 @@ use super::driver::{
 };
 use super::place::{NewMap, Placement};
 use super::{CURRENT, CudaBackend, CudaError, lock};
-use crate::{Event, FunctionId, GpuError, HostFn, Result, Stream};
+use crate::{Event, FunctionId, GpuError, HostFn, ModuleId, Result, Stream};
 
 /// `cuInit`, device 0, its primary context, and the allocation granularity.
 pub(super) fn start(drv: &Driver) -> Result<(u64, c_int, u64)> {
@@ -200,6 +200,17 @@ impl CudaBackend {
             Ok(())
         } else {
             Err(GpuError::InvalidResourceHandle(format!("event {:#x}", e.0)))
+        }
+    }
+
+    pub(super) fn module_known(&self, m: ModuleId) -> Result<()> {
+        if lock(&self.live).modules.contains_key(&m.0) {
+            Ok(())
+        } else {
+            Err(GpuError::InvalidResourceHandle(format!(
+                "module {:#x}",
+                m.0
+            )))
         }
     }
 

@@ -61,12 +61,7 @@ impl CudaBackend {
     }
 
     pub(super) fn register_function(&self, module: ModuleId, name: &str) -> Result<FunctionId> {
-        if !lock(&self.live).modules.contains_key(&module.0) {
-            return Err(GpuError::InvalidResourceHandle(format!(
-                "module {:#x}",
-                module.0
-            )));
-        }
+        self.module_known(module)?;
         let api = self.current()?;
         let cname = CString::new(name).map_err(|_| GpuError::InvalidDeviceFunction(name.into()))?;
         let mut f: Handle = std::ptr::null_mut();
@@ -88,12 +83,7 @@ impl CudaBackend {
         let api = self.current()?;
         let cname = CString::new(name).map_err(|_| GpuError::InvalidSymbol(name.into()))?;
         let (mut ptr, mut size): (CuPtr, usize) = (0, 0);
-        if !lock(&self.live).modules.contains_key(&module.0) {
-            return Err(GpuError::InvalidResourceHandle(format!(
-                "module {:#x}",
-                module.0
-            )));
-        }
+        self.module_known(module)?;
         Self::check(
             // SAFETY: out-pointers to live locals, a NUL-terminated name, a loaded module
             // (checked against the live set above).

@@ -145,28 +145,14 @@ impl Runtime {
                 let s = self.stream(a[4])?;
                 self.copy(mem, a[0], a[1], a[2], dir, s, false)
             }
-            Op::Memcpy2D => self.copy_2d(
-                mem,
-                (a[0], a[1]),
-                (a[2], a[3]),
-                a[4],
-                a[5],
-                int(a[6]),
-                Stream::NULL,
-                true,
-            ),
-            Op::Memcpy2DAsync => {
-                let s = self.stream(a[7])?;
-                self.copy_2d(
-                    mem,
-                    (a[0], a[1]),
-                    (a[2], a[3]),
-                    a[4],
-                    a[5],
-                    int(a[6]),
-                    s,
-                    false,
-                )
+            Op::Memcpy2D | Op::Memcpy2DAsync => {
+                let (s, sync) = if op == Op::Memcpy2D {
+                    (Stream::NULL, true)
+                } else {
+                    (self.stream(a[7])?, false)
+                };
+                let (dst, src) = ((a[0], a[1]), (a[2], a[3]));
+                self.copy_2d(mem, dst, src, a[4], a[5], int(a[6]), s, sync)
             }
             Op::Memset => self.memset(a[0], int(a[1]), a[2], Stream::NULL, true),
             Op::MemsetAsync => {

@@ -97,6 +97,20 @@ impl Program {
         self.u64_at(out)
     }
 
+    /// Waits for the next due host callback and returns its record's bytes.
+    pub fn next_callback(&self) -> Vec<u8> {
+        let size = std::mem::size_of::<crac_abi::HostCallback>();
+        let cb = self.alloc(size as u64);
+        loop {
+            match self.call(Op::HostCallbackNext, &[cb]) {
+                0 => return self.get(cb, size),
+                // cudaErrorNotReady: nothing due yet.
+                600 => continue,
+                e => panic!("callback_next failed with {e}"),
+            }
+        }
+    }
+
     /// Registers the fat binary `fatbin` as nvcc's constructor does; returns the handle.
     pub fn register_fatbin(&self, fatbin: &[u8]) -> u64 {
         let data = self.put(fatbin);
