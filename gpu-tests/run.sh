@@ -18,7 +18,7 @@ cd "$(dirname "$0")/.."
 
 say() { echo "gpu-tests: $*" >&2; }
 out=target/gpu-tests
-programs=(basics streams symbols threads errors signal_storm modern)
+programs=(basics streams symbols threads errors signal_storm modern device_printf)
 
 nvcc_path() {
     if [ -n "${CRAC_NVCC:-}" ]; then echo "$CRAC_NVCC"; return; fi

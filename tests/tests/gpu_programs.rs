@@ -47,6 +47,14 @@ fn stream_ordered_allocation_launch_ex_and_event_record_flags() {
 }
 
 #[test]
+fn device_printf_lands_in_order_with_buffered_host_output() {
+    assert_expected(
+        &run_sim(&program("device_printf", Runtime::Shared), &[]),
+        "device_printf",
+    );
+}
+
+#[test]
 fn per_thread_default_stream_builds_use_the_ptsz_entry_points_with_the_same_results() {
     for name in ["basics", "streams", "symbols"] {
         let out = run_sim(&program(name, Runtime::SharedPerThread), &[]);

@@ -16,7 +16,10 @@ pub extern "C" fn cudaMemcpy(
     count: usize,
     kind: c_int,
 ) -> u32 {
-    call(Op::Memcpy, &[ptr(dst), ptr(src), size(count), int(kind)])
+    super::printf::after_sync(call(
+        Op::Memcpy,
+        &[ptr(dst), ptr(src), size(count), int(kind)],
+    ))
 }
 
 /// `cudaMemcpy_ptds`: `cudaMemcpy` on the per-thread default stream.
@@ -34,7 +37,7 @@ pub extern "C" fn cudaMemcpy_ptds(
     if r != codes::SUCCESS {
         return r;
     }
-    call(Op::StreamSynchronize, &[2])
+    super::printf::after_sync(call(Op::StreamSynchronize, &[2]))
 }
 
 /// `cudaMemcpyAsync`.
@@ -84,7 +87,7 @@ pub extern "C" fn cudaMemcpy2D(
     height: usize,
     kind: c_int,
 ) -> u32 {
-    call(
+    super::printf::after_sync(call(
         Op::Memcpy2D,
         &[
             ptr(dst),
@@ -95,7 +98,7 @@ pub extern "C" fn cudaMemcpy2D(
             size(height),
             int(kind),
         ],
-    )
+    ))
 }
 
 /// `cudaMemcpy2D_ptds`.
@@ -113,7 +116,7 @@ pub extern "C" fn cudaMemcpy2D_ptds(
     if r != codes::SUCCESS {
         return r;
     }
-    call(Op::StreamSynchronize, &[2])
+    super::printf::after_sync(call(Op::StreamSynchronize, &[2]))
 }
 
 /// `cudaMemcpy2DAsync`.
@@ -174,7 +177,7 @@ pub extern "C" fn cudaMemset_ptds(dev_ptr: *mut c_void, value: c_int, count: usi
     if r != codes::SUCCESS {
         return r;
     }
-    call(Op::StreamSynchronize, &[2])
+    super::printf::after_sync(call(Op::StreamSynchronize, &[2]))
 }
 
 /// `cudaMemsetAsync`.
@@ -219,10 +222,10 @@ pub extern "C" fn cudaMemcpyToSymbol(
     offset: usize,
     kind: c_int,
 ) -> u32 {
-    call(
+    super::printf::after_sync(call(
         Op::MemcpyToSymbol,
         &[ptr(symbol), ptr(src), size(count), size(offset), int(kind)],
-    )
+    ))
 }
 
 /// `cudaMemcpyToSymbol_ptds`.
@@ -238,7 +241,7 @@ pub extern "C" fn cudaMemcpyToSymbol_ptds(
     if r != codes::SUCCESS {
         return r;
     }
-    call(Op::StreamSynchronize, &[2])
+    super::printf::after_sync(call(Op::StreamSynchronize, &[2]))
 }
 
 /// `cudaMemcpyFromSymbol`.
@@ -250,10 +253,10 @@ pub extern "C" fn cudaMemcpyFromSymbol(
     offset: usize,
     kind: c_int,
 ) -> u32 {
-    call(
+    super::printf::after_sync(call(
         Op::MemcpyFromSymbol,
         &[ptr(dst), ptr(symbol), size(count), size(offset), int(kind)],
-    )
+    ))
 }
 
 /// `cudaMemcpyFromSymbol_ptds`.
@@ -269,7 +272,7 @@ pub extern "C" fn cudaMemcpyFromSymbol_ptds(
     if r != codes::SUCCESS {
         return r;
     }
-    call(Op::StreamSynchronize, &[2])
+    super::printf::after_sync(call(Op::StreamSynchronize, &[2]))
 }
 
 /// `cudaMemcpyToSymbolAsync`.

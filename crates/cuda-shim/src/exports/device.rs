@@ -67,25 +67,25 @@ pub extern "C" fn cudaDeviceGetAttribute(value: *mut c_int, attr: c_int, device:
 /// `cudaDeviceSynchronize`.
 #[unsafe(no_mangle)]
 pub extern "C" fn cudaDeviceSynchronize() -> u32 {
-    call(Op::DeviceSynchronize, &[])
+    super::printf::after_sync(call(Op::DeviceSynchronize, &[]))
 }
 
 /// `cudaThreadSynchronize` (CUDA 12's deprecated name for `cudaDeviceSynchronize`).
 #[unsafe(no_mangle)]
 pub extern "C" fn cudaThreadSynchronize() -> u32 {
-    call(Op::DeviceSynchronize, &[])
+    super::printf::after_sync(call(Op::DeviceSynchronize, &[]))
 }
 
 /// `cudaDeviceReset`.
 #[unsafe(no_mangle)]
 pub extern "C" fn cudaDeviceReset() -> u32 {
-    call(Op::DeviceReset, &[])
+    super::printf::after_sync(call(Op::DeviceReset, &[]))
 }
 
 /// `cudaThreadExit` (CUDA 12's deprecated name for `cudaDeviceReset`).
 #[unsafe(no_mangle)]
 pub extern "C" fn cudaThreadExit() -> u32 {
-    call(Op::DeviceReset, &[])
+    super::printf::after_sync(call(Op::DeviceReset, &[]))
 }
 
 /// `cudaDriverGetVersion`.

@@ -63,7 +63,7 @@ fn record_with_flags(event: *mut c_void, stream: u64, flags: c_uint) -> u32 {
 /// `cudaEventSynchronize`.
 #[unsafe(no_mangle)]
 pub extern "C" fn cudaEventSynchronize(event: *mut c_void) -> u32 {
-    call(Op::EventSynchronize, &[ptr(event)])
+    super::printf::after_sync(call(Op::EventSynchronize, &[ptr(event)]))
 }
 
 /// `cudaEventQuery`.

@@ -14,6 +14,7 @@ mod errors;
 mod event;
 mod memory;
 mod module;
+mod printf;
 mod signal;
 mod stream;
 
@@ -45,13 +46,15 @@ fn layouts() -> layout::Layouts {
 }
 
 /// Called once from the library's constructor (the object `scripts/link-shim.sh` links in)
-/// with the CUDA major version the library is linked as: finds the call table and removes the
-/// library from `LD_PRELOAD` so the program's children do not load it.
+/// with the CUDA major version the library is linked as: finds the call table, removes the
+/// library from `LD_PRELOAD` so the program's children do not load it, and (under crac) has
+/// device printf output kept for the program's stdout.
 #[unsafe(no_mangle)]
 pub extern "C" fn crac_shim_init(cuda_major: u32) {
     MAJOR.store(cuda_major, Ordering::Relaxed);
     switch::init();
     sys::remove_self_from_ld_preload();
+    printf::start();
 }
 
 /// Says once that the export `index` is not implemented; returns `cudaErrorNotSupported`.

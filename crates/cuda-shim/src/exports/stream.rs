@@ -48,13 +48,13 @@ pub extern "C" fn cudaStreamDestroy(stream: *mut c_void) -> u32 {
 /// `cudaStreamSynchronize`.
 #[unsafe(no_mangle)]
 pub extern "C" fn cudaStreamSynchronize(stream: *mut c_void) -> u32 {
-    call(Op::StreamSynchronize, &[ptr(stream)])
+    super::printf::after_sync(call(Op::StreamSynchronize, &[ptr(stream)]))
 }
 
 /// `cudaStreamSynchronize_ptsz`.
 #[unsafe(no_mangle)]
 pub extern "C" fn cudaStreamSynchronize_ptsz(stream: *mut c_void) -> u32 {
-    call(Op::StreamSynchronize, &[per_thread(ptr(stream))])
+    super::printf::after_sync(call(Op::StreamSynchronize, &[per_thread(ptr(stream))]))
 }
 
 /// `cudaStreamQuery`.

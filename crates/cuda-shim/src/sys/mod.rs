@@ -194,6 +194,33 @@ pub fn next_sigaction() -> Option<SigactionFn> {
     Some(unsafe { std::mem::transmute::<usize, SigactionFn>(addr) })
 }
 
+unsafe extern "C" {
+    /// The program's C library's `stdout` stream.
+    static mut stdout: *mut libc::FILE;
+}
+
+/// Writes `bytes` to the program's `stdout` stream with its `fwrite`, so they land in order
+/// with the program's own buffered output.
+pub fn write_program_stdout(bytes: &[u8]) {
+    let _e = ErrnoGuard::new();
+    // SAFETY: reads the pointer value of libc's `stdout` (no reference is formed); libc
+    // initialises it before any constructor of a loaded library runs.
+    let f = unsafe { stdout };
+    if f.is_null() || bytes.is_empty() {
+        return;
+    }
+    // SAFETY: `f` is the program's stdout FILE; `bytes` is a valid buffer of that length.
+    unsafe { libc::fwrite(bytes.as_ptr().cast(), 1, bytes.len(), f) };
+}
+
+/// Registers `f` to run at `exit`, before the C library flushes its streams.
+pub fn at_exit(f: extern "C" fn()) {
+    let _e = ErrnoGuard::new();
+    // SAFETY: `f` is a plain function with no captured state, valid for the process's life
+    // (this library is never unloaded: it is preloaded).
+    unsafe { libc::atexit(f) };
+}
+
 /// `crac_shim_fsmap_insert`'s type.
 type FsmapInsertFn = extern "C" fn(u64, u64) -> bool;
 
