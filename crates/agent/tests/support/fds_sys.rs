@@ -9,11 +9,7 @@ use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 
 /// Turns a `-1`-on-error return into a result.
 fn check(rc: libc::c_int) -> io::Result<libc::c_int> {
-    if rc < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(rc)
-    }
+    (rc >= 0).then_some(rc).ok_or_else(io::Error::last_os_error)
 }
 
 /// Wraps a freshly returned fd.

@@ -165,11 +165,17 @@ pub fn dup_at_least(fd: RawFd, min: RawFd) -> io::Result<OwnedFd> {
 /// Makes fd number `target` refer to the description of `fd` (`dup3`), closing whatever was
 /// open at `target` first: restore's contract is that the program's numbers are the program's,
 /// even when crac's restarter had something there.
+///
+/// `fd` must not already be at `target`: dropping it afterwards would close the number just
+/// placed (restore makes every object above the recorded numbers, so this is refused, never
+/// papered over).
 pub fn place(fd: &OwnedFd, target: RawFd, cloexec: bool) -> io::Result<()> {
     let flags = if cloexec { libc::O_CLOEXEC } else { 0 };
     if fd.as_raw_fd() == target {
-        // dup3 refuses equal numbers; only the descriptor flag needs setting.
-        return set_cloexec(target, cloexec);
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the fd is already at its target number, and dropping it would close it",
+        ));
     }
     // SAFETY: dup3 closes `target` (no memory involved) and makes it a duplicate of `fd`, which
     // is open for the call. Replacing `target` is what restore is for.
