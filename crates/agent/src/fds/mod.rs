@@ -141,7 +141,10 @@ pub enum FdError {
         source: io::Error,
     },
     /// A file could not be reopened at restart.
-    #[error("cannot reopen {path} for fd {fd}: {source}")]
+    #[error(
+        "cannot reopen {path} for fd {fd}: {source}; put the file back where it was, readable \
+         as it was, at checkpoint time"
+    )]
     Reopen {
         /// The fd.
         fd: i32,
@@ -211,7 +214,10 @@ pub enum FdError {
     )]
     DeletedCwd(String),
     /// The working directory could not be entered at restart.
-    #[error("cannot return to the working directory {path}: {source}")]
+    #[error(
+        "cannot return to the working directory {path}: {source}; recreate it (or restart on a \
+         machine that has it)"
+    )]
     Chdir {
         /// The directory.
         path: String,

@@ -111,7 +111,11 @@ pub enum ImageError {
         section: &'static str,
     },
     /// A length is over its cap.
-    #[error("the image's {section} section is {len} bytes, over the {cap}-byte limit")]
+    #[error(
+        "the image's {section} section is {len} bytes, over the {cap}-byte limit; when reading, use \
+         another image (this one is corrupt), when writing, the program holds more fds, threads \
+         or regions than an image can"
+    )]
     TooLarge {
         /// The section.
         section: &'static str,
@@ -139,7 +143,10 @@ pub enum ImageError {
         section: &'static str,
     },
     /// A section's bytes (checksum correct) do not decode.
-    #[error("cannot decode the image's {section} section: {source}")]
+    #[error(
+        "cannot decode the image's {section} section: {source}; use another image, or the crac \
+         that wrote this one"
+    )]
     Decode {
         /// The section.
         section: &'static str,
@@ -147,7 +154,10 @@ pub enum ImageError {
         source: bincode::error::DecodeError,
     },
     /// A section decoded without using all its bytes.
-    #[error("the image's {section} section has {extra} bytes after its contents")]
+    #[error(
+        "the image's {section} section has {extra} bytes after its contents; use another image, \
+         or the crac that wrote this one"
+    )]
     TrailingBytes {
         /// The section.
         section: &'static str,
