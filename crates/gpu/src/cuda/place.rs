@@ -95,6 +95,11 @@ impl Placement {
 
     /// Places `size` bytes; returns the address and the mapping to create first, if any.
     pub(crate) fn alloc(&mut self, size: u64) -> Result<(u64, Option<NewMap>), PlaceError> {
+        // Larger than the window can never fit; refusing it here also keeps the rounding below
+        // from overflowing on a size near 2^64 (`cudaMalloc(SIZE_MAX)`).
+        if size > self.window.size {
+            return Err(PlaceError::Full);
+        }
         if self.small(size) {
             let found = self.maps.iter().find_map(|(start, m)| {
                 let used = m.used.as_ref()?;
@@ -114,6 +119,9 @@ impl Placement {
 
     /// Places `size` bytes exactly at `ptr` (restart); returns the mapping to create, if any.
     pub(crate) fn alloc_at(&mut self, ptr: u64, size: u64) -> Result<Option<NewMap>, PlaceError> {
+        if size > self.window.size {
+            return Err(PlaceError::Taken);
+        }
         let len = self.map_len(size);
         let start = if self.small(size) {
             ptr - ptr % self.gran
@@ -272,6 +280,9 @@ mod tests {
         );
         assert_eq!(p.free(b), Err(PlaceError::Unknown));
         assert_eq!(p.alloc(5 * G), Err(PlaceError::Full));
+        assert_eq!(p.alloc(u64::MAX), Err(PlaceError::Full), "no overflow");
+        assert_eq!(p.alloc(u64::MAX - G), Err(PlaceError::Full));
+        assert_eq!(p.alloc_at(W.base, u64::MAX), Err(PlaceError::Taken));
     }
 
     #[test]
