@@ -66,6 +66,11 @@ pub fn start_in(
             dir.display()
         );
     }
+    // The triggers' wake pipe too: made here, it never takes a low number while the program
+    // runs (the agent thread's loop would otherwise make it on its first pass).
+    if let Err(e) = crate::trigger::ensure_wake() {
+        tracing::warn!("checkpoint signal and period will not be served: {e}");
+    }
     let server = server::Server::new(listener, agent.path.clone(), lower.clone(), allowed_uid)
         .map_err(AgentError::Listen)?;
     spawn_blocked(move || {
