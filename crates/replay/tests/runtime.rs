@@ -150,6 +150,12 @@ fn error_paths_return_cuda_codes() {
         INVALID_MEMCPY_DIRECTION
     );
     assert_eq!(p.call(Op::Malloc, &[0, 64]), INVALID_VALUE);
+    let (ptr, pitch) = (p.alloc(8), p.alloc(8));
+    assert_eq!(
+        p.call(Op::MallocPitch, &[ptr, pitch, u64::MAX, 1]),
+        INVALID_VALUE,
+        "a row width that overflows the pitch rounding"
+    );
     assert_eq!(p.call(Op::SetDevice, &[1]), INVALID_DEVICE);
     p.ok(Op::SetDevice, &[0]);
     // A host pointer outside program memory is refused, not dereferenced.

@@ -65,10 +65,12 @@ impl Runtime {
 
     /// `cudaMallocPitch`: rows rounded up to 512 bytes; returns (pointer, pitch).
     pub(crate) fn malloc_pitch(&self, width: u64, height: u64) -> Result<(u64, u64), GpuError> {
-        let pitch = width.max(1).next_multiple_of(PITCH_ALIGN);
-        let size = pitch
-            .checked_mul(height)
-            .ok_or_else(|| GpuError::InvalidValue(format!("{width} x {height} bytes overflows")))?;
+        let overflow = || GpuError::InvalidValue(format!("{width} x {height} bytes overflows"));
+        let pitch = width
+            .max(1)
+            .checked_next_multiple_of(PITCH_ALIGN)
+            .ok_or_else(overflow)?;
+        let size = pitch.checked_mul(height).ok_or_else(overflow)?;
         Ok((self.malloc(size)?, pitch))
     }
 
