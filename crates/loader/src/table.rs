@@ -98,13 +98,16 @@ mod tests {
         assert_eq!(table.size as usize, std::mem::size_of::<Table>());
         assert_eq!(table.op_count as usize, crac_abi::Op::ALL.len());
         assert_ne!(table.bootstrap_fs, 0);
-        let mut count: i32 = -1;
+        // In the test binary's data: a stack address can fall inside the device window, which
+        // unit tests do not reserve, and be refused as device memory.
+        static COUNT: std::sync::Mutex<i32> = std::sync::Mutex::new(-1);
+        let mut count = COUNT.lock().expect("count");
         let mut args = [0u64; crac_abi::MAX_ARGS];
-        args[0] = std::ptr::from_mut(&mut count) as u64;
+        args[0] = std::ptr::from_mut(&mut *count) as u64;
         // This test thread is a lower thread already, so no fs switch is needed here.
         // SAFETY: `args` holds MAX_ARGS words; its first names a live i32.
         let rc = unsafe { (table.cuda)(crac_abi::Op::GetDeviceCount as u32, args.as_ptr()) };
-        assert_eq!((rc, count), (0, 1));
+        assert_eq!((rc, *count), (0, 1));
         // SAFETY: as above; an unknown op reads nothing.
         assert_eq!(unsafe { (table.cuda)(u32::MAX, args.as_ptr()) }, 801);
         args[0] = 0;

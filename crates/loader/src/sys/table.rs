@@ -60,14 +60,22 @@ fn forked() -> bool {
 /// it. And it must sleep without `thread::park`: the borrower's blocking waits (channels)
 /// park on the same `Thread`, and a wake-up must never go to the sleeper instead.
 pub(crate) fn park_lower_thread() -> io::Result<u64> {
+    park_lower_thread_tid().map(|(tcb, _)| tcb)
+}
+
+/// [`park_lower_thread`], also returning the thread's kernel tid.
+fn park_lower_thread_tid() -> io::Result<(u64, i32)> {
     let started = Arc::new(Barrier::new(2));
-    let child = Arc::clone(&started);
+    let tid = Arc::new(std::sync::atomic::AtomicI32::new(0));
+    let (child, child_tid) = (Arc::clone(&started), Arc::clone(&tid));
     let handle = std::thread::Builder::new()
         .name("crac-lower-tcb".into())
         .stack_size(PARKED_STACK)
         .spawn(move || {
+            // SAFETY: gettid has no preconditions.
+            child_tid.store(unsafe { libc::gettid() }, Ordering::Release);
             child.wait();
-            drop(child);
+            drop((child, child_tid));
             loop {
                 std::thread::sleep(Duration::from_secs(1 << 30));
             }
@@ -76,7 +84,7 @@ pub(crate) fn park_lower_thread() -> io::Result<u64> {
     let tcb: u64 = handle.as_pthread_t();
     // Detach: the thread runs (sleeps) for the life of the process.
     drop(handle);
-    Ok(tcb)
+    Ok((tcb, tid.load(Ordering::Acquire)))
 }
 
 /// Maps `[base, base + size)` `PROT_NONE`, `MAP_NORESERVE`, without replacing anything, and
@@ -215,13 +223,13 @@ mod tests {
         // pthread_self() is the fs base on x86-64 glibc: what park_lower_thread relies on.
         // SAFETY: pthread_self has no preconditions.
         assert_eq!(unsafe { libc::pthread_self() } as u64, fs_base());
-        let before = crate::lower::lower_tids().len();
-        let tcb = park_lower_thread().expect("park");
+        let (tcb, tid) = park_lower_thread_tid().expect("park");
         assert_ne!(tcb, 0);
         assert_ne!(tcb, fs_base());
+        // By its own tid: counting lower threads races with other tests' threads ending.
         assert!(
-            crate::lower::lower_tids().len() > before,
-            "registered as lower"
+            crate::lower::lower_tids().contains(&tid),
+            "thread {tid} registered as lower"
         );
         assert_ne!(new_lower_thread(), 0);
     }
@@ -247,10 +255,15 @@ mod tests {
         assert!(!forked(), "the parent is not a fork");
     }
 
+    /// Program memory for the tests, in the test binary's data: a stack or heap address can
+    /// fall inside the device window (which unit tests do not reserve) and be refused.
+    static PROGRAM: std::sync::Mutex<[u8; 4]> = std::sync::Mutex::new([1, 2, 3, 4]);
+
     #[test]
     fn program_memory_refuses_what_it_can_tell_is_wrong() {
-        let mut local = [1u8, 2, 3, 4];
+        let mut local = PROGRAM.lock().expect("program memory");
         let addr = local.as_mut_ptr() as u64;
+        assert!(addr < crac_gpu::Window::DEFAULT.base, "{addr:#x}");
         let mut seen = Vec::new();
         ProgramMemory
             .with_bytes(addr, 4, &mut |b| seen.extend_from_slice(b))
