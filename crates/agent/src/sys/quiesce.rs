@@ -7,8 +7,15 @@
 //! might. It uses atomics and futexes on statics, nothing else. It records into its own slot
 //! (claimed with one atomic add) the thread id, the address of the `ucontext_t` the kernel
 //! pushed, the fs base and the sigaltstack, counts itself in, wakes the agent, and sleeps until
-//! the agent bumps the release generation. Then it returns normally and the kernel's
-//! `rt_sigreturn` resumes the program.
+//! the round word moves on. Then it returns normally and the kernel's `rt_sigreturn` resumes
+//! the program.
+//!
+//! One word, [`ROUND`], says both whether threads are being stopped (odd) and which round it
+//! is: a handler reads it once, so it cannot see "stopping" from one round and a generation
+//! from another. A handler that read a round which has ended since (a late delivery racing
+//! the release and the next install) tags its slot with the old round, which the agent
+//! ignores, and finds the word already moved on, so it returns at once instead of being
+//! counted as parked while it runs.
 
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -35,6 +42,8 @@ const SS_ONSTACK: u64 = 1;
 
 /// What one parked thread recorded.
 struct Slot {
+    /// The round the slot was filled in.
+    round: AtomicU32,
     tid: AtomicI32,
     ucontext: AtomicU64,
     fs_base: AtomicU64,
@@ -45,6 +54,7 @@ struct Slot {
 
 #[allow(clippy::declare_interior_mutable_const)]
 const EMPTY: Slot = Slot {
+    round: AtomicU32::new(0),
     tid: AtomicI32::new(0),
     ucontext: AtomicU64::new(0),
     fs_base: AtomicU64::new(0),
@@ -58,11 +68,10 @@ static SLOTS: [Slot; MAX_THREADS] = [EMPTY; MAX_THREADS];
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 /// Threads parked so far (a futex word the agent waits on).
 static ARRIVED: AtomicU32 = AtomicU32::new(0);
-/// The release generation (a futex word parked threads wait on until it changes).
-static RELEASE: AtomicU32 = AtomicU32::new(0);
-/// Whether a checkpoint is stopping threads now: a late delivery of the signal after a failed
-/// attempt (a thread that had it blocked) finds it false and returns at once.
-static ACTIVE: AtomicBool = AtomicBool::new(false);
+/// The round: odd while a checkpoint is stopping threads, even otherwise (a late delivery of
+/// the signal after a failed attempt, from a thread that had it blocked, finds it even and
+/// returns at once). A futex word parked threads wait on until it changes.
+static ROUND: AtomicU32 = AtomicU32::new(0);
 /// Whether `rdfsbase` may be used (HWCAP2_FSGSBASE), read once when the handler is installed.
 static FSGSBASE: AtomicBool = AtomicBool::new(false);
 
@@ -110,10 +119,9 @@ fn futex(word: &AtomicU32, op: u64, val: u32, timeout: u64) -> i64 {
 
 /// The quiesce handler (see the module doc for what it must not do).
 extern "C" fn handler(_sig: i32, _info: *mut libc::c_void, uc: *mut libc::c_void) {
-    // The generation first, then ACTIVE: `release` clears ACTIVE before it bumps the
-    // generation, so a thread that sees ACTIVE set will see the bump.
-    let generation = RELEASE.load(Ordering::SeqCst);
-    if !ACTIVE.load(Ordering::SeqCst) {
+    // One load: whether threads are being stopped and which round (module doc).
+    let round = ROUND.load(Ordering::SeqCst);
+    if round & 1 == 0 {
         return;
     }
     let i = NEXT.fetch_add(1, Ordering::AcqRel);
@@ -139,14 +147,17 @@ extern "C" fn handler(_sig: i32, _info: *mut libc::c_void, uc: *mut libc::c_void
         slot.ss_flags
             .store(ss[1] & 0xffff_ffff & !SS_ONSTACK, Ordering::Relaxed);
         slot.ss_size.store(ss[2], Ordering::Relaxed);
+        slot.round.store(round, Ordering::Relaxed);
         // Last: a non-zero tid says the slot is filled.
         slot.tid
             .store(i32::try_from(tid).unwrap_or(0), Ordering::Release);
     }
     ARRIVED.fetch_add(1, Ordering::AcqRel);
     futex(&ARRIVED, FUTEX_WAKE_PRIVATE, 1, 0);
-    while RELEASE.load(Ordering::Acquire) == generation {
-        futex(&RELEASE, FUTEX_WAIT_PRIVATE, generation, 0);
+    // FUTEX_WAIT returns at once when the word is no longer `round` (no lost wake-up), and
+    // the loop sleeps again after a spurious wake-up.
+    while ROUND.load(Ordering::Acquire) == round {
+        futex(&ROUND, FUTEX_WAIT_PRIVATE, round, 0);
     }
 }
 
@@ -205,7 +216,14 @@ pub fn install(signo: i32) -> io::Result<()> {
     }
     NEXT.store(0, Ordering::Release);
     ARRIVED.store(0, Ordering::Release);
-    ACTIVE.store(true, Ordering::SeqCst);
+    // To the next odd round; one still running (an install without a release) ends, and its
+    // parked threads go.
+    let now = ROUND.load(Ordering::SeqCst);
+    ROUND.store(
+        now.wrapping_add(if now & 1 == 0 { 1 } else { 2 }),
+        Ordering::SeqCst,
+    );
+    futex(&ROUND, FUTEX_WAKE_PRIVATE, i32::MAX as u32, 0);
     let act = KernelSigaction {
         handler: handler as *const () as usize as u64,
         flags: SA_SIGINFO | SA_RESTART | SA_RESTORER,
@@ -247,13 +265,16 @@ pub fn wait_arrived(count: u32, deadline: Instant) -> u32 {
     }
 }
 
-/// The threads parked so far (slots beyond [`MAX_THREADS`] are lost: see [`overflowed`]).
+/// The threads parked in this round so far (slots beyond [`MAX_THREADS`] are lost: see
+/// [`overflowed`]).
 pub fn parked() -> Vec<Parked> {
     let n = NEXT.load(Ordering::Acquire).min(MAX_THREADS);
+    let round = ROUND.load(Ordering::SeqCst);
     SLOTS
         .iter()
         .take(n)
         .filter(|s| s.tid.load(Ordering::Acquire) != 0)
+        .filter(|s| s.round.load(Ordering::Relaxed) == round)
         .map(|s| Parked {
             tid: s.tid.load(Ordering::Acquire),
             ucontext: s.ucontext.load(Ordering::Relaxed),
@@ -299,17 +320,71 @@ pub fn is_ours(act: &KernelSigaction) -> bool {
 
 /// Lets every parked thread go; a later delivery of the signal returns at once.
 pub fn release() {
-    ACTIVE.store(false, Ordering::SeqCst);
-    RELEASE.fetch_add(1, Ordering::SeqCst);
-    futex(&RELEASE, FUTEX_WAKE_PRIVATE, i32::MAX as u32, 0);
+    let now = ROUND.load(Ordering::SeqCst);
+    if now & 1 == 1 {
+        ROUND.store(now.wrapping_add(1), Ordering::SeqCst);
+    }
+    futex(&ROUND, FUTEX_WAKE_PRIVATE, i32::MAX as u32, 0);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// The tests share the statics of the one handler: one at a time.
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    fn serial() -> std::sync::MutexGuard<'static, ()> {
+        SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    #[test]
+    fn slots_of_an_earlier_round_are_not_counted_as_parked() {
+        let _one = serial();
+        let signo = libc::SIGRTMAX() - 1;
+        let old = get_action(signo).unwrap();
+        install(signo).unwrap();
+        let round = ROUND.load(Ordering::SeqCst);
+        assert_eq!(round & 1, 1, "a round is odd while threads are stopped");
+        // What a late handler that read the previous round leaves behind.
+        let i = NEXT.fetch_add(1, Ordering::AcqRel);
+        SLOTS[i]
+            .round
+            .store(round.wrapping_sub(2), Ordering::Relaxed);
+        SLOTS[i].tid.store(4242, Ordering::Release);
+        assert!(parked().is_empty());
+        assert!(all_parked(&[4242]).is_none());
+        SLOTS[i].round.store(round, Ordering::Relaxed);
+        assert_eq!(parked().len(), 1, "the same slot, filled in this round");
+        release();
+        assert_eq!(ROUND.load(Ordering::SeqCst), round.wrapping_add(1));
+        assert!(parked().is_empty(), "nothing is parked between rounds");
+        // SAFETY: puts back the action the test found.
+        unsafe { set_action(signo, &old).unwrap() };
+    }
+
+    #[test]
+    fn a_delivery_after_the_release_returns_at_once() {
+        let _one = serial();
+        let signo = libc::SIGRTMAX() - 1;
+        let old = get_action(signo).unwrap();
+        install(signo).unwrap();
+        release();
+        let t = std::thread::spawn(move || {
+            let old = crate::sys::process::set_sigmask(0).unwrap();
+            // Delivered on this thread before tgkill returns; parking here would hang the test.
+            tgkill(crate::sys::thread_id(), signo).unwrap();
+            crate::sys::process::set_sigmask(old).unwrap();
+        });
+        t.join().unwrap();
+        assert_eq!(arrived(), 0);
+        // SAFETY: puts back the action the test found.
+        unsafe { set_action(signo, &old).unwrap() };
+    }
+
     #[test]
     fn a_thread_parks_in_the_handler_until_released() {
+        let _one = serial();
         // Runs on a signal nobody else in the test binary uses.
         let signo = libc::SIGRTMAX() - 1;
         let old = get_action(signo).unwrap();
@@ -323,7 +398,7 @@ mod tests {
             let mut n = 0u64;
             for i in 0..200_000_000u64 {
                 n = n.wrapping_add(i);
-                if i % 1_000_000 == 0 && RELEASE.load(Ordering::Relaxed) > 0 {
+                if i % 1_000_000 == 0 && ROUND.load(Ordering::Relaxed) & 1 == 0 {
                     break;
                 }
             }
