@@ -72,7 +72,10 @@ impl Stopped {
         }
         self.resumed = true;
         self.proof = None;
-        if self.keep_handler {
+        // A second instance of the signal still queued (a thread that blocked it during an
+        // earlier, failed attempt and got it again in this one) would meet the program's
+        // action once the threads go: keep crac's handler, which returns at once, for it.
+        if self.keep_handler || self.threads.iter().any(|t| quiesce_pending(t.parked.tid)) {
             *kept() = Some(self.program_action);
         } else {
             *kept() = None;
@@ -86,6 +89,17 @@ impl Drop for Stopped {
     fn drop(&mut self) {
         self.resume_now();
     }
+}
+
+/// Whether [`QUIESCE_SIGNAL`] is pending for thread `tid` or for the whole process.
+fn quiesce_pending(tid: i32) -> bool {
+    let bit = 1u64 << (QUIESCE_SIGNAL - 1);
+    let pending = |path: String, field: &str| {
+        std::fs::read_to_string(path)
+            .is_ok_and(|s| super::threads::status_mask(&s, field) & bit != 0)
+    };
+    pending(format!("/proc/self/task/{tid}/status"), "SigPnd:")
+        || pending("/proc/self/status".into(), "ShdPnd:")
 }
 
 fn put_back(action: &KernelSigaction) {
@@ -208,25 +222,39 @@ pub fn stop(lower: &dyn LowerHalf, mem: &ProcMem) -> Result<Stopped, CheckpointE
             match quiesce::tgkill(tid, QUIESCE_SIGNAL) {
                 Ok(()) => signalled.push((tid, blocked)),
                 Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {}
-                Err(e) => return Err(CheckpointError::Signal { tid, source: e }),
+                // Threads signalled before this one may not have parked yet (a signal queue
+                // full with EAGAIN): their signal must still find crac's handler.
+                Err(e) => {
+                    let e = CheckpointError::Signal { tid, source: e };
+                    return Err(give_up(&mut stopped, &signalled, mem, e));
+                }
             }
         }
         if let Err(e) = wait_for(&signalled, &mut gone) {
-            stopped.keep_handler = true;
-            // The threads that did stop go on as if nothing happened: their interrupted sleeps
-            // and waits are issued again.
-            let parked: Vec<StoppedThread> = quiesce::parked()
-                .into_iter()
-                .map(|p| StoppedThread {
-                    parked: p,
-                    blocked: blocked_of(&signalled, p.tid),
-                })
-                .collect();
-            super::threads::reissue_interrupted(mem, &parked);
-            return Err(e);
+            return Err(give_up(&mut stopped, &signalled, mem, e));
         }
     }
     Err(CheckpointError::ThreadsKeepStarting)
+}
+
+/// Leaves crac's handler in place for signals still on their way, and lets the threads that
+/// did stop go on as if nothing happened: their interrupted sleeps and waits are issued again.
+fn give_up(
+    stopped: &mut Stopped,
+    signalled: &[(i32, Option<i64>)],
+    mem: &ProcMem,
+    e: CheckpointError,
+) -> CheckpointError {
+    stopped.keep_handler = true;
+    let parked: Vec<StoppedThread> = quiesce::parked()
+        .into_iter()
+        .map(|p| StoppedThread {
+            parked: p,
+            blocked: blocked_of(signalled, p.tid),
+        })
+        .collect();
+    super::threads::reissue_interrupted(mem, &parked);
+    e
 }
 
 fn blocked_of(signalled: &[(i32, Option<i64>)], tid: i32) -> Option<i64> {

@@ -6,7 +6,7 @@ use crac_core::image::{AltStack, ThreadRecord};
 
 use super::frame;
 use super::procmem::ProcMem;
-use super::quiesce::StoppedThread;
+use super::quiesce::{QUIESCE_SIGNAL, StoppedThread};
 use crate::sys;
 
 /// How far into the thread descriptor the tid is looked for.
@@ -39,7 +39,9 @@ pub fn record(t: &StoppedThread, pid: i32) -> ThreadRecord {
         fs_base: t.parked.fs_base,
         ucontext: t.parked.ucontext,
         altstack: AltStack { sp, size, flags },
-        pending: status_mask(&status, "SigPnd:"),
+        // A queued extra instance of crac's quiesce signal is not the program's: re-raised
+        // at restart it would meet the program's action for it (by default, termination).
+        pending: status_mask(&status, "SigPnd:") & !(1u64 << (QUIESCE_SIGNAL - 1)),
         robust_list: sys::process::robust_list(tid).unwrap_or((0, 0)),
         blocked_syscall: t.blocked,
     }
