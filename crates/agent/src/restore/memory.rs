@@ -57,7 +57,12 @@ fn in_the_way(start: u64, end: u64) -> String {
 pub fn reserve_all(regions: &[RegionRecord]) -> Result<Vec<Reservation>, RestoreError> {
     let mut out = Vec::with_capacity(regions.len());
     for r in regions {
-        match mm::reserve(r.start, r.end - r.start) {
+        // An inverted range is refused as the kernel refuses a bad one, never a panic.
+        let reserved = match r.end.checked_sub(r.start) {
+            Some(len) => mm::reserve(r.start, len),
+            None => Err(std::io::Error::from_raw_os_error(libc::EINVAL)),
+        };
+        match reserved {
             Ok(res) => out.push(res),
             Err(source) if source.raw_os_error() == Some(libc::EEXIST) => {
                 return Err(RestoreError::Collision {
@@ -118,7 +123,8 @@ fn map_region(
     res: &Reservation,
     eager: bool,
 ) -> Result<(), RestoreError> {
-    let len = r.end - r.start;
+    // Reserved already, so the range is not inverted.
+    let len = r.end.saturating_sub(r.start);
     match &r.kind {
         RegionKind::SharedFile { path, offset } => {
             let writable = r.prot & 2 != 0;
