@@ -78,8 +78,10 @@ pub trait DeviceBackend: Send + Sync {
     /// allocation, already freed) is [`GpuError::InvalidValue`], as current CUDA returns.
     fn free(&self, ptr: DevicePtr) -> Result<()>;
 
-    /// Copies host bytes to the device on `stream`. `src` is consumed (staged) before return;
-    /// the copy itself happens in stream order.
+    /// Copies host bytes to the device on `stream`; the copy happens in stream order. `src` is
+    /// staged before return, except memory registered with [`Self::host_register`]
+    /// (page-locked), which a real GPU reads later, in stream order, as CUDA does: the caller
+    /// keeps such bytes unchanged until the stream reaches the copy.
     fn memcpy_htod(&self, dst: DevicePtr, src: &[u8], stream: Stream) -> Result<()>;
 
     /// Copies device bytes to the host in `stream` order; returns when `dst` is filled.
