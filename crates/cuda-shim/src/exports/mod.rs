@@ -12,6 +12,7 @@ mod copy;
 mod device;
 mod errors;
 mod event;
+mod launch;
 mod memory;
 mod module;
 mod printf;
