@@ -38,7 +38,8 @@ fn kept() -> std::sync::MutexGuard<'static, Option<KernelSigaction>> {
 pub struct StoppedThread {
     /// What its handler recorded.
     pub parked: Parked,
-    /// The system call it was blocked in before the signal (`/proc/.../syscall`).
+    /// The system call it was blocked in before the signal (`/proc/.../syscall`) and still
+    /// in when the signal came (its frame returns from that call).
     pub blocked: Option<i64>,
 }
 
@@ -120,19 +121,34 @@ pub fn program_tids(lower: &dyn LowerHalf) -> io::Result<Vec<i32>> {
     Ok(tids)
 }
 
+/// A system call a thread was seen blocked in before the signal: its number and the address
+/// after its `syscall` instruction.
+pub type Blocked = (i64, u64);
+
 /// The system call thread `tid` is blocked in, from `/proc/self/task/TID/syscall`.
-pub fn blocked_syscall(tid: i32) -> Option<i64> {
+pub fn blocked_syscall(tid: i32) -> Option<Blocked> {
     let text = std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall")).ok()?;
     parse_blocked(&text)
 }
 
-/// The first field of a `syscall` file: the call number, or `None` for `running` / `-1`.
-pub fn parse_blocked(text: &str) -> Option<i64> {
-    text.split_whitespace()
-        .next()?
-        .parse::<i64>()
-        .ok()
-        .filter(|n| *n >= 0)
+/// The first and last fields of a `syscall` file: the call number and the program counter,
+/// or `None` for `running` / `-1`.
+pub fn parse_blocked(text: &str) -> Option<Blocked> {
+    let mut fields = text.split_whitespace();
+    let nr = fields.next()?.parse::<i64>().ok().filter(|n| *n >= 0)?;
+    let pc = fields.next_back()?.strip_prefix("0x")?;
+    Some((nr, u64::from_str_radix(pc, 16).ok()?))
+}
+
+/// The call `p` was blocked in when the signal came, if the call seen before the signal is
+/// still the one its frame returns from: the frame's `rip` is that call's return address (it
+/// returned `EINTR`) or the `syscall` instruction itself (the kernel set it up to restart).
+/// A thread that left that call and was signalled in another one (or in user code) must not
+/// have its frame rewritten to issue the first call with the second one's arguments.
+fn confirmed(p: &Parked, seen: Option<Blocked>, mem: &ProcMem) -> Option<i64> {
+    let (nr, pc) = seen?;
+    let rip = super::frame::read(mem, p.ucontext).ok()?.rip;
+    (rip == pc || rip.checked_add(2) == Some(pc)).then_some(nr)
 }
 
 /// Why `tid` did not stop, in words, from its status.
@@ -184,7 +200,7 @@ pub fn stop(lower: &dyn LowerHalf, mem: &ProcMem) -> Result<Stopped, CheckpointE
         resumed: false,
         keep_handler: false,
     };
-    let mut signalled: Vec<(i32, Option<i64>)> = Vec::new();
+    let mut signalled: Vec<(i32, Option<Blocked>)> = Vec::new();
     let mut gone: HashSet<i32> = HashSet::new();
     for _ in 0..MAX_ROUNDS {
         let tids = program_tids(lower).map_err(CheckpointError::ListThreads)?;
@@ -203,7 +219,7 @@ pub fn stop(lower: &dyn LowerHalf, mem: &ProcMem) -> Result<Stopped, CheckpointE
                 .into_iter()
                 .map(|p| StoppedThread {
                     parked: p,
-                    blocked: blocked_of(&signalled, p.tid),
+                    blocked: blocked_of(&signalled, &p, mem),
                 })
                 .collect();
             let alive: Vec<i32> = signalled
@@ -241,7 +257,7 @@ pub fn stop(lower: &dyn LowerHalf, mem: &ProcMem) -> Result<Stopped, CheckpointE
 /// did stop go on as if nothing happened: their interrupted sleeps and waits are issued again.
 fn give_up(
     stopped: &mut Stopped,
-    signalled: &[(i32, Option<i64>)],
+    signalled: &[(i32, Option<Blocked>)],
     mem: &ProcMem,
     e: CheckpointError,
 ) -> CheckpointError {
@@ -250,23 +266,24 @@ fn give_up(
         .into_iter()
         .map(|p| StoppedThread {
             parked: p,
-            blocked: blocked_of(signalled, p.tid),
+            blocked: blocked_of(signalled, &p, mem),
         })
         .collect();
     super::threads::reissue_interrupted(mem, &parked);
     e
 }
 
-fn blocked_of(signalled: &[(i32, Option<i64>)], tid: i32) -> Option<i64> {
-    signalled
+fn blocked_of(signalled: &[(i32, Option<Blocked>)], p: &Parked, mem: &ProcMem) -> Option<i64> {
+    let seen = signalled
         .iter()
-        .find(|(t, _)| *t == tid)
-        .and_then(|(_, b)| *b)
+        .find(|(t, _)| *t == p.tid)
+        .and_then(|(_, b)| *b);
+    confirmed(p, seen, mem)
 }
 
 /// Waits until every signalled thread that still exists has parked.
 fn wait_for(
-    signalled: &[(i32, Option<i64>)],
+    signalled: &[(i32, Option<Blocked>)],
     gone: &mut HashSet<i32>,
 ) -> Result<(), CheckpointError> {
     let deadline = Instant::now() + STOP_TIMEOUT;
@@ -309,10 +326,35 @@ mod tests {
     fn blocked_call_numbers_are_read_from_the_syscall_file() {
         assert_eq!(
             parse_blocked("230 0x0 0x0 0x7ffc 0x7ffc 0x0 0x0 0x7ffd 0x7f12\n"),
-            Some(230)
+            Some((230, 0x7f12))
         );
         assert_eq!(parse_blocked("running\n"), None);
         assert_eq!(parse_blocked("-1 0x7ffc 0x7f12\n"), None);
         assert_eq!(parse_blocked(""), None);
+    }
+
+    #[test]
+    fn a_call_is_confirmed_only_when_the_frame_returns_from_it() {
+        // A fake ucontext: 40 bytes, then the general registers (rip is the 17th).
+        let mut uc = vec![0u64; 64];
+        uc[5 + 16] = 0x7f12;
+        let p = Parked {
+            tid: 1,
+            ucontext: uc.as_ptr() as u64,
+            ..Parked::default()
+        };
+        let mem = ProcMem::open_plain().unwrap();
+        assert_eq!(confirmed(&p, Some((230, 0x7f12)), &mem), Some(230), "EINTR");
+        assert_eq!(
+            confirmed(&p, Some((230, 0x7f14)), &mem),
+            Some(230),
+            "restarted"
+        );
+        assert_eq!(
+            confirmed(&p, Some((230, 0x9000)), &mem),
+            None,
+            "the thread moved on to another call"
+        );
+        assert_eq!(confirmed(&p, None, &mem), None);
     }
 }
