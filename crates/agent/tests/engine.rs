@@ -279,3 +279,64 @@ fn a_thread_that_blocks_the_signal_fails_the_checkpoint_and_the_program_goes_on(
     blocked.join().unwrap();
     workers.finish();
 }
+
+#[test]
+fn a_second_queued_stop_signal_neither_kills_the_program_nor_lands_in_the_image() {
+    if !in_child("a_second_queued_stop_signal_neither_kills_the_program_nor_lands_in_the_image") {
+        return;
+    }
+    let workers = start_workers(2);
+    let late_stack = Arc::new(AtomicU64::new(0));
+    let at = late_stack.clone();
+    let late = std::thread::spawn(move || {
+        sys::unblock_all();
+        let local = 0u8;
+        at.store(std::ptr::addr_of!(local) as u64, Ordering::Release);
+        let old = sys::block_sigrtmax();
+        // Past the first attempt's timeout, into the second attempt, which sends the signal
+        // again: two instances are queued when the thread unblocks it.
+        std::thread::sleep(Duration::from_millis(2800));
+        sys::restore_mask(old);
+        std::thread::sleep(Duration::from_millis(300));
+    });
+    std::thread::sleep(Duration::from_millis(50));
+    let dir = tempfile::tempdir().unwrap();
+    // The late thread plays the program too.
+    let mut stacks = workers.stacks();
+    stacks.push(late_stack.load(Ordering::Acquire));
+    let lower = TestLower {
+        tid: gettid(),
+        worker_stacks: stacks,
+    };
+    let first = CheckpointRequest {
+        path: dir.path().join("first.crac"),
+        ..Default::default()
+    };
+    let err = checkpoint::checkpoint(&first, &lower, &mut |_| {}).unwrap_err();
+    assert!(
+        matches!(err, CheckpointError::ThreadDidNotStop { .. }),
+        "{err}"
+    );
+    let second = CheckpointRequest {
+        path: dir.path().join("second.crac"),
+        ..Default::default()
+    };
+    checkpoint::checkpoint(&second, &lower, &mut |_| {}).unwrap();
+    let file = std::fs::File::open(&second.path).unwrap();
+    let reader = ImageReader::open(file).unwrap();
+    let sigrtmax = 1u64 << 63;
+    assert!(
+        reader
+            .meta()
+            .threads
+            .iter()
+            .all(|t| t.pending & sigrtmax == 0),
+        "crac's extra stop signal saved as the program's"
+    );
+    // The extra instance is delivered once the thread goes on; the process must survive it.
+    late.join().unwrap();
+    let before = workers.total();
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(workers.total() > before, "the threads go on");
+    workers.finish();
+}
