@@ -27,8 +27,8 @@ pub mod exec;
 pub mod fds;
 pub mod lower;
 pub mod startup;
-pub mod table;
 mod sys;
+pub mod table;
 
 pub use sys::arena::LowerAlloc;
 
