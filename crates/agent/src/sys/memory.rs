@@ -9,21 +9,12 @@ use std::io;
 use crac_core::interval::{Interval, IntervalSet};
 use crac_core::procfs::MapsEntry;
 
+use super::errno;
 use crac_loader::arch::x86_64 as arch;
 
 const SYS_MMAP: i64 = 9;
 const SYS_MPROTECT: i64 = 10;
 const SYS_MUNMAP: i64 = 11;
-
-fn errno(rc: i64) -> io::Result<u64> {
-    if rc < 0 && rc > -4096 {
-        Err(io::Error::from_raw_os_error(
-            i32::try_from(-rc).unwrap_or(libc::EINVAL),
-        ))
-    } else {
-        Ok(rc as u64)
-    }
-}
 
 /// The program's readable memory while its threads are stopped, as `/proc/self/maps` showed it
 /// after they stopped: slices of it can be handed to the image writer without a copy.

@@ -10,6 +10,18 @@ use std::io;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
+/// The result of a raw system call (`crac_loader::arch::x86_64::syscall*`): the kernel's value,
+/// or the error its `-errno` (-4095..=-1) names.
+pub(crate) fn errno(rc: i64) -> io::Result<u64> {
+    if (-4095..0).contains(&rc) {
+        Err(io::Error::from_raw_os_error(
+            i32::try_from(-rc).unwrap_or(libc::EINVAL),
+        ))
+    } else {
+        Ok(rc as u64)
+    }
+}
+
 /// Credentials of the process at the other end of a Unix socket (`SO_PEERCRED`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PeerCred {

@@ -5,6 +5,7 @@
 use std::ffi::CStr;
 use std::io;
 
+use super::errno;
 use crac_loader::arch::x86_64 as arch;
 
 const SYS_GET_ROBUST_LIST: i64 = 274;
@@ -14,16 +15,6 @@ const SYS_SIGALTSTACK: i64 = 131;
 const SYS_RT_SIGPROCMASK: i64 = 14;
 const SYS_TGKILL: i64 = 234;
 const SYS_KILL: i64 = 62;
-
-fn errno(rc: i64) -> io::Result<i64> {
-    if rc < 0 {
-        Err(io::Error::from_raw_os_error(
-            i32::try_from(-rc).unwrap_or(libc::EINVAL),
-        ))
-    } else {
-        Ok(rc)
-    }
-}
 
 fn arg(v: i32) -> u64 {
     u64::try_from(v).unwrap_or(0)

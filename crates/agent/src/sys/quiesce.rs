@@ -10,7 +10,7 @@
 //! the round word moves on. Then it returns normally and the kernel's `rt_sigreturn` resumes
 //! the program.
 //!
-//! One word, [`ROUND`], says both whether threads are being stopped (odd) and which round it
+//! One word, `ROUND`, says both whether threads are being stopped (odd) and which round it
 //! is: a handler reads it once, so it cannot see "stopping" from one round and a generation
 //! from another. A handler that read a round which has ended since (a late delivery racing
 //! the release and the next install) tags its slot with the old round, which the agent
@@ -21,6 +21,8 @@ use std::io;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use super::errno;
+pub use super::process::tgkill;
 use crac_loader::arch::x86_64 as arch;
 
 /// At most this many program threads can be stopped at once.
@@ -31,7 +33,6 @@ const SYS_FUTEX: i64 = 202;
 const SYS_SIGALTSTACK: i64 = 131;
 const SYS_ARCH_PRCTL: i64 = 158;
 const SYS_RT_SIGACTION: i64 = 13;
-const SYS_TGKILL: i64 = 234;
 const ARCH_GET_FS: u64 = 0x1003;
 const FUTEX_WAIT_PRIVATE: u64 = 128;
 const FUTEX_WAKE_PRIVATE: u64 = 129;
@@ -195,16 +196,6 @@ pub unsafe fn set_action(signo: i32, act: &KernelSigaction) -> io::Result<()> {
     errno(rc).map(drop)
 }
 
-fn errno(rc: i64) -> io::Result<i64> {
-    if rc < 0 {
-        Err(io::Error::from_raw_os_error(
-            i32::try_from(-rc).unwrap_or(libc::EINVAL),
-        ))
-    } else {
-        Ok(rc)
-    }
-}
-
 /// Installs the quiesce handler for `signo` (all signals blocked while it runs, `SA_RESTART`,
 /// crac's own restorer) and resets the slots for a new round.
 pub fn install(signo: i32) -> io::Result<()> {
@@ -232,21 +223,6 @@ pub fn install(signo: i32) -> io::Result<()> {
     };
     // SAFETY: the handler is written to run on any thread (module doc).
     unsafe { set_action(signo, &act) }
-}
-
-/// Sends `signo` to thread `tid` of this process.
-pub fn tgkill(tid: i32, signo: i32) -> io::Result<()> {
-    // SAFETY: tgkill only sends a signal.
-    let rc = unsafe {
-        arch::syscall4(
-            SYS_TGKILL,
-            u64::from(std::process::id()),
-            u64::try_from(tid).unwrap_or(0),
-            u64::try_from(signo).unwrap_or(0),
-            0,
-        )
-    };
-    errno(rc).map(drop)
 }
 
 /// Waits until `count` threads have parked or `deadline` passes; returns how many parked.
