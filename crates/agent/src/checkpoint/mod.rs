@@ -94,6 +94,13 @@ pub enum CheckpointError {
     /// Another checkpoint of this process is running.
     #[error("a checkpoint of this process is already running; wait for it to finish")]
     Busy,
+    /// The program runs with a device backend, whose state a checkpoint does not save yet.
+    #[error(
+        "the program runs with --gpu, and crac does not save device (CUDA) state yet: a restart \
+         of the image would fail at the first CUDA call; only programs launched without --gpu \
+         can be checkpointed"
+    )]
+    DeviceState,
     /// Reading or setting the quiesce signal's action failed.
     #[error("cannot install crac's handler for signal 64 (SIGRTMAX): {0}")]
     SignalAction(#[source] io::Error),
@@ -190,6 +197,11 @@ pub fn checkpoint(
         Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
         Err(std::sync::TryLockError::WouldBlock) => return Err(CheckpointError::Busy),
     };
+    // Device memory, streams and modules live in the lower half, which an image never holds:
+    // refuse rather than write an image that cannot run.
+    if crac_loader::table::runtime().is_some() {
+        return Err(CheckpointError::DeviceState);
+    }
     let started = Instant::now();
     let mem = ProcMem::open(lower).map_err(|source| CheckpointError::ReadProc {
         what: "memory (/proc/self/mem)",
