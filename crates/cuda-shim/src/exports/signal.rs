@@ -21,9 +21,14 @@ use crate::{arch, fsmap, sys};
 /// Signal numbers 1..=64.
 const NSIG: usize = 65;
 
-/// The program's handler (`sa_sigaction`/`sa_handler` as an address) per signal.
+/// The program's handler (`sa_sigaction`/`sa_handler` as an address) per signal, with
+/// [`SIGINFO_BIT`] set when it takes three arguments: one word, so the trampoline never pairs
+/// a new handler with the old one's calling convention.
 static HANDLERS: [AtomicUsize; NSIG] = [const { AtomicUsize::new(0) }; NSIG];
-/// The program's `sa_flags` per signal.
+/// In a [`HANDLERS`] word: the handler was installed with `SA_SIGINFO` (user addresses never
+/// reach bit 63).
+const SIGINFO_BIT: usize = 1 << 63;
+/// The program's `sa_flags` per signal (for `oldact`).
 static FLAGS: [AtomicUsize; NSIG] = [const { AtomicUsize::new(0) }; NSIG];
 /// Serialises installs (not the trampoline, which only reads).
 static INSTALL_LOCK: AtomicBool = AtomicBool::new(false);
@@ -42,10 +47,10 @@ extern "C" fn trampoline(sig: c_int, info: *mut libc::siginfo_t, ctx: *mut c_voi
     }
     let idx = usize::try_from(sig).unwrap_or(0);
     if idx > 0 && idx < NSIG {
-        let h = HANDLERS[idx].load(Ordering::Acquire);
-        let flags = FLAGS[idx].load(Ordering::Acquire);
+        let word = HANDLERS[idx].load(Ordering::Acquire);
+        let h = word & !SIGINFO_BIT;
         if h > 1 {
-            if flags & (libc::SA_SIGINFO as usize) != 0 {
+            if word & SIGINFO_BIT != 0 {
                 // SAFETY: the program installed `h` with SA_SIGINFO, so it has this type.
                 let f = unsafe { std::mem::transmute::<usize, SigInfoHandler>(h) };
                 f(sig, info, ctx);
@@ -119,7 +124,7 @@ unsafe fn interposed_sigaction(
         return unsafe { next(sig, act, oldact) };
     };
     lock();
-    let prev_handler = HANDLERS[idx].load(Ordering::Acquire);
+    let prev_handler = HANDLERS[idx].load(Ordering::Acquire) & !SIGINFO_BIT;
     let prev_flags = FLAGS[idx].load(Ordering::Acquire);
     let mut tmp_old: libc::sigaction = unsafe_zeroed();
     let r = if act.is_null() {
@@ -134,13 +139,27 @@ unsafe fn interposed_sigaction(
             new.sa_sigaction = trampoline as SigInfoHandler as usize;
             new.sa_flags |= libc::SA_SIGINFO;
         }
-        HANDLERS[idx].store(handler, Ordering::Release);
+        let prev_word = HANDLERS[idx].load(Ordering::Acquire);
+        let siginfo = if program_flags & (libc::SA_SIGINFO as usize) != 0 {
+            SIGINFO_BIT
+        } else {
+            0
+        };
+        // A signal that comes while the action changes runs the old handler or the new one,
+        // never nothing: a new handler is stored before the kernel's action points at the
+        // trampoline, SIG_DFL/SIG_IGN only after it stops pointing there.
+        let word = handler | siginfo;
+        if handler > 1 {
+            HANDLERS[idx].store(word, Ordering::Release);
+        }
         FLAGS[idx].store(program_flags, Ordering::Release);
         // SAFETY: `new` is a valid action; `tmp_old` is writable.
         let r = unsafe { next(sig, &new, &mut tmp_old) };
         if r != 0 {
-            HANDLERS[idx].store(prev_handler, Ordering::Release);
+            HANDLERS[idx].store(prev_word, Ordering::Release);
             FLAGS[idx].store(prev_flags, Ordering::Release);
+        } else {
+            HANDLERS[idx].store(word, Ordering::Release);
         }
         r
     };
