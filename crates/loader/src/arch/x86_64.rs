@@ -193,7 +193,9 @@ pub fn sigrestorer() -> u64 {
 }
 
 /// What a restarted thread reads from its start stack (the layout the assembly expects).
-#[repr(C)]
+/// Aligned to 16 so that any `ThreadStart` value (a boxed one included) meets
+/// [`clone_thread`]'s alignment requirement by its type.
+#[repr(C, align(16))]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ThreadStart {
     /// `stack_t`: `ss_sp`.
@@ -213,6 +215,16 @@ pub struct ThreadStart {
     /// Padding to 16 bytes.
     pub pad: u64,
 }
+
+// The layout `crac_clone_thread` reads (`[rsp + 24]` … `[rsp + 48]`).
+const _: () = {
+    use std::mem::{align_of, offset_of, size_of};
+    assert!(size_of::<ThreadStart>() == 64 && align_of::<ThreadStart>() == 16);
+    assert!(offset_of!(ThreadStart, robust_head) == 24);
+    assert!(offset_of!(ThreadStart, robust_len) == 32);
+    assert!(offset_of!(ThreadStart, go) == 40);
+    assert!(offset_of!(ThreadStart, ucontext) == 48);
+};
 
 /// Creates a thread with `clone` that waits for the go word and then resumes the saved context
 /// `start.ucontext` (see [`ThreadStart`]). Returns its tid or `-errno`.
