@@ -90,6 +90,9 @@ pub fn plan(
     let mut out = Vec::new();
     for e in maps.iter().filter(|e| !skipped(e)) {
         for piece in lower.subtract_from(&e.range) {
+            // Fail safe: a page the lower half owns only part of is saved whole (maps lines
+            // are page-aligned, so the rounded piece stays inside its line).
+            let piece = Interval::new(piece.start / PAGE * PAGE, piece.end.div_ceil(PAGE) * PAGE);
             let offset = e.offset + (piece.start - e.range.start);
             let prot = prot(e);
             let anon = e.inode == 0;
@@ -161,7 +164,8 @@ pub fn present_runs(pagemap: &File, iv: Interval) -> io::Result<Vec<Interval>> {
     let mut buf = vec![0u8; usize::try_from(CHUNK * 8).unwrap_or(1 << 19)];
     let mut at = iv.start;
     while at < iv.end {
-        let pages = ((iv.end - at) / PAGE).min(CHUNK);
+        // Rounded up: a partial last page is looked up too, and the loop always advances.
+        let pages = (iv.end - at).div_ceil(PAGE).min(CHUNK);
         let bytes = &mut buf[..usize::try_from(pages * 8).unwrap_or(0)];
         pagemap.read_exact_at(bytes, at / PAGE * 8)?;
         let entries: Vec<u64> = bytes
@@ -224,6 +228,17 @@ mod tests {
         let plans = plan(&m, &IntervalSet::new(), &mut all_but(vec![]), &mut sizes).unwrap();
         assert_eq!(plans[0].source, Source::Direct, "0x1000 + 0x2000 <= 0x3000");
         assert_eq!(plans[1].source, Source::ProcMem, "0x2000 + 0x2000 > 0x3000");
+    }
+
+    #[test]
+    fn a_page_the_lower_half_owns_only_part_of_is_saved_whole() {
+        let m = maps("10000-14000 rw-p 00000000 00:00 0\n");
+        let mut lower = IntervalSet::new();
+        lower.insert(Interval::new(0x10000, 0x11800));
+        let plans = plan(&m, &lower, &mut all_but(vec![]), &mut no_files).unwrap();
+        assert_eq!(plans.len(), 1);
+        assert_eq!(plans[0].record.start, 0x11000);
+        assert_eq!(plans[0].saves, vec![Interval::new(0x11000, 0x14000)]);
     }
 
     #[test]
