@@ -53,14 +53,25 @@ pub fn exchange_capture_mode(mode: i32) -> i32 {
     CAPTURE_MODE.with(|c| c.replace(mode))
 }
 
-/// `__cudaPushCallConfiguration`.
+/// `__cudaPushCallConfiguration`. Runs under `extern "C"`, so it never panics: where the
+/// list cannot be reached (a launch from a signal handler that interrupted a push, or from a
+/// thread-local destructor after the list's) the configuration is dropped, and the stub's pop
+/// reports `cudaErrorMissingConfiguration`.
 pub fn push_config(config: LaunchConfig) {
-    CONFIGS.with(|c| c.borrow_mut().push(config));
+    let _ = CONFIGS.try_with(|c| {
+        if let Ok(mut list) = c.try_borrow_mut() {
+            list.push(config);
+        }
+    });
 }
 
-/// `__cudaPopCallConfiguration`: the innermost pushed configuration.
+/// `__cudaPopCallConfiguration`: the innermost pushed configuration (`None` where the list
+/// cannot be reached, as in [`push_config`]).
 pub fn pop_config() -> Option<LaunchConfig> {
-    CONFIGS.with(|c| c.borrow_mut().pop())
+    CONFIGS
+        .try_with(|c| c.try_borrow_mut().ok()?.pop())
+        .ok()
+        .flatten()
 }
 
 #[cfg(test)]
@@ -95,5 +106,22 @@ mod tests {
         assert_eq!(pop_config(), Some(c(2)));
         assert_eq!(pop_config(), Some(c(1)));
         assert_eq!(pop_config(), None);
+    }
+
+    #[test]
+    fn a_push_and_pop_into_a_busy_list_do_not_panic() {
+        let c = LaunchConfig {
+            grid: Dim3 { x: 1, y: 1, z: 1 },
+            block: Dim3 { x: 1, y: 1, z: 1 },
+            shared: 0,
+            stream: 0,
+        };
+        // What a launch from a signal handler that interrupted a push sees.
+        CONFIGS.with(|list| {
+            let _busy = list.borrow_mut();
+            push_config(c);
+            assert_eq!(pop_config(), None);
+        });
+        assert_eq!(pop_config(), None, "the dropped configuration is not kept");
     }
 }
