@@ -88,9 +88,10 @@ pub fn fingerprints(maps: &[MapsEntry], mem: &ProcMem) -> Fingerprints {
 }
 
 /// What differs between the fingerprints an image was taken with and this machine's, in words;
-/// empty when a restart may go on. The vdso may sit elsewhere (the restorer moves it), but its
-/// bytes must be the same; the C library version is informative only (the program's own
-/// library is in the image).
+/// empty when a restart may go on. The vdso's bytes and size must be the same (its address is
+/// checked on its own by the restorer, which names the usual cause of a move); the C library
+/// version is informative only (the program's own library is in the image). Sizes from the
+/// image are not trusted to be ordered.
 pub fn differences(saved: &Fingerprints, now: &Fingerprints) -> Vec<String> {
     let mut out = Vec::new();
     if saved.kernel_release != now.kernel_release {
@@ -112,9 +113,10 @@ pub fn differences(saved: &Fingerprints, now: &Fingerprints) -> Vec<String> {
         ));
     }
     let (a, b) = (&saved.vdso, &now.vdso);
-    if a.hash != b.hash || a.vdso_end - a.vdso_start != b.vdso_end - b.vdso_start {
+    let size = |start: u64, end: u64| end.wrapping_sub(start);
+    if a.hash != b.hash || size(a.vdso_start, a.vdso_end) != size(b.vdso_start, b.vdso_end) {
         out.push("the kernel's vdso differs from the one the image was taken with".into());
-    } else if a.vvar_end - a.vvar_start != b.vvar_end - b.vvar_start {
+    } else if size(a.vvar_start, a.vvar_end) != size(b.vvar_start, b.vvar_end) {
         out.push("the kernel's vvar pages differ in size from the image's".into());
     }
     out
@@ -159,6 +161,12 @@ mod tests {
         let mut moved = f.clone();
         moved.vdso.vdso_start += 0x10000;
         moved.vdso.vdso_end += 0x10000;
-        assert!(differences(&f, &moved).is_empty(), "a moved vdso is fine");
+        assert!(
+            differences(&f, &moved).is_empty(),
+            "a moved vdso is the restorer's check"
+        );
+        let mut inverted = f.clone();
+        inverted.vdso.vvar_end = 0;
+        assert_eq!(differences(&inverted, &f).len(), 1, "no overflow panic");
     }
 }
