@@ -31,6 +31,7 @@ mod sys;
 pub mod table;
 
 pub use sys::arena::LowerAlloc;
+pub use sys::mm::set_mm_map;
 
 /// Lower-half Rust allocations come from the same arena as the exported C malloc.
 #[global_allocator]

@@ -284,14 +284,7 @@ fn restore_mm(meta: &ImageMeta) {
         m.env_start,
         m.env_end,
     ];
-    let set = sys::process::set_mm_map(fields, &m.auxv).or_else(|e| {
-        if e.raw_os_error() == Some(libc::EINVAL) {
-            sys::process::set_mm_map(fields, &[])
-        } else {
-            Err(e)
-        }
-    });
-    if let Err(e) = set {
+    if let Err(e) = crac_loader::set_mm_map(fields, &m.auxv) {
         tracing::warn!("cannot point /proc/self/cmdline and environ at the program: {e}");
     }
     if let Ok(name) = std::ffi::CString::new(meta.process.comm.as_bytes()) {

@@ -1,5 +1,5 @@
 //! Per-thread and per-process kernel state the checkpoint reads and the restart sets: robust
-//! lists, sigaltstack, the tid address, signal masks, `PR_SET_MM_MAP`, `uname`, and facts about
+//! lists, sigaltstack, the tid address, signal masks, `uname`, and facts about
 //! crac's own build (its build-id, its C library).
 
 use std::ffi::CStr;
@@ -96,66 +96,6 @@ pub fn kill_self(signo: i32) -> io::Result<()> {
     // SAFETY: only sends a signal.
     let rc = unsafe { arch::syscall4(SYS_KILL, u64::from(std::process::id()), arg(signo), 0, 0) };
     errno(rc).map(drop)
-}
-
-/// The `struct prctl_mm_map` of `<linux/prctl.h>`.
-#[repr(C)]
-struct PrctlMmMap {
-    start_code: u64,
-    end_code: u64,
-    start_data: u64,
-    end_data: u64,
-    start_brk: u64,
-    brk: u64,
-    start_stack: u64,
-    arg_start: u64,
-    arg_end: u64,
-    env_start: u64,
-    env_end: u64,
-    auxv: *const u64,
-    auxv_size: u32,
-    exe_fd: u32,
-}
-
-/// `prctl(PR_SET_MM, PR_SET_MM_MAP)` with `fields` in `prctl_mm_map` order (start_code … env_end,
-/// 11 words) and `auxv` (may be empty: the kernel's is then kept). The exe link is not changed.
-pub fn set_mm_map(fields: [u64; 11], auxv: &[u64]) -> io::Result<()> {
-    let map = PrctlMmMap {
-        start_code: fields[0],
-        end_code: fields[1],
-        start_data: fields[2],
-        end_data: fields[3],
-        start_brk: fields[4],
-        brk: fields[5],
-        start_stack: fields[6],
-        arg_start: fields[7],
-        arg_end: fields[8],
-        env_start: fields[9],
-        env_end: fields[10],
-        auxv: if auxv.is_empty() {
-            std::ptr::null()
-        } else {
-            auxv.as_ptr()
-        },
-        auxv_size: u32::try_from(auxv.len() * 8).unwrap_or(0),
-        exe_fd: u32::MAX,
-    };
-    // SAFETY: PR_SET_MM_MAP reads one prctl_mm_map of the given size and `auxv_size` bytes at
-    // `auxv` (a live slice); it changes only what /proc reports.
-    let rc = unsafe {
-        libc::prctl(
-            libc::PR_SET_MM,
-            libc::PR_SET_MM_MAP,
-            &raw const map,
-            std::mem::size_of::<PrctlMmMap>(),
-            0,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
 }
 
 /// `prctl(PR_SET_NAME)`.

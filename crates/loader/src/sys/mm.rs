@@ -49,25 +49,66 @@ pub(crate) fn describe_program(
     let f = stat_fields()?;
     let field = |n: usize| f.get(n - 3).copied().unwrap_or(0);
     let flat: Vec<u64> = auxv.iter().flat_map(|(k, v)| [*k, *v]).collect();
+    set_mm_map(
+        [
+            field(26),
+            field(27),
+            field(45),
+            field(46),
+            field(47),
+            super::current_brk() as u64,
+            stack,
+            args.0,
+            args.1,
+            env.0,
+            env.1,
+        ],
+        &flat,
+    )
+}
+
+/// `prctl(PR_SET_MM, PR_SET_MM_MAP)` with `fields` in `prctl_mm_map` order (start_code,
+/// end_code, start_data, end_data, start_brk, brk, start_stack, arg_start, arg_end, env_start,
+/// env_end) and `auxv` (flat key/value words). When the kernel refuses the auxv (its saved
+/// one may be smaller), the rest is set and its auxv kept. The exe link is not changed.
+pub fn set_mm_map(fields: [u64; 11], auxv: &[u64]) -> io::Result<()> {
+    let [
+        start_code,
+        end_code,
+        start_data,
+        end_data,
+        start_brk,
+        brk,
+        start_stack,
+        arg_start,
+        arg_end,
+        env_start,
+        env_end,
+    ] = fields;
     let mut map = PrctlMmMap {
-        start_code: field(26),
-        end_code: field(27),
-        start_data: field(45),
-        end_data: field(46),
-        start_brk: field(47),
-        brk: super::current_brk() as u64,
-        start_stack: stack,
-        arg_start: args.0,
-        arg_end: args.1,
-        env_start: env.0,
-        env_end: env.1,
-        auxv: flat.as_ptr(),
-        auxv_size: u32::try_from(flat.len() * 8).unwrap_or(0),
+        start_code,
+        end_code,
+        start_data,
+        end_data,
+        start_brk,
+        brk,
+        start_stack,
+        arg_start,
+        arg_end,
+        env_start,
+        env_end,
+        auxv: if auxv.is_empty() {
+            std::ptr::null()
+        } else {
+            auxv.as_ptr()
+        },
+        auxv_size: u32::try_from(std::mem::size_of_val(auxv)).unwrap_or(0),
         exe_fd: u32::MAX,
     };
     let call = |map: &PrctlMmMap| {
         // SAFETY: PR_SET_MM_MAP reads one prctl_mm_map of the given size and `auxv_size`
-        // bytes at `auxv` (a live Vec); every address in it is the process's own.
+        // bytes at `auxv` (a live slice, or null with size 0); it changes only what /proc
+        // reports about the process.
         let rc = unsafe {
             libc::prctl(
                 PR_SET_MM,
@@ -84,8 +125,7 @@ pub(crate) fn describe_program(
         }
     };
     match call(&map) {
-        // The kernel's saved auxv may be smaller than ours: keep its auxv, set the rest.
-        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) && map.auxv_size != 0 => {
             map.auxv = std::ptr::null();
             map.auxv_size = 0;
             call(&map)
