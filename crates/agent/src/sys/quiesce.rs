@@ -15,7 +15,10 @@
 //! from another. A handler that read a round which has ended since (a late delivery racing
 //! the release and the next install) tags its slot with the old round, which the agent
 //! ignores, and finds the word already moved on, so it returns at once instead of being
-//! counted as parked while it runs.
+//! counted as parked while it runs. Slot numbers are never reset (a round uses the numbers
+//! claimed since it began, modulo the table), so such a late handler never writes into a slot
+//! a thread of the new round claimed; the round is the last word a handler writes (release),
+//! the first the agent reads (acquire), so a slot is read only once it is complete.
 
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -65,8 +68,10 @@ const EMPTY: Slot = Slot {
 };
 
 static SLOTS: [Slot; MAX_THREADS] = [EMPTY; MAX_THREADS];
-/// Next free slot.
+/// Slot numbers claimed so far, all rounds together (slot `n` lives at `n % MAX_THREADS`).
 static NEXT: AtomicUsize = AtomicUsize::new(0);
+/// The first slot number of the current round.
+static BASE: AtomicUsize = AtomicUsize::new(0);
 /// Threads parked so far (a futex word the agent waits on).
 static ARRIVED: AtomicU32 = AtomicU32::new(0);
 /// The round: odd while a checkpoint is stopping threads, even otherwise (a late delivery of
@@ -125,8 +130,8 @@ extern "C" fn handler(_sig: i32, _info: *mut libc::c_void, uc: *mut libc::c_void
     if round & 1 == 0 {
         return;
     }
-    let i = NEXT.fetch_add(1, Ordering::AcqRel);
-    if let Some(slot) = SLOTS.get(i) {
+    let n = NEXT.fetch_add(1, Ordering::AcqRel);
+    if let Some(slot) = SLOTS.get(n % MAX_THREADS) {
         // SAFETY: gettid has no arguments and no effects.
         let tid = unsafe { arch::syscall4(SYS_GETTID, 0, 0, 0, 0) };
         let fs = if FSGSBASE.load(Ordering::Relaxed) {
@@ -148,10 +153,10 @@ extern "C" fn handler(_sig: i32, _info: *mut libc::c_void, uc: *mut libc::c_void
         slot.ss_flags
             .store(ss[1] & 0xffff_ffff & !SS_ONSTACK, Ordering::Relaxed);
         slot.ss_size.store(ss[2], Ordering::Relaxed);
-        slot.round.store(round, Ordering::Relaxed);
-        // Last: a non-zero tid says the slot is filled.
         slot.tid
-            .store(i32::try_from(tid).unwrap_or(0), Ordering::Release);
+            .store(i32::try_from(tid).unwrap_or(0), Ordering::Relaxed);
+        // Last: the round says the slot is complete (module doc).
+        slot.round.store(round, Ordering::Release);
     }
     ARRIVED.fetch_add(1, Ordering::AcqRel);
     futex(&ARRIVED, FUTEX_WAKE_PRIVATE, 1, 0);
@@ -197,15 +202,12 @@ pub unsafe fn set_action(signo: i32, act: &KernelSigaction) -> io::Result<()> {
 }
 
 /// Installs the quiesce handler for `signo` (all signals blocked while it runs, `SA_RESTART`,
-/// crac's own restorer) and resets the slots for a new round.
+/// crac's own restorer) and starts a new round.
 pub fn install(signo: i32) -> io::Result<()> {
     // SAFETY: getauxval has no preconditions.
     let hwcap2 = unsafe { libc::getauxval(libc::AT_HWCAP2) };
     FSGSBASE.store(hwcap2 & 2 != 0, Ordering::Relaxed);
-    for slot in &SLOTS[..NEXT.load(Ordering::Acquire).min(MAX_THREADS)] {
-        slot.tid.store(0, Ordering::Release);
-    }
-    NEXT.store(0, Ordering::Release);
+    BASE.store(NEXT.load(Ordering::SeqCst), Ordering::SeqCst);
     ARRIVED.store(0, Ordering::Release);
     // To the next odd round; one still running (an install without a release) ends, and its
     // parked threads go.
@@ -244,15 +246,18 @@ pub fn wait_arrived(count: u32, deadline: Instant) -> u32 {
 /// The threads parked in this round so far (slots beyond [`MAX_THREADS`] are lost: see
 /// [`overflowed`]).
 pub fn parked() -> Vec<Parked> {
-    let n = NEXT.load(Ordering::Acquire).min(MAX_THREADS);
+    let base = BASE.load(Ordering::SeqCst);
+    let claimed = NEXT
+        .load(Ordering::Acquire)
+        .wrapping_sub(base)
+        .min(MAX_THREADS);
     let round = ROUND.load(Ordering::SeqCst);
-    SLOTS
-        .iter()
-        .take(n)
-        .filter(|s| s.tid.load(Ordering::Acquire) != 0)
-        .filter(|s| s.round.load(Ordering::Relaxed) == round)
+    (0..claimed)
+        .filter_map(|k| SLOTS.get(base.wrapping_add(k) % MAX_THREADS))
+        .filter(|s| s.round.load(Ordering::Acquire) == round)
+        .filter(|s| s.tid.load(Ordering::Relaxed) != 0)
         .map(|s| Parked {
-            tid: s.tid.load(Ordering::Acquire),
+            tid: s.tid.load(Ordering::Relaxed),
             ucontext: s.ucontext.load(Ordering::Relaxed),
             fs_base: s.fs_base.load(Ordering::Relaxed),
             altstack: (
@@ -271,7 +276,9 @@ pub fn arrived() -> u32 {
 
 /// Whether more threads arrived than there are slots.
 pub fn overflowed() -> bool {
-    NEXT.load(Ordering::Acquire) > MAX_THREADS
+    NEXT.load(Ordering::Acquire)
+        .wrapping_sub(BASE.load(Ordering::SeqCst))
+        > MAX_THREADS
 }
 
 /// Proof that every program thread is parked in the handler (made by [`all_parked`], given up
@@ -323,18 +330,45 @@ mod tests {
         let round = ROUND.load(Ordering::SeqCst);
         assert_eq!(round & 1, 1, "a round is odd while threads are stopped");
         // What a late handler that read the previous round leaves behind.
-        let i = NEXT.fetch_add(1, Ordering::AcqRel);
-        SLOTS[i]
-            .round
-            .store(round.wrapping_sub(2), Ordering::Relaxed);
-        SLOTS[i].tid.store(4242, Ordering::Release);
+        let slot = &SLOTS[NEXT.fetch_add(1, Ordering::AcqRel) % MAX_THREADS];
+        slot.tid.store(4242, Ordering::Relaxed);
+        slot.round.store(round.wrapping_sub(2), Ordering::Release);
         assert!(parked().is_empty());
         assert!(all_parked(&[4242]).is_none());
-        SLOTS[i].round.store(round, Ordering::Relaxed);
+        slot.round.store(round, Ordering::Release);
         assert_eq!(parked().len(), 1, "the same slot, filled in this round");
         release();
         assert_eq!(ROUND.load(Ordering::SeqCst), round.wrapping_add(1));
         assert!(parked().is_empty(), "nothing is parked between rounds");
+        // SAFETY: puts back the action the test found.
+        unsafe { set_action(signo, &old).unwrap() };
+    }
+
+    #[test]
+    fn a_late_handler_never_writes_into_a_slot_of_the_next_round() {
+        let _one = serial();
+        let signo = libc::SIGRTMAX() - 1;
+        let old = get_action(signo).unwrap();
+        install(signo).unwrap();
+        let stale_round = ROUND.load(Ordering::SeqCst);
+        // A handler of this round claims its slot, then stalls past the release and the next
+        // install before it writes.
+        let stale = NEXT.fetch_add(1, Ordering::AcqRel) % MAX_THREADS;
+        release();
+        install(signo).unwrap();
+        let round = ROUND.load(Ordering::SeqCst);
+        let fresh = NEXT.fetch_add(1, Ordering::AcqRel) % MAX_THREADS;
+        assert_ne!(
+            stale, fresh,
+            "slot numbers are not reused by the next round"
+        );
+        SLOTS[fresh].tid.store(77, Ordering::Relaxed);
+        SLOTS[fresh].round.store(round, Ordering::Release);
+        SLOTS[stale].tid.store(4242, Ordering::Relaxed);
+        SLOTS[stale].round.store(stale_round, Ordering::Release);
+        let p = parked();
+        assert_eq!(p.iter().map(|p| p.tid).collect::<Vec<_>>(), vec![77]);
+        release();
         // SAFETY: puts back the action the test found.
         unsafe { set_action(signo, &old).unwrap() };
     }
