@@ -107,21 +107,39 @@ fn restart_dir_skips_a_damaged_newer_image() {
 
 #[test]
 fn ckpt_all_and_bad_pids() {
-    let cmd = Cmd::new(c_program("ck_counter", Link::Pie)).arg("300");
+    // A private runtime directory: `--all` then sees this test's process only, never other
+    // tests' (or the user's) crac processes.
+    let runtime = tempfile::tempdir().unwrap();
+    let cmd = Cmd::new(c_program("ck_counter", Link::Pie))
+        .arg("300")
+        .env("XDG_RUNTIME_DIR", runtime.path());
     let dir = tempfile::tempdir().unwrap();
     let child = cmd.under_crac().spawn().unwrap();
-    wait_agent(child.pid());
-    let out = crac_e2e::Cmd::new(&crac_e2e::tools().ckpt)
-        .arg("--dir")
-        .arg(dir.path())
-        .arg("--all")
-        .run()
-        .unwrap();
-    // Other tests' processes may be checkpointed too; ours must be.
-    let prefix = format!("-{}-", child.pid());
+    let ckpt = |args: &[&str]| {
+        crac_e2e::Cmd::new(&crac_e2e::tools().ckpt)
+            .env("XDG_RUNTIME_DIR", runtime.path())
+            .args(args)
+            .timeout(Duration::from_secs(30))
+            .run()
+            .unwrap()
+    };
+    let pid = child.pid().to_string();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while ckpt(&["--status", &pid]).code() != Some(0) {
+        assert!(
+            Instant::now() < deadline,
+            "the agent of {pid} never answered"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let d = dir.path().display().to_string();
+    let out = ckpt(&["--dir", &d, "--all"]);
+    assert_eq!(out.code(), Some(0), "{out}");
+    let images: Vec<_> = out.stdout_text().lines().map(str::to_owned).collect();
+    let prefix = format!("-{pid}-");
     assert!(
-        out.stdout_text().lines().any(|l| l.contains(&prefix)),
-        "{out}"
+        images.len() == 1 && images[0].contains(&prefix),
+        "--all must checkpoint exactly this test's process: {out}"
     );
     drop(child);
     let gone = checkpoint(4_000_000, dir.path(), &[]).unwrap();
