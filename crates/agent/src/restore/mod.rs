@@ -96,7 +96,10 @@ pub enum RestoreError {
         theirs: String,
     },
     /// Reserving a region failed for another reason.
-    #[error("cannot reserve the program's memory {start:#x}-{end:#x}: {source}")]
+    #[error(
+        "cannot reserve the program's memory {start:#x}-{end:#x}: {source}; an address-space \
+         limit (ulimit -v) lower than the launch's, or a damaged image, does this"
+    )]
     Reserve {
         /// Region start.
         start: u64,
