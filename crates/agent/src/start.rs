@@ -365,33 +365,13 @@ mod tests {
         client::status_over(UnixStream::connect(agent.socket_path()).unwrap(), 0).unwrap();
     }
 
-    /// Runs test `name` alone in a fresh copy of this test binary (it changes process-wide
-    /// state: fd table, limits) and fails if it fails there.
-    fn in_fresh_process(name: &str) {
-        let exe = std::env::current_exe().unwrap();
-        let out = std::process::Command::new(exe)
-            .args(["--exact", name, "--nocapture", "--test-threads=1"])
-            .env("CRAC_AGENT_TEST_CHILD", "1")
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success() && text.contains("1 passed"),
-            "{name} failed in its child:\n{text}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
     #[test]
     fn an_idle_agent_holds_no_low_fd_number() {
-        in_fresh_process("start::tests::lowest_free_fd_in_a_child");
-    }
-
-    #[test]
-    fn lowest_free_fd_in_a_child() {
         use std::os::fd::AsRawFd;
-        if std::env::var_os("CRAC_AGENT_TEST_CHILD").is_none() {
-            return; // runs in the child started by an_idle_agent_holds_no_low_fd_number
+        if !crac_test_support::in_fresh_process(
+            "start::tests::an_idle_agent_holds_no_low_fd_number",
+        ) {
+            return; // the scenario ran in a fresh process
         }
         let (_tmp, agent, _fake) = started(None);
         client::status_over(UnixStream::connect(agent.socket_path()).unwrap(), 0).unwrap();
@@ -418,13 +398,10 @@ mod tests {
 
     #[test]
     fn out_of_fds_is_waited_out_without_spinning() {
-        in_fresh_process("start::tests::out_of_fds_in_a_child");
-    }
-
-    #[test]
-    fn out_of_fds_in_a_child() {
-        if std::env::var_os("CRAC_AGENT_TEST_CHILD").is_none() {
-            return; // runs in the child started by out_of_fds_is_waited_out_without_spinning
+        if !crac_test_support::in_fresh_process(
+            "start::tests::out_of_fds_is_waited_out_without_spinning",
+        ) {
+            return; // the scenario ran in a fresh process
         }
         let (_tmp, agent, fake) = started(None);
         client::status_over(UnixStream::connect(agent.socket_path()).unwrap(), 0).unwrap();

@@ -12,7 +12,6 @@ mod sys;
 
 use std::io;
 use std::os::fd::OwnedFd;
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -22,25 +21,9 @@ use crac_agent::checkpoint::{self, CheckpointError, CheckpointRequest};
 use crac_core::image::{ImageReader, RegionKind};
 use crac_core::interval::IntervalSet;
 
-const CHILD: &str = "CRAC_ENGINE_CHILD";
-
 /// Runs test `name` in a fresh process; true in that child.
 fn in_child(name: &str) -> bool {
-    if std::env::var_os(CHILD).is_some() {
-        return true;
-    }
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", name, "--nocapture", "--test-threads=1"])
-        .env(CHILD, "1")
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && text.contains("1 passed"),
-        "{name} failed in its child:\n{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    false
+    crac_test_support::in_fresh_process(name)
 }
 
 /// The lower half of this test process: the test thread, and the harness's main thread (it

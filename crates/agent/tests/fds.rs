@@ -1,7 +1,7 @@
 //! Capture and restore of the program's fds, each scenario in a child process of its own (the
 //! fd table, cwd, umask and limits are process-wide): the test binary runs itself with the
-//! scenario's name and `CRAC_FDS_CHILD` set, and the child builds fds of every kind at known
-//! numbers, captures them, and checks what the program would see.
+//! scenario's name (`crac_test_support::in_fresh_process`), and the child builds fds of every
+//! kind at known numbers, captures them, and checks what the program would see.
 
 #![allow(clippy::unwrap_used)]
 
@@ -13,59 +13,14 @@ use std::net::TcpStream;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
 
 use crac_agent::fds::{self, FdCapture, FdError};
 use crac_core::image::{FdKind, FdRecord};
 
-const CHILD: &str = "CRAC_FDS_CHILD";
-
 /// Runs test `name` in a fresh process and fails with its output if it fails. Returns true in
 /// that child, where the caller runs the scenario.
 fn in_child(name: &str) -> bool {
-    if std::env::var_os(CHILD).is_some() {
-        return true;
-    }
-    let child = Command::new(std::env::current_exe().expect("test binary"))
-        .args(["--exact", name, "--nocapture", "--test-threads=1"])
-        .env(CHILD, "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run the test binary");
-    // A scenario that hangs (a blocking read on a badly restored fd) fails instead of hanging.
-    let pid = child.id();
-    let done = Arc::new(AtomicBool::new(false));
-    let watchdog = {
-        let done = done.clone();
-        std::thread::spawn(move || {
-            let deadline = Instant::now() + Duration::from_secs(120);
-            while !done.load(Ordering::Acquire) {
-                if Instant::now() > deadline {
-                    sys::kill(pid);
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        })
-    };
-    let out = child.wait_with_output().expect("child output");
-    done.store(true, Ordering::Release);
-    watchdog.join().expect("watchdog");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "scenario {name} failed:\n{text}");
-    assert!(
-        text.contains("1 passed"),
-        "scenario {name} did not run:\n{text}"
-    );
-    false
+    crac_test_support::in_fresh_process(name)
 }
 
 // The numbers the big scenario uses.

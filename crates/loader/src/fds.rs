@@ -236,16 +236,11 @@ mod tests {
     }
 
     #[test]
-    fn lowered_limit_in_a_fresh_process() {
-        crate::startup::tests::in_fresh_process(
-            "fds::tests::range_stays_put_when_the_program_lowers_its_limit",
-        );
-    }
-
-    #[test]
     fn range_stays_put_when_the_program_lowers_its_limit() {
-        if std::env::var_os("CRAC_LOADER_TEST_CHILD").is_none() {
-            return; // runs in the child started by lowered_limit_in_a_fresh_process
+        if !crac_test_support::in_fresh_process(
+            "fds::tests::range_stays_put_when_the_program_lowers_its_limit",
+        ) {
+            return; // the scenario ran in a fresh process
         }
         let (low, top) = high_range().expect("range");
         assert!(low > 16, "the test needs a soft limit above 80, got {top}");
@@ -269,14 +264,9 @@ mod tests {
     }
 
     #[test]
-    fn full_range_in_a_fresh_process() {
-        crate::startup::tests::in_fresh_process("fds::tests::a_full_range_sends_crac_below_it");
-    }
-
-    #[test]
     fn a_full_range_sends_crac_below_it() {
-        if std::env::var_os("CRAC_LOADER_TEST_CHILD").is_none() {
-            return; // runs in the child started by full_range_in_a_fresh_process
+        if !crac_test_support::in_fresh_process("fds::tests::a_full_range_sends_crac_below_it") {
+            return; // the scenario ran in a fresh process
         }
         let (low, top) = high_range().expect("range");
         assert!(

@@ -201,32 +201,12 @@ pub(crate) mod tests {
         assert!(!rseq_is_off(None));
     }
 
-    /// Runs `name` alone in a fresh copy of this test binary (process-wide state: personality,
-    /// brk guard, start-up set), and fails if it fails there.
-    pub(crate) fn in_fresh_process(name: &str) {
-        let exe = std::env::current_exe().expect("test binary");
-        let out = std::process::Command::new(exe)
-            .args(["--exact", name, "--nocapture", "--test-threads=1"])
-            .env("CRAC_LOADER_TEST_CHILD", "1")
-            .output()
-            .expect("spawn test child");
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success() && text.contains("1 passed"),
-            "{name} failed in its child:\n{text}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    #[test]
-    fn reexec_in_a_fresh_process() {
-        in_fresh_process("startup::tests::reexec_turns_aslr_and_rseq_off_once");
-    }
-
     #[test]
     fn reexec_turns_aslr_and_rseq_off_once() {
-        if std::env::var_os("CRAC_LOADER_TEST_CHILD").is_none() {
-            return; // runs in the child started by reexec_in_a_fresh_process
+        if !crac_test_support::in_fresh_process(
+            "startup::tests::reexec_turns_aslr_and_rseq_off_once",
+        ) {
+            return; // the scenario ran in a fresh process
         }
         // The first call re-execs this test binary with the same argv; the second image gets here
         // again and the call returns.
@@ -246,14 +226,11 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn startup_set_in_a_fresh_process() {
-        in_fresh_process("startup::tests::startup_set_holds_what_existed_and_nothing_made_after");
-    }
-
-    #[test]
     fn startup_set_holds_what_existed_and_nothing_made_after() {
-        if std::env::var_os("CRAC_LOADER_TEST_CHILD").is_none() {
-            return; // runs in the child started by startup_set_in_a_fresh_process
+        if !crac_test_support::in_fresh_process(
+            "startup::tests::startup_set_holds_what_existed_and_nothing_made_after",
+        ) {
+            return; // the scenario ran in a fresh process
         }
         let before = sys::mmap_anon(8192, libc::PROT_READ, 0).expect("map before");
         init_lower_half().expect("init");

@@ -197,32 +197,10 @@ pub fn wait_two(first: RawFd, second: RawFd, timeout_ms: i32) -> io::Result<Read
 mod tests {
     use super::*;
 
-    /// Runs test `name` alone in a fresh copy of this test binary (the handler's statics are
-    /// process-wide) and fails if it fails there.
-    fn in_fresh_process(name: &str) {
-        let exe = std::env::current_exe().unwrap();
-        let out = std::process::Command::new(exe)
-            .args(["--exact", name, "--nocapture", "--test-threads=1"])
-            .env("CRAC_TRIGGER_TEST_CHILD", "1")
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success() && text.contains("1 passed"),
-            "{name} failed in its child:\n{text}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
     #[test]
     fn the_handler_wakes_the_pipe() {
-        in_fresh_process("trigger::sys::tests::handler_in_a_child");
-    }
-
-    #[test]
-    fn handler_in_a_child() {
-        if std::env::var_os("CRAC_TRIGGER_TEST_CHILD").is_none() {
-            return; // runs in the child started by the_handler_wakes_the_pipe
+        if !crac_test_support::in_fresh_process("trigger::sys::tests::the_handler_wakes_the_pipe") {
+            return; // the scenario ran in a fresh process
         }
         let (r, w) = pipe().unwrap();
         let (dev, ino) = identity(w.as_raw_fd()).unwrap();

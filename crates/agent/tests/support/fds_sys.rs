@@ -258,14 +258,6 @@ pub fn tcp_port(n: RawFd) -> u16 {
     u16::from_be(sa.sin_port)
 }
 
-/// Sends `SIGKILL` to child process `pid` (a scenario that hangs).
-pub fn kill(pid: u32) {
-    if let Ok(pid) = libc::pid_t::try_from(pid) {
-        // SAFETY: kill has no memory effects; the pid is our own child, not yet reaped.
-        unsafe { libc::kill(pid, libc::SIGKILL) };
-    }
-}
-
 /// An IPv6-only TCP listener on `[::]:0` and its port; `None` where IPv6 is not available.
 pub fn tcp6_only_listener() -> Option<(OwnedFd, u16)> {
     // SAFETY: socket creates a new fd.

@@ -1,0 +1,112 @@
+//! Helpers shared by crac's tests.
+//!
+//! Much of crac changes process-wide state — the fd table, signal dispositions and masks,
+//! personality, mappings — so such a test runs alone in a fresh copy of its test binary
+//! ([`in_fresh_process`]), never beside the harness's other threads.
+
+#![forbid(unsafe_code)]
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The environment variable that marks the child, holding the test's name.
+const CHILD: &str = "CRAC_TEST_CHILD";
+
+/// How long a child may run before it counts as hung and is killed.
+const LIMIT: Duration = Duration::from_secs(120);
+
+/// Runs test `name` (its full path, as `cargo test -- --exact` takes it) alone in a fresh
+/// process. Returns `true` in that child, where the caller then runs the scenario; in the
+/// parent it waits for the child (killing it after two minutes) and returns `false` if it
+/// passed.
+///
+/// # Panics
+/// In the parent, when the child fails, hangs or cannot be started, with its output.
+pub fn in_fresh_process(name: &str) -> bool {
+    if std::env::var_os(CHILD).is_some_and(|v| v == name) {
+        return true;
+    }
+    // stdout and stderr are pipes (what a child sees under the harness), each drained by a
+    // thread of its own so a chatty child never blocks while the parent polls it.
+    let mut child = Command::new(std::env::current_exe().expect("the test binary"))
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env(CHILD, name)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run the test binary again");
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_string(&mut text);
+            }
+            text
+        })
+    };
+    let out = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let err = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let deadline = Instant::now() + LIMIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for the child") {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let text = format!(
+        "{}{}",
+        out.join().unwrap_or_default(),
+        err.join().unwrap_or_default()
+    );
+    match status {
+        Some(s) if s.success() && text.contains("1 passed") => false,
+        Some(s) => panic!("{name} failed in its child ({s}):\n{text}"),
+        None => panic!("{name} hung in its child and was killed after {LIMIT:?}:\n{text}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_child_runs_the_body_and_the_parent_sees_it_pass() {
+        if !in_fresh_process("tests::the_child_runs_the_body_and_the_parent_sees_it_pass") {
+            return;
+        }
+        assert_eq!(
+            std::env::var(CHILD).unwrap(),
+            "tests::the_child_runs_the_body_and_the_parent_sees_it_pass"
+        );
+    }
+
+    #[test]
+    fn a_failing_child_fails_the_parent() {
+        if std::env::var_os(CHILD).is_some() {
+            // The child of this test: fail on purpose.
+            panic!("deliberate failure in the child");
+        }
+        let result = std::panic::catch_unwind(|| {
+            in_fresh_process("tests::a_failing_child_fails_the_parent")
+        });
+        let message = *result.unwrap_err().downcast::<String>().unwrap();
+        assert!(message.contains("deliberate failure"), "{message}");
+    }
+}
