@@ -10,6 +10,7 @@
 //! table at [`ElfHeader::phdr_table`]. [`Elf::parse`] does both over a whole file in memory.
 
 pub mod links;
+pub mod notes;
 
 use thiserror::Error;
 

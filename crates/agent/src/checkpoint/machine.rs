@@ -7,35 +7,9 @@ use crac_core::procfs::MapsEntry;
 use super::procmem::ProcMem;
 use crate::sys;
 
-/// Note type of the GNU build-id.
-const NT_GNU_BUILD_ID: usize = 3;
-
 /// The running crac's build-id (hex), read from its own loaded image.
 pub fn build_id() -> String {
     sys::process::own_build_id()
-}
-
-/// Finds the GNU build-id in the bytes of one note segment aligned to `align` (4 or 8).
-pub fn find_build_id(notes: &[u8], align: u64) -> Option<&[u8]> {
-    let pad = if align == 8 { 8 } else { 4 };
-    let round = |n: usize| n.checked_add(pad - 1).map(|v| v / pad * pad);
-    let word = |at: usize| -> Option<usize> {
-        let b = notes.get(at..at.checked_add(4)?)?;
-        usize::try_from(u32::from_le_bytes([b[0], b[1], b[2], b[3]])).ok()
-    };
-    let mut at = 0usize;
-    while at.checked_add(12)? <= notes.len() {
-        let (namesz, descsz, kind) = (word(at)?, word(at + 4)?, word(at + 8)?);
-        let name_at = at + 12;
-        let desc_at = name_at.checked_add(round(namesz)?)?;
-        let name = notes.get(name_at..name_at.checked_add(namesz)?)?;
-        let desc = notes.get(desc_at..desc_at.checked_add(descsz)?)?;
-        if kind == NT_GNU_BUILD_ID && name == b"GNU\0" {
-            return Some(desc);
-        }
-        at = desc_at.checked_add(round(descsz)?)?;
-    }
-    None
 }
 
 /// FNV-1a, 64 bits: a cheap content hash for the vdso's bytes.
@@ -125,24 +99,6 @@ pub fn differences(saved: &Fingerprints, now: &Fingerprints) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn build_id_note_is_found_after_other_notes() {
-        let mut notes = Vec::new();
-        let mut note = |name: &[u8], kind: u32, desc: &[u8]| {
-            notes.extend_from_slice(&u32::try_from(name.len()).unwrap().to_le_bytes());
-            notes.extend_from_slice(&u32::try_from(desc.len()).unwrap().to_le_bytes());
-            notes.extend_from_slice(&kind.to_le_bytes());
-            notes.extend_from_slice(name);
-            notes.resize(notes.len().next_multiple_of(4), 0);
-            notes.extend_from_slice(desc);
-            notes.resize(notes.len().next_multiple_of(4), 0);
-        };
-        note(b"GNU\0", 1, &[0; 16]);
-        note(b"GNU\0", 3, &[0xab, 0xcd, 0xef]);
-        assert_eq!(find_build_id(&notes, 4), Some(&[0xab, 0xcd, 0xef][..]));
-        assert_eq!(find_build_id(&notes[..20], 4), None);
-    }
 
     #[test]
     fn this_binary_has_a_build_id_and_a_vdso() {

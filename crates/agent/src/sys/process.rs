@@ -174,7 +174,7 @@ pub fn own_build_id() -> String {
             // SAFETY: a PT_NOTE segment of a loaded object lies inside one of its mapped,
             // readable PT_LOAD segments.
             let notes = unsafe { std::slice::from_raw_parts(addr as *const u8, len) };
-            if let Some(id) = crate::checkpoint::machine::find_build_id(notes, ph.p_align) {
+            if let Some(id) = crac_core::elf::notes::find_build_id(notes, ph.p_align) {
                 *out = id.iter().map(|b| format!("{b:02x}")).collect();
                 return 1;
             }
