@@ -5,16 +5,14 @@
 //! name we were started under.
 
 use std::ffi::OsString;
-use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::process::ExitCode;
 
 use anyhow::Context;
 
 use crate::cli::LaunchArgs;
-use crate::logging;
 use crac_core::image::CheckpointPolicy;
-use crac_loader::{exec, fds, startup};
+use crac_loader::exec;
 
 /// Status when the program was found but could not be started (the shell's 126).
 const CANNOT_RUN: u8 = 126;
@@ -35,15 +33,7 @@ fn policy(args: &LaunchArgs) -> anyhow::Result<CheckpointPolicy> {
 
 /// Runs `crac_launch`; returns only if the program could not be entered.
 pub fn run(name: &str, args: LaunchArgs) -> anyhow::Result<ExitCode> {
-    startup::ensure_no_aslr().context("cannot turn off address randomization")?;
-    startup::init_lower_half().context("cannot set up crac's lower half")?;
-    let log_fd = std::io::stderr()
-        .as_fd()
-        .try_clone_to_owned()
-        .and_then(fds::move_high)
-        .context("cannot keep a copy of stderr for crac's messages")?;
-    logging::redirect(log_fd).context("cannot keep a copy of stderr for crac's messages")?;
-    logging::route_panics();
+    super::become_lower_half()?;
 
     let target = match exec::resolve(args.program(), args.args()) {
         Ok(t) => t,

@@ -6,30 +6,18 @@
 //! check it), in the lower half's arena, and dropped before the restorer runs; no thread is
 //! started.
 
-use std::os::fd::AsFd;
 use std::process::ExitCode;
 
-use anyhow::Context;
-
 use crate::cli::RestartArgs;
-use crate::{build_id, images, logging};
+use crate::{build_id, images};
 use crac_agent::restore::{self, RestartOptions};
-use crac_loader::{fds, startup};
 
 /// Exit status when the image cannot be restarted.
 const CANNOT_RESTART: u8 = 1;
 
 /// Runs `crac_restart`; returns only if the program could not be restarted.
 pub fn run(name: &str, args: RestartArgs) -> anyhow::Result<ExitCode> {
-    startup::ensure_no_aslr().context("cannot turn off address randomization")?;
-    startup::init_lower_half().context("cannot set up crac's lower half")?;
-    let log_fd = std::io::stderr()
-        .as_fd()
-        .try_clone_to_owned()
-        .and_then(fds::move_high)
-        .context("cannot keep a copy of stderr for crac's messages")?;
-    logging::redirect(log_fd).context("cannot keep a copy of stderr for crac's messages")?;
-    logging::route_panics();
+    super::become_lower_half()?;
 
     let ours = build_id::of_file(std::path::Path::new("/proc/self/exe"))
         .ok()
