@@ -16,14 +16,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 MIB="${MIB:-4096}"
 
-if [ -n "${CRAC_BIN:-}" ]; then
-    crac="$CRAC_BIN"
-else
-    echo "building crac (release)..." >&2
-    cargo build --release --quiet -p crac
-    crac="${CARGO_TARGET_DIR:-$PWD/target}/release/crac"
-fi
-[ -x "$crac" ] || { echo "ckpt bench: $crac missing after the build" >&2; exit 1; }
+source bench/lib.sh
+crac="$(crac_binary ckpt)"
 
 work="$(mktemp -d)"
 dir="${DIR:-$work/images}"

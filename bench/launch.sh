@@ -14,14 +14,8 @@ N="${N:-200}"
 R="${R:-3}"
 CPU_SECONDS="${CPU_SECONDS:-3}"
 
-if [ -n "${CRAC_BIN:-}" ]; then
-    crac="$CRAC_BIN"
-else
-    echo "building crac (release)..." >&2
-    cargo build --release --quiet -p crac
-    crac="${CARGO_TARGET_DIR:-$PWD/target}/release/crac"
-fi
-[ -x "$crac" ] || { echo "launch bench: $crac missing after the build" >&2; exit 1; }
+source bench/lib.sh
+crac="$(crac_binary launch)"
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
