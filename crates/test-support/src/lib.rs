@@ -1,4 +1,5 @@
-//! Helpers shared by crac's tests.
+//! Helpers shared by crac's tests: running a test alone in a fresh process, finding nvcc,
+//! and a stable hash for build caches.
 //!
 //! Much of crac changes process-wide state — the fd table, signal dispositions and masks,
 //! personality, mappings — so such a test runs alone in a fresh copy of its test binary
@@ -7,7 +8,9 @@
 #![forbid(unsafe_code)]
 
 use std::io::Read;
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// The environment variable that marks the child, holding the test's name.
@@ -80,6 +83,54 @@ pub fn in_fresh_process(name: &str) -> bool {
         Some(s) => panic!("{name} failed in its child ({s}):\n{text}"),
         None => panic!("{name} hung in its child and was killed after {LIMIT:?}:\n{text}"),
     }
+}
+
+/// The nvcc the tests compile CUDA with: `$CRAC_NVCC`, else the path `scripts/setup.sh`
+/// recorded in `$CRAC_TOOLS/nvcc-path` (default `~/.cache/crac-tools/nvcc-path`).
+///
+/// # Panics
+/// When neither names an executable file: CUDA tests must never skip silently.
+pub fn nvcc() -> PathBuf {
+    static NVCC: OnceLock<PathBuf> = OnceLock::new();
+    NVCC.get_or_init(|| {
+        let from_env = std::env::var_os("CRAC_NVCC")
+            .filter(|p| !p.is_empty())
+            .map(PathBuf::from);
+        let recorded = || {
+            let tools = std::env::var_os("CRAC_TOOLS")
+                .map(PathBuf::from)
+                .or_else(|| {
+                    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/crac-tools"))
+                })?;
+            let text = std::fs::read_to_string(tools.join("nvcc-path")).ok()?;
+            Some(PathBuf::from(text.trim()))
+        };
+        match from_env.or_else(recorded) {
+            Some(p) if p.is_file() => p,
+            Some(p) => panic!(
+                "nvcc not found: run scripts/setup.sh ({} does not exist)",
+                p.display()
+            ),
+            None => panic!("nvcc not found: run scripts/setup.sh (or set CRAC_NVCC)"),
+        }
+    })
+    .clone()
+}
+
+/// FNV-1a, 64-bit, over several parts with a separator between them (so `("ab", "c")` and
+/// `("a", "bc")` differ): a cache key that, unlike `DefaultHasher`, is stable across Rust
+/// versions.
+pub fn stable_hash(parts: &[&[u8]]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for &b in *part {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        h ^= 0xff;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
 }
 
 #[cfg(test)]

@@ -39,28 +39,7 @@ pub fn programs_dir() -> PathBuf {
     repo_root().join("tests/cuda/programs")
 }
 
-/// The nvcc to use.
-///
-/// # Panics
-/// When none is configured: these tests must not skip silently.
-pub fn nvcc() -> PathBuf {
-    if let Some(p) = std::env::var_os("CRAC_NVCC").filter(|p| !p.is_empty()) {
-        return PathBuf::from(p);
-    }
-    let tools = std::env::var_os("CRAC_TOOLS")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/crac-tools")))
-        .expect("HOME or CRAC_TOOLS is set");
-    let recorded = std::fs::read_to_string(tools.join("nvcc-path"))
-        .unwrap_or_else(|e| panic!("nvcc not found: run scripts/setup.sh (or set CRAC_NVCC): {e}"));
-    let p = PathBuf::from(recorded.trim());
-    assert!(
-        p.is_file(),
-        "nvcc not found at {}: run scripts/setup.sh",
-        p.display()
-    );
-    p
-}
+pub use crac_test_support::nvcc;
 
 /// The CUDA runtime wheel's `lib` folder next to nvcc's `bin` (holds `libcudart.so`).
 pub fn cuda_lib_dir() -> PathBuf {
@@ -69,20 +48,6 @@ pub fn cuda_lib_dir() -> PathBuf {
         .and_then(Path::parent)
         .map(|d| d.join("lib"))
         .expect("nvcc sits in a bin folder")
-}
-
-/// FNV-1a over the parts (stable across Rust versions).
-fn fnv1a(parts: &[&[u8]]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for part in parts {
-        for &b in *part {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-        h ^= 0xff;
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
 }
 
 /// Builds `tests/cuda/programs/<name>.cu` (cached) and returns the executable.
@@ -103,7 +68,7 @@ pub fn program(name: &str, runtime: Runtime) -> PathBuf {
         }
         Runtime::Static => {}
     }
-    let key = fnv1a(&[&text, &common, flags.join(" ").as_bytes()]);
+    let key = crac_test_support::stable_hash(&[&text, &common, flags.join(" ").as_bytes()]);
     let dir = cache_dir("cuda-programs").expect("the target dir is writable");
     let out = dir.join(format!("{name}-{key:016x}"));
     if out.is_file() {

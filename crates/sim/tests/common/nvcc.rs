@@ -52,50 +52,7 @@ pub fn kernel_source(name: &str) -> PathBuf {
         .join(format!("{name}.cu"))
 }
 
-/// The nvcc to use: `$CRAC_NVCC`, else the path `scripts/setup.sh` recorded in
-/// `$CRAC_TOOLS/nvcc-path` (default `~/.cache/crac-tools/nvcc-path`).
-///
-/// # Panics
-/// When neither names an executable file: these tests must never skip silently.
-pub fn nvcc() -> PathBuf {
-    static NVCC: OnceLock<PathBuf> = OnceLock::new();
-    NVCC.get_or_init(|| {
-        let from_env = std::env::var_os("CRAC_NVCC").map(PathBuf::from);
-        let recorded = || {
-            let tools = std::env::var_os("CRAC_TOOLS")
-                .map(PathBuf::from)
-                .or_else(|| {
-                    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/crac-tools"))
-                })?;
-            let text = std::fs::read_to_string(tools.join("nvcc-path")).ok()?;
-            Some(PathBuf::from(text.trim()))
-        };
-        match from_env.or_else(recorded) {
-            Some(p) if p.is_file() => p,
-            Some(p) => panic!(
-                "nvcc not found: run scripts/setup.sh ({} does not exist)",
-                p.display()
-            ),
-            None => panic!("nvcc not found: run scripts/setup.sh (or set CRAC_NVCC)"),
-        }
-    })
-    .clone()
-}
-
-/// FNV-1a, 64-bit: stable across Rust versions, unlike `DefaultHasher`.
-fn fnv1a(parts: &[&[u8]]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for part in parts {
-        for &b in *part {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-        // Separator so ("ab", "c") and ("a", "bc") differ.
-        h ^= 0xff;
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
-}
+pub use crac_test_support::nvcc;
 
 fn cache_dir() -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("crac-sim-fatbins");
@@ -127,7 +84,7 @@ pub fn fatbin(name: &str, kind: FatbinKind) -> Vec<u8> {
     let stamp = std::fs::metadata(&nvcc)
         .map(|m| format!("{}:{:?}", m.len(), m.modified().ok()))
         .unwrap_or_default();
-    let hash = fnv1a(&[
+    let hash = crac_test_support::stable_hash(&[
         &src,
         flags.as_bytes(),
         nvcc.as_os_str().as_encoded_bytes(),
