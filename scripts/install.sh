@@ -5,8 +5,9 @@
 #   2. a release build of the `crac` binary;
 #   3. `crac` into ${PREFIX:-$HOME/.local}/bin, with the names crac_launch, crac_ckpt and
 #      crac_restart linked to it (crac picks what to do from the name it was started by);
-#   4. a small C program run natively and under crac_launch, outputs compared, and
-#      `crac_ckpt --status` asked about a program running under crac.
+#   4. a small C program run natively and under crac_launch, outputs compared; then the main
+#      job: a program checkpointed while it runs (crac_ckpt), killed, and resumed from its
+#      image (crac_restart), its final output compared with a run without crac.
 # Usage: bash scripts/install.sh        (PREFIX=/usr/local bash scripts/install.sh for all users)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -92,13 +93,41 @@ echo "native:            $native"
 echo "under crac_launch: $under"
 [ "$native" = "$under" ] || die "the example printed something else under crac"
 
-"$bindir/crac_launch" -- sleep 30 &
+# The main job: checkpoint a running program, kill it, and resume it from the image.
+cat > "$work/count.c" <<'EOF'
+#include <stdio.h>
+#include <unistd.h>
+
+int main(void) {
+    unsigned long sum = 0;
+    for (int i = 1; i <= 40; i++) {
+        sum += (unsigned long)i * i;
+        printf("step %d sum %lu\n", i, sum);
+        fflush(stdout);
+        usleep(50000);
+    }
+    return 0;
+}
+EOF
+cc -O2 -o "$work/count" "$work/count.c"
+"$bindir/crac_launch" -- "$work/count" > "$work/before.txt" &
 example_pid=$!
 for _ in $(seq 50); do
     status="$("$bindir/crac_ckpt" --status "$example_pid" 2>/dev/null)" && break
     sleep 0.1
 done
 [ -n "${status:-}" ] || die "crac_ckpt --status $example_pid did not answer: $("$bindir/crac_ckpt" --status "$example_pid" 2>&1 || true)"
-echo "crac_ckpt --status of 'sleep 30' under crac:"
-echo "$status" | sed -n '1,12p'
-say "crac works. Try: crac_launch -- python3 -c 'print(42)'"
+echo "crac_ckpt --status of the example under crac:"
+echo "$status" | sed -n '1,8p'
+sleep 0.5
+image="$("$bindir/crac_ckpt" --dir "$work" "$example_pid" | tail -n 1)" \
+    || die "crac_ckpt $example_pid failed"
+kill -9 "$example_pid" 2>/dev/null || true
+wait "$example_pid" 2>/dev/null || true
+example_pid=""
+echo "checkpointed into $image, then killed the program after: $(tail -n 1 "$work/before.txt")"
+"$bindir/crac_restart" "$image" > "$work/after.txt" || die "crac_restart $image failed"
+echo "crac_restart resumed at: $(head -n 1 "$work/after.txt"); finished with: $(tail -n 1 "$work/after.txt")"
+[ "$(tail -n 1 "$work/after.txt")" = "$("$work/count" | tail -n 1)" ] \
+    || die "the restarted program did not finish as a run without crac does"
+say "crac works. Try: crac_launch -- python3 -c 'print(42)', then crac_ckpt PID and crac_restart IMAGE"
