@@ -109,19 +109,33 @@ fn symbols_are_named_by_their_host_shadow() {
     let addr = p.out_u64(Op::GetSymbolAddress, &[accum]);
     assert!(crac_gpu::Window::DEFAULT.contains(addr, 256));
     assert_eq!(p.out_u64(Op::GetSymbolSize, &[accum]), 256);
-    // Past the end, an unknown symbol, and the wrong direction.
-    assert_eq!(
-        p.call(Op::MemcpyToSymbol, &[coeffs, src, 64, 4, 1]),
-        INVALID_VALUE
-    );
-    assert_eq!(
-        p.call(Op::MemcpyToSymbol, &[src, src, 4, 0, 1]),
-        INVALID_SYMBOL
-    );
-    assert_eq!(
-        p.call(Op::MemcpyToSymbol, &[coeffs, src, 4, 0, 2]),
-        INVALID_MEMCPY_DIRECTION
-    );
+    // The asynchronous forms on a stream, device to device through a symbol and back: the
+    // first four coefficients, at an offset, into accum's second word.
+    let s = p.out_u64(Op::StreamCreate, &[]);
+    let dev = p.malloc(16);
+    p.ok(Op::MemcpyFromSymbolAsync, &[dev, coeffs, 16, 0, 3, s]);
+    p.ok(Op::MemcpyToSymbolAsync, &[accum, dev, 16, 4, 3, s]);
+    p.ok(Op::StreamSynchronize, &[s]);
+    p.ok(Op::MemcpyFromSymbol, &[acc, accum, 20, 0, 4]);
+    let words: Vec<i32> = p
+        .get(acc, 20)
+        .chunks_exact(4)
+        .map(|c| i32::from_le_bytes(c.try_into().expect("4")))
+        .collect();
+    assert_eq!(words[1..], [0, 1, 2, 3]);
+    // Past the end, an unknown symbol, the wrong direction, an unknown stream.
+    #[rustfmt::skip]
+    let failures: [(Op, &[u64], u32); 6] = [
+        (Op::MemcpyToSymbol, &[coeffs, src, 64, 4, 1], INVALID_VALUE),
+        (Op::MemcpyToSymbol, &[src, src, 4, 0, 1], INVALID_SYMBOL),
+        (Op::MemcpyToSymbol, &[coeffs, src, 4, 0, 2], INVALID_MEMCPY_DIRECTION),
+        (Op::MemcpyFromSymbol, &[acc, accum, 4, 0, 1], INVALID_MEMCPY_DIRECTION),
+        (Op::MemcpyFromSymbol, &[acc, accum, 8, 252, 2], INVALID_VALUE),
+        (Op::MemcpyToSymbolAsync, &[accum, dev, 4, 0, 3, 0xbad], INVALID_RESOURCE_HANDLE),
+    ];
+    for (op, args, code) in failures {
+        assert_eq!(p.call(op, args), code, "{op:?} {args:x?}");
+    }
 }
 
 #[test]

@@ -6,7 +6,7 @@
 use crac_abi::{CALLBACK_HOST_FUNC, CALLBACK_STREAM, Dim3, MAX_ARGS, Op};
 use crac_gpu::{GpuError, Stream};
 
-use super::memory::Pinned;
+use super::memory::{Pinned, SymbolEnd};
 use super::{NOT_SUPPORTED, Runtime, UNKNOWN, code, out};
 use crate::host::{HostMemory, write_u32, write_u64};
 
@@ -159,19 +159,19 @@ impl Runtime {
                 let s = self.stream(a[3])?;
                 self.memset(a[0], int(a[1]), a[2], s, false)
             }
-            Op::MemcpyToSymbol => {
-                self.copy_to_symbol(mem, a[0], a[1], a[2], a[3], int(a[4]), Stream::NULL, true)
-            }
-            Op::MemcpyFromSymbol => {
-                self.copy_from_symbol(mem, a[0], a[1], a[2], a[3], int(a[4]), Stream::NULL, true)
-            }
-            Op::MemcpyToSymbolAsync => {
-                let s = self.stream(a[5])?;
-                self.copy_to_symbol(mem, a[0], a[1], a[2], a[3], int(a[4]), s, false)
-            }
-            Op::MemcpyFromSymbolAsync => {
-                let s = self.stream(a[5])?;
-                self.copy_from_symbol(mem, a[0], a[1], a[2], a[3], int(a[4]), s, false)
+            Op::MemcpyToSymbol
+            | Op::MemcpyFromSymbol
+            | Op::MemcpyToSymbolAsync
+            | Op::MemcpyFromSymbolAsync => {
+                let (s, sync) = match op {
+                    Op::MemcpyToSymbol | Op::MemcpyFromSymbol => (Stream::NULL, true),
+                    _ => (self.stream(a[5])?, false),
+                };
+                let end = match op {
+                    Op::MemcpyToSymbol | Op::MemcpyToSymbolAsync => SymbolEnd::Dst,
+                    _ => SymbolEnd::Src,
+                };
+                self.copy_symbol(mem, end, (a[0], a[1]), a[2], a[3], int(a[4]), s, sync)
             }
             Op::GetSymbolAddress => {
                 let p = self.symbol_at(a[1], 0, 0)?;

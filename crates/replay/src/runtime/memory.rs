@@ -18,6 +18,16 @@ pub(crate) enum Direction {
     DeviceToDevice,
 }
 
+/// Which end of a symbol copy (`cudaMemcpyToSymbol`, `cudaMemcpyFromSymbol`) is the
+/// `__device__` variable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SymbolEnd {
+    /// Copied to the symbol.
+    Dst,
+    /// Copied from the symbol.
+    Src,
+}
+
 /// How a range of host memory was registered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Pinned {
@@ -228,50 +238,42 @@ impl Runtime {
         Ok(ptr.0 + offset)
     }
 
-    /// `cudaMemcpyToSymbol[Async]`.
+    /// `cudaMemcpyToSymbol[Async]` (`end` = [`SymbolEnd::Dst`], `(symbol, src)`) and
+    /// `cudaMemcpyFromSymbol[Async]` ([`SymbolEnd::Src`], `(dst, symbol)`): `len` bytes at
+    /// `offset` into the variable; the other end is host or device memory as `kind` says.
     #[allow(clippy::too_many_arguments)]
-    pub(crate) fn copy_to_symbol(
+    pub(crate) fn copy_symbol(
         &self,
         mem: &dyn HostMemory,
-        symbol: u64,
-        src: u64,
+        end: SymbolEnd,
+        (dst, src): (u64, u64),
         len: u64,
         offset: u64,
         kind: i32,
         stream: Stream,
         sync: bool,
     ) -> Result<(), GpuError> {
-        let dst = self.symbol_at(symbol, offset, len)?;
-        let dir = match self.direction(kind, dst, src)? {
-            d @ (Direction::HostToDevice | Direction::DeviceToDevice) => d,
-            _ => {
-                return Err(GpuError::InvalidMemcpyDirection(format!(
-                    "kind {kind} cannot copy to a symbol"
-                )));
-            }
+        // The symbol's end resolved to its device address; besides device to device, the one
+        // direction with host memory at the other end.
+        let (dst, src, with_host, way) = match end {
+            SymbolEnd::Dst => (
+                self.symbol_at(dst, offset, len)?,
+                src,
+                Direction::HostToDevice,
+                "to",
+            ),
+            SymbolEnd::Src => (
+                dst,
+                self.symbol_at(src, offset, len)?,
+                Direction::DeviceToHost,
+                "from",
+            ),
         };
-        self.copy(mem, dst, src, len, dir, stream, sync)
-    }
-
-    /// `cudaMemcpyFromSymbol[Async]`.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn copy_from_symbol(
-        &self,
-        mem: &dyn HostMemory,
-        dst: u64,
-        symbol: u64,
-        len: u64,
-        offset: u64,
-        kind: i32,
-        stream: Stream,
-        sync: bool,
-    ) -> Result<(), GpuError> {
-        let src = self.symbol_at(symbol, offset, len)?;
         let dir = match self.direction(kind, dst, src)? {
-            d @ (Direction::DeviceToHost | Direction::DeviceToDevice) => d,
+            d if d == with_host || d == Direction::DeviceToDevice => d,
             _ => {
                 return Err(GpuError::InvalidMemcpyDirection(format!(
-                    "kind {kind} cannot copy from a symbol"
+                    "kind {kind} cannot copy {way} a symbol"
                 )));
             }
         };
