@@ -6,24 +6,19 @@
 
 use std::io;
 
-/// `struct prctl_mm_map` from `<linux/prctl.h>`.
+/// `struct prctl_mm_map` from `<linux/prctl.h>`: its first eleven members are `__u64`s in a
+/// row (start_code, end_code, start_data, end_data, start_brk, brk, start_stack, arg_start,
+/// arg_end, env_start, env_end), laid out exactly as this array.
 #[repr(C)]
 struct PrctlMmMap {
-    start_code: u64,
-    end_code: u64,
-    start_data: u64,
-    end_data: u64,
-    start_brk: u64,
-    brk: u64,
-    start_stack: u64,
-    arg_start: u64,
-    arg_end: u64,
-    env_start: u64,
-    env_end: u64,
+    fields: [u64; 11],
     auxv: *const u64,
     auxv_size: u32,
     exe_fd: u32,
 }
+
+// The kernel checks the size it is passed against its own struct's (104 bytes).
+const _: () = assert!(std::mem::size_of::<PrctlMmMap>() == 104);
 
 const PR_SET_MM: i32 = 35;
 const PR_SET_MM_MAP: u64 = 14;
@@ -72,31 +67,8 @@ pub(crate) fn describe_program(
 /// env_end) and `auxv` (flat key/value words). When the kernel refuses the auxv (its saved
 /// one may be smaller), the rest is set and its auxv kept. The exe link is not changed.
 pub fn set_mm_map(fields: [u64; 11], auxv: &[u64]) -> io::Result<()> {
-    let [
-        start_code,
-        end_code,
-        start_data,
-        end_data,
-        start_brk,
-        brk,
-        start_stack,
-        arg_start,
-        arg_end,
-        env_start,
-        env_end,
-    ] = fields;
     let mut map = PrctlMmMap {
-        start_code,
-        end_code,
-        start_data,
-        end_data,
-        start_brk,
-        brk,
-        start_stack,
-        arg_start,
-        arg_end,
-        env_start,
-        env_end,
+        fields,
         auxv: if auxv.is_empty() {
             std::ptr::null()
         } else {
@@ -131,5 +103,32 @@ pub fn set_mm_map(fields: [u64; 11], auxv: &[u64]) -> io::Result<()> {
             call(&map)
         }
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proc_shows_the_argv_and_environ_ranges_set() {
+        if !crac_test_support::in_fresh_process(
+            "sys::mm::tests::proc_shows_the_argv_and_environ_ranges_set",
+        ) {
+            return; // the scenario ran in a fresh process
+        }
+        // On the heap: the kernel shows these only from anonymous memory.
+        let args = b"program\0--flag\0".to_vec();
+        let env = b"A=1\0B=2\0".to_vec();
+        let range = |b: &[u8]| {
+            let start = b.as_ptr() as u64;
+            (start, start + b.len() as u64)
+        };
+        // Field 28 of /proc/self/stat is start_stack: kept as it is.
+        let stack = stat_fields().expect("stat")[28 - 3];
+        describe_program(range(&args), range(&env), &[], stack).expect("PR_SET_MM_MAP");
+        assert_eq!(std::fs::read("/proc/self/cmdline").expect("cmdline"), args);
+        assert_eq!(std::fs::read("/proc/self/environ").expect("environ"), env);
+        assert_eq!(stat_fields().expect("stat")[28 - 3], stack);
     }
 }
