@@ -52,8 +52,10 @@ pub enum ClientError {
     },
     /// The socket exists but nobody listens, although a process with that pid exists.
     #[error(
-        "process {pid} does not answer on {path}; if {pid} was not started with crac_launch, \
-         the socket is left from an earlier process with the same pid and can be removed"
+        "process {pid} does not answer on {path}: it is no longer running under crac (a program \
+         that calls exec, such as a wrapper script ending in `exec`, leaves crac behind: launch \
+         the final program itself), or it was not started with crac_launch and the socket is \
+         left from an earlier process with the same pid (it can be removed)"
     )]
     NotListening {
         /// The pid asked for.
