@@ -84,8 +84,8 @@ fn write_text(
     )?;
     writeln!(
         out,
-        "  written at {} (unix time) by crac {} (build-id {}), generation {}",
-        h.created_unix,
+        "  written {} by crac {} (build-id {}), generation {}",
+        utc(h.created_unix),
         h.crac_version,
         if h.build_id.is_empty() {
             "none"
@@ -341,9 +341,38 @@ pub fn signal_name(n: i32) -> String {
     }
 }
 
+/// `secs` since the Unix epoch as a UTC date and time (`2026-11-25 02:28:30 UTC`), by the
+/// civil-from-days algorithm (proleptic Gregorian calendar).
+fn utc(secs: u64) -> String {
+    let days = i64::try_from(secs / 86_400).unwrap_or(i64::MAX / 2);
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn utc_dates() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc(951_782_400), "2000-02-29 00:00:00 UTC");
+        assert_eq!(utc(1_795_573_710), "2026-11-25 02:28:30 UTC");
+    }
     use crac_core::image::{FdRecord, PageRun, PayloadRef, RegionRecord, ThreadRecord};
 
     #[test]
