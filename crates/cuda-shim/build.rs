@@ -109,7 +109,8 @@ fn describe(name: &str) -> String {
     words
 }
 
-/// Names of `extern "C" fn`s marked `#[unsafe(no_mangle)]` in one source file.
+/// Names of `extern "C" fn`s marked `#[unsafe(no_mangle)]` in one source file: the name before
+/// the `(`, or the names the exports macros define together (`fn a / a_ptsz, b / b_ptsz(`).
 fn exported_names(text: &str) -> Vec<String> {
     let mut names = Vec::new();
     let mut pending = false;
@@ -121,11 +122,17 @@ fn exported_names(text: &str) -> Vec<String> {
         }
         if pending && !line.starts_with("#[") && !line.starts_with("///") {
             if let Some(rest) = line.split("extern \"C\" fn ").nth(1) {
-                let name: String = rest
-                    .chars()
-                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                    .collect();
-                names.push(name);
+                let list = rest.split('(').next().unwrap_or(rest);
+                names.extend(
+                    list.split(['/', ','])
+                        .map(str::trim)
+                        .map(|n| {
+                            n.chars()
+                                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                                .collect::<String>()
+                        })
+                        .filter(|n| !n.is_empty()),
+                );
             }
             pending = false;
         }

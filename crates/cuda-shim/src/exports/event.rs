@@ -4,7 +4,7 @@ use std::ffi::{c_uint, c_void};
 
 use crac_abi::Op;
 
-use super::{call, per_thread, ptr};
+use super::{call, ptr};
 use crate::errors as codes;
 
 /// `cudaEventCreate`.
@@ -19,45 +19,34 @@ pub extern "C" fn cudaEventCreateWithFlags(event: *mut *mut c_void, flags: c_uin
     call(Op::EventCreateWithFlags, &[ptr(event), u64::from(flags)])
 }
 
-/// `cudaEventRecord`.
-#[unsafe(no_mangle)]
-pub extern "C" fn cudaEventRecord(event: *mut c_void, stream: *mut c_void) -> u32 {
-    call(Op::EventRecord, &[ptr(event), ptr(stream)])
-}
-
-/// `cudaEventRecord_ptsz`.
-#[unsafe(no_mangle)]
-pub extern "C" fn cudaEventRecord_ptsz(event: *mut c_void, stream: *mut c_void) -> u32 {
-    call(Op::EventRecord, &[ptr(event), per_thread(ptr(stream))])
-}
-
-/// `cudaEventRecordWithFlags`: `cudaEventRecordDefault` and `cudaEventRecordExternal` (which
-/// differs only inside stream capture, which crac does not support) record as
-/// `cudaEventRecord`.
-#[unsafe(no_mangle)]
-pub extern "C" fn cudaEventRecordWithFlags(
-    event: *mut c_void,
-    stream: *mut c_void,
-    flags: c_uint,
-) -> u32 {
-    record_with_flags(event, ptr(stream), flags)
-}
-
-/// `cudaEventRecordWithFlags_ptsz`.
-#[unsafe(no_mangle)]
-pub extern "C" fn cudaEventRecordWithFlags_ptsz(
-    event: *mut c_void,
-    stream: *mut c_void,
-    flags: c_uint,
-) -> u32 {
-    record_with_flags(event, per_thread(ptr(stream)), flags)
-}
-
-fn record_with_flags(event: *mut c_void, stream: u64, flags: c_uint) -> u32 {
-    if flags > 1 {
-        return crate::state::record(codes::INVALID_VALUE);
+with_ptsz! {
+    /// `cudaEventRecord`.
+    #[unsafe(no_mangle)]
+    pub extern "C" fn cudaEventRecord / cudaEventRecord_ptsz(
+        event: *mut c_void,
+        stream: *mut c_void,
+    ) -> u32
+    [s = stream] {
+        call(Op::EventRecord, &[ptr(event), s])
     }
-    call(Op::EventRecord, &[ptr(event), stream])
+}
+
+with_ptsz! {
+    /// `cudaEventRecordWithFlags`: `cudaEventRecordDefault` and `cudaEventRecordExternal`
+    /// (which differs only inside stream capture, which crac does not support) record as
+    /// `cudaEventRecord`.
+    #[unsafe(no_mangle)]
+    pub extern "C" fn cudaEventRecordWithFlags / cudaEventRecordWithFlags_ptsz(
+        event: *mut c_void,
+        stream: *mut c_void,
+        flags: c_uint,
+    ) -> u32
+    [s = stream] {
+        if flags > 1 {
+            return crate::state::record(codes::INVALID_VALUE);
+        }
+        call(Op::EventRecord, &[ptr(event), s])
+    }
 }
 
 /// `cudaEventSynchronize`.

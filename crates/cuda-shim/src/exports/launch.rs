@@ -69,37 +69,21 @@ fn launch(func: u64, grid: Dim3, block: Dim3, args: u64, shared: usize, stream: 
     )
 }
 
-/// `cudaLaunchKernel`.
-#[unsafe(no_mangle)]
-pub extern "C" fn cudaLaunchKernel(
-    func: *const c_void,
-    grid: Dim3,
-    block: Dim3,
-    args: *mut *mut c_void,
-    shared: usize,
-    stream: *mut c_void,
-) -> u32 {
-    launch(ptr(func), grid, block, ptr(args), shared, ptr(stream))
-}
-
-/// `cudaLaunchKernel_ptsz`.
-#[unsafe(no_mangle)]
-pub extern "C" fn cudaLaunchKernel_ptsz(
-    func: *const c_void,
-    grid: Dim3,
-    block: Dim3,
-    args: *mut *mut c_void,
-    shared: usize,
-    stream: *mut c_void,
-) -> u32 {
-    launch(
-        ptr(func),
-        grid,
-        block,
-        ptr(args),
-        shared,
-        per_thread(ptr(stream)),
-    )
+with_ptsz! {
+    /// `cudaLaunchKernel`, and `__cudaLaunchKernel` (CUDA ≥ 12.4 stubs), whose `func` is the
+    /// kernel handle `__cudaGetKernel` gave: the stub's own address, as `cudaLaunchKernel`'s.
+    #[unsafe(no_mangle)]
+    pub extern "C" fn cudaLaunchKernel / cudaLaunchKernel_ptsz, __cudaLaunchKernel / __cudaLaunchKernel_ptsz(
+        func: *const c_void,
+        grid: Dim3,
+        block: Dim3,
+        args: *mut *mut c_void,
+        shared: usize,
+        stream: *mut c_void,
+    ) -> u32
+    [s = stream] {
+        launch(ptr(func), grid, block, ptr(args), shared, s)
+    }
 }
 
 /// `__cudaGetKernel` (CUDA ≥ 12.4 stubs): crac's kernel handle is the stub's own address.
@@ -114,39 +98,6 @@ pub unsafe extern "C" fn __cudaGetKernel(kernel: *mut *const c_void, entry: *con
     // SAFETY: non-null, and the caller guarantees it is writable.
     unsafe { kernel.write(entry) };
     codes::SUCCESS
-}
-
-/// `__cudaLaunchKernel` (CUDA ≥ 12.4 stubs): `kernel` is what `__cudaGetKernel` gave.
-#[unsafe(no_mangle)]
-pub extern "C" fn __cudaLaunchKernel(
-    kernel: *const c_void,
-    grid: Dim3,
-    block: Dim3,
-    args: *mut *mut c_void,
-    shared: usize,
-    stream: *mut c_void,
-) -> u32 {
-    launch(ptr(kernel), grid, block, ptr(args), shared, ptr(stream))
-}
-
-/// `__cudaLaunchKernel_ptsz`.
-#[unsafe(no_mangle)]
-pub extern "C" fn __cudaLaunchKernel_ptsz(
-    kernel: *const c_void,
-    grid: Dim3,
-    block: Dim3,
-    args: *mut *mut c_void,
-    shared: usize,
-    stream: *mut c_void,
-) -> u32 {
-    launch(
-        ptr(kernel),
-        grid,
-        block,
-        ptr(args),
-        shared,
-        per_thread(ptr(stream)),
-    )
 }
 
 /// CUDA's `cudaLaunchConfig_t` (the same in CUDA 12 and 13).

@@ -6,7 +6,7 @@ use std::ffi::{c_uint, c_void};
 
 use crac_abi::{Op, PointerAttributes};
 
-use super::{call, layouts, out, per_thread, ptr, size, write_struct};
+use super::{call, layouts, out, ptr, size, write_struct};
 use crate::{errors as codes, layout, state, sys};
 
 /// `cudaMalloc`.
@@ -21,54 +21,40 @@ pub extern "C" fn cudaFree(dev_ptr: *mut c_void) -> u32 {
     call(Op::Free, &[ptr(dev_ptr)])
 }
 
-/// `cudaMallocAsync`: the allocation is made at once (usable in stream order, and earlier).
-#[unsafe(no_mangle)]
-pub extern "C" fn cudaMallocAsync(
-    dev_ptr: *mut *mut c_void,
-    bytes: usize,
-    stream: *mut c_void,
-) -> u32 {
-    malloc_async(dev_ptr, bytes, ptr(stream))
-}
-
-/// `cudaMallocAsync_ptsz`.
-#[unsafe(no_mangle)]
-pub extern "C" fn cudaMallocAsync_ptsz(
-    dev_ptr: *mut *mut c_void,
-    bytes: usize,
-    stream: *mut c_void,
-) -> u32 {
-    malloc_async(dev_ptr, bytes, per_thread(ptr(stream)))
-}
-
-/// The stream must exist; the memory is then allocated synchronously.
-fn malloc_async(dev_ptr: *mut *mut c_void, bytes: usize, stream: u64) -> u32 {
-    let r = call(Op::StreamQuery, &[stream]);
-    if r != codes::SUCCESS && r != 600 {
-        return r;
+with_ptsz! {
+    /// `cudaMallocAsync`: the allocation is made at once (usable in stream order, and
+    /// earlier).
+    #[unsafe(no_mangle)]
+    pub extern "C" fn cudaMallocAsync / cudaMallocAsync_ptsz(
+        dev_ptr: *mut *mut c_void,
+        bytes: usize,
+        stream: *mut c_void,
+    ) -> u32
+    [s = stream] {
+        // The stream must exist; the memory is then allocated synchronously.
+        let r = call(Op::StreamQuery, &[s]);
+        if r != codes::SUCCESS && r != 600 {
+            return r;
+        }
+        call(Op::Malloc, &[ptr(dev_ptr), size(bytes)])
     }
-    call(Op::Malloc, &[ptr(dev_ptr), size(bytes)])
 }
 
-/// `cudaFreeAsync`: waits for the stream's work, then frees (as late as stream order allows,
-/// or later).
-#[unsafe(no_mangle)]
-pub extern "C" fn cudaFreeAsync(dev_ptr: *mut c_void, stream: *mut c_void) -> u32 {
-    free_async(dev_ptr, ptr(stream))
-}
-
-/// `cudaFreeAsync_ptsz`.
-#[unsafe(no_mangle)]
-pub extern "C" fn cudaFreeAsync_ptsz(dev_ptr: *mut c_void, stream: *mut c_void) -> u32 {
-    free_async(dev_ptr, per_thread(ptr(stream)))
-}
-
-fn free_async(dev_ptr: *mut c_void, stream: u64) -> u32 {
-    let r = call(Op::StreamSynchronize, &[stream]);
-    if r != codes::SUCCESS {
-        return r;
+with_ptsz! {
+    /// `cudaFreeAsync`: waits for the stream's work, then frees (as late as stream order
+    /// allows, or later).
+    #[unsafe(no_mangle)]
+    pub extern "C" fn cudaFreeAsync / cudaFreeAsync_ptsz(
+        dev_ptr: *mut c_void,
+        stream: *mut c_void,
+    ) -> u32
+    [s = stream] {
+        let r = call(Op::StreamSynchronize, &[s]);
+        if r != codes::SUCCESS {
+            return r;
+        }
+        call(Op::Free, &[ptr(dev_ptr)])
     }
-    call(Op::Free, &[ptr(dev_ptr)])
 }
 
 /// `cudaMallocPitch`.

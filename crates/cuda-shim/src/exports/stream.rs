@@ -11,7 +11,7 @@ use std::sync::Once;
 
 use crac_abi::{CALLBACK_STREAM, HostCallback, Op};
 
-use super::{call, handle, int, out, per_thread, ptr};
+use super::{call, handle, int, out, ptr};
 use crate::{errors as codes, switch, sys};
 
 /// `cudaStreamCreate`.
@@ -45,81 +45,61 @@ pub extern "C" fn cudaStreamDestroy(stream: *mut c_void) -> u32 {
     call(Op::StreamDestroy, &[ptr(stream)])
 }
 
-/// `cudaStreamSynchronize`.
-#[unsafe(no_mangle)]
-pub extern "C" fn cudaStreamSynchronize(stream: *mut c_void) -> u32 {
-    super::printf::after_sync(call(Op::StreamSynchronize, &[ptr(stream)]))
+with_ptsz! {
+    /// `cudaStreamSynchronize`.
+    #[unsafe(no_mangle)]
+    pub extern "C" fn cudaStreamSynchronize / cudaStreamSynchronize_ptsz(
+        stream: *mut c_void,
+    ) -> u32
+    [s = stream] {
+        super::printf::after_sync(call(Op::StreamSynchronize, &[s]))
+    }
 }
 
-/// `cudaStreamSynchronize_ptsz`.
-#[unsafe(no_mangle)]
-pub extern "C" fn cudaStreamSynchronize_ptsz(stream: *mut c_void) -> u32 {
-    super::printf::after_sync(call(Op::StreamSynchronize, &[per_thread(ptr(stream))]))
+with_ptsz! {
+    /// `cudaStreamQuery`.
+    #[unsafe(no_mangle)]
+    pub extern "C" fn cudaStreamQuery / cudaStreamQuery_ptsz(stream: *mut c_void) -> u32
+    [s = stream] {
+        call(Op::StreamQuery, &[s])
+    }
 }
 
-/// `cudaStreamQuery`.
-#[unsafe(no_mangle)]
-pub extern "C" fn cudaStreamQuery(stream: *mut c_void) -> u32 {
-    call(Op::StreamQuery, &[ptr(stream)])
+with_ptsz! {
+    /// `cudaStreamWaitEvent`.
+    #[unsafe(no_mangle)]
+    pub extern "C" fn cudaStreamWaitEvent / cudaStreamWaitEvent_ptsz(
+        stream: *mut c_void,
+        event: *mut c_void,
+        flags: c_uint,
+    ) -> u32
+    [s = stream] {
+        call(Op::StreamWaitEvent, &[s, ptr(event), u64::from(flags)])
+    }
 }
 
-/// `cudaStreamQuery_ptsz`.
-#[unsafe(no_mangle)]
-pub extern "C" fn cudaStreamQuery_ptsz(stream: *mut c_void) -> u32 {
-    call(Op::StreamQuery, &[per_thread(ptr(stream))])
+with_ptsz! {
+    /// `cudaStreamGetPriority`.
+    #[unsafe(no_mangle)]
+    pub extern "C" fn cudaStreamGetPriority / cudaStreamGetPriority_ptsz(
+        stream: *mut c_void,
+        priority: *mut c_int,
+    ) -> u32
+    [s = stream] {
+        call(Op::StreamGetPriority, &[s, ptr(priority)])
+    }
 }
 
-/// `cudaStreamWaitEvent`.
-#[unsafe(no_mangle)]
-pub extern "C" fn cudaStreamWaitEvent(
-    stream: *mut c_void,
-    event: *mut c_void,
-    flags: c_uint,
-) -> u32 {
-    call(
-        Op::StreamWaitEvent,
-        &[ptr(stream), ptr(event), u64::from(flags)],
-    )
-}
-
-/// `cudaStreamWaitEvent_ptsz`.
-#[unsafe(no_mangle)]
-pub extern "C" fn cudaStreamWaitEvent_ptsz(
-    stream: *mut c_void,
-    event: *mut c_void,
-    flags: c_uint,
-) -> u32 {
-    call(
-        Op::StreamWaitEvent,
-        &[per_thread(ptr(stream)), ptr(event), u64::from(flags)],
-    )
-}
-
-/// `cudaStreamGetPriority`.
-#[unsafe(no_mangle)]
-pub extern "C" fn cudaStreamGetPriority(stream: *mut c_void, priority: *mut c_int) -> u32 {
-    call(Op::StreamGetPriority, &[ptr(stream), ptr(priority)])
-}
-
-/// `cudaStreamGetPriority_ptsz`.
-#[unsafe(no_mangle)]
-pub extern "C" fn cudaStreamGetPriority_ptsz(stream: *mut c_void, priority: *mut c_int) -> u32 {
-    call(
-        Op::StreamGetPriority,
-        &[per_thread(ptr(stream)), ptr(priority)],
-    )
-}
-
-/// `cudaStreamGetFlags`.
-#[unsafe(no_mangle)]
-pub extern "C" fn cudaStreamGetFlags(stream: *mut c_void, flags: *mut c_uint) -> u32 {
-    call(Op::StreamGetFlags, &[ptr(stream), ptr(flags)])
-}
-
-/// `cudaStreamGetFlags_ptsz`.
-#[unsafe(no_mangle)]
-pub extern "C" fn cudaStreamGetFlags_ptsz(stream: *mut c_void, flags: *mut c_uint) -> u32 {
-    call(Op::StreamGetFlags, &[per_thread(ptr(stream)), ptr(flags)])
+with_ptsz! {
+    /// `cudaStreamGetFlags`.
+    #[unsafe(no_mangle)]
+    pub extern "C" fn cudaStreamGetFlags / cudaStreamGetFlags_ptsz(
+        stream: *mut c_void,
+        flags: *mut c_uint,
+    ) -> u32
+    [s = stream] {
+        call(Op::StreamGetFlags, &[s, ptr(flags)])
+    }
 }
 
 /// Whether `stream` names a stream (`cudaStreamQuery` answers success or not-ready).
@@ -143,33 +123,23 @@ unsafe fn put_int(out: *mut c_int, value: c_int) -> u32 {
     codes::SUCCESS
 }
 
-/// `cudaStreamIsCapturing`: crac does not support stream capture, so a stream that exists is
-/// never capturing (`cudaStreamCaptureStatusNone`).
-///
-/// # Safety
-/// `status` must be null or valid for one `int` write.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn cudaStreamIsCapturing(stream: *mut c_void, status: *mut c_int) -> u32 {
-    match stream_exists(ptr(stream)) {
-        // SAFETY: the caller's contract.
-        codes::SUCCESS => unsafe { put_int(status, 0) },
-        r => r,
-    }
-}
-
-/// `cudaStreamIsCapturing_ptsz`.
-///
-/// # Safety
-/// As [`cudaStreamIsCapturing`].
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn cudaStreamIsCapturing_ptsz(
-    stream: *mut c_void,
-    status: *mut c_int,
-) -> u32 {
-    match stream_exists(per_thread(ptr(stream))) {
-        // SAFETY: the caller's contract.
-        codes::SUCCESS => unsafe { put_int(status, 0) },
-        r => r,
+with_ptsz! {
+    /// `cudaStreamIsCapturing`: crac does not support stream capture, so a stream that exists
+    /// is never capturing (`cudaStreamCaptureStatusNone`).
+    ///
+    /// # Safety
+    /// `status` must be null or valid for one `int` write.
+    #[unsafe(no_mangle)]
+    pub unsafe extern "C" fn cudaStreamIsCapturing / cudaStreamIsCapturing_ptsz(
+        stream: *mut c_void,
+        status: *mut c_int,
+    ) -> u32
+    [s = stream] {
+        match stream_exists(s) {
+            // SAFETY: the caller's contract.
+            codes::SUCCESS => unsafe { put_int(status, 0) },
+            r => r,
+        }
     }
 }
 
@@ -193,85 +163,52 @@ pub unsafe extern "C" fn cudaThreadExchangeStreamCaptureMode(mode: *mut c_int) -
     codes::SUCCESS
 }
 
-/// `cudaStreamGetDevice`: the device of an existing stream (the current one: crac drives one).
-#[unsafe(no_mangle)]
-pub extern "C" fn cudaStreamGetDevice(stream: *mut c_void, device: *mut c_int) -> u32 {
-    match stream_exists(ptr(stream)) {
-        codes::SUCCESS => call(Op::GetDevice, &[ptr(device)]),
-        r => r,
+with_ptsz! {
+    /// `cudaStreamGetDevice`: the device of an existing stream (the current one: crac drives
+    /// one).
+    #[unsafe(no_mangle)]
+    pub extern "C" fn cudaStreamGetDevice / cudaStreamGetDevice_ptsz(
+        stream: *mut c_void,
+        device: *mut c_int,
+    ) -> u32
+    [s = stream] {
+        match stream_exists(s) {
+            codes::SUCCESS => call(Op::GetDevice, &[ptr(device)]),
+            r => r,
+        }
     }
 }
 
-/// `cudaStreamGetDevice_ptsz`.
-#[unsafe(no_mangle)]
-pub extern "C" fn cudaStreamGetDevice_ptsz(stream: *mut c_void, device: *mut c_int) -> u32 {
-    match stream_exists(per_thread(ptr(stream))) {
-        codes::SUCCESS => call(Op::GetDevice, &[ptr(device)]),
-        r => r,
+with_ptsz! {
+    /// `cudaLaunchHostFunc`.
+    #[unsafe(no_mangle)]
+    pub extern "C" fn cudaLaunchHostFunc / cudaLaunchHostFunc_ptsz(
+        stream: *mut c_void,
+        func: *const c_void,
+        user_data: *mut c_void,
+    ) -> u32
+    [s = stream] {
+        start_callback_thread();
+        call(Op::LaunchHostFunc, &[s, ptr(func), ptr(user_data)])
     }
 }
 
-/// `cudaLaunchHostFunc`.
-#[unsafe(no_mangle)]
-pub extern "C" fn cudaLaunchHostFunc(
-    stream: *mut c_void,
-    func: *const c_void,
-    user_data: *mut c_void,
-) -> u32 {
-    start_callback_thread();
-    call(
-        Op::LaunchHostFunc,
-        &[ptr(stream), ptr(func), ptr(user_data)],
-    )
-}
-
-/// `cudaLaunchHostFunc_ptsz`.
-#[unsafe(no_mangle)]
-pub extern "C" fn cudaLaunchHostFunc_ptsz(
-    stream: *mut c_void,
-    func: *const c_void,
-    user_data: *mut c_void,
-) -> u32 {
-    start_callback_thread();
-    call(
-        Op::LaunchHostFunc,
-        &[per_thread(ptr(stream)), ptr(func), ptr(user_data)],
-    )
-}
-
-/// `cudaStreamAddCallback`.
-#[unsafe(no_mangle)]
-pub extern "C" fn cudaStreamAddCallback(
-    stream: *mut c_void,
-    callback: *const c_void,
-    user_data: *mut c_void,
-    flags: c_uint,
-) -> u32 {
-    start_callback_thread();
-    call(
-        Op::StreamAddCallback,
-        &[ptr(stream), ptr(callback), ptr(user_data), u64::from(flags)],
-    )
-}
-
-/// `cudaStreamAddCallback_ptsz`.
-#[unsafe(no_mangle)]
-pub extern "C" fn cudaStreamAddCallback_ptsz(
-    stream: *mut c_void,
-    callback: *const c_void,
-    user_data: *mut c_void,
-    flags: c_uint,
-) -> u32 {
-    start_callback_thread();
-    call(
-        Op::StreamAddCallback,
-        &[
-            per_thread(ptr(stream)),
-            ptr(callback),
-            ptr(user_data),
-            u64::from(flags),
-        ],
-    )
+with_ptsz! {
+    /// `cudaStreamAddCallback`.
+    #[unsafe(no_mangle)]
+    pub extern "C" fn cudaStreamAddCallback / cudaStreamAddCallback_ptsz(
+        stream: *mut c_void,
+        callback: *const c_void,
+        user_data: *mut c_void,
+        flags: c_uint,
+    ) -> u32
+    [s = stream] {
+        start_callback_thread();
+        call(
+            Op::StreamAddCallback,
+            &[s, ptr(callback), ptr(user_data), u64::from(flags)],
+        )
+    }
 }
 
 /// Starts the host-callback thread once (only under crac: outside, no callback is queued).
