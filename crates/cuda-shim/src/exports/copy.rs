@@ -5,136 +5,91 @@ use std::ffi::{c_int, c_void};
 
 use crac_abi::Op;
 
-use super::{call, handle, int, per_thread, ptr, size};
+use super::{PER_THREAD_STREAM, call, int, per_thread, ptr, size};
 use crate::errors as codes;
 
-/// `cudaMemcpy`.
-#[unsafe(no_mangle)]
-pub extern "C" fn cudaMemcpy(
-    dst: *mut c_void,
-    src: *const c_void,
-    count: usize,
-    kind: c_int,
-) -> u32 {
-    super::printf::after_sync(call(
-        Op::Memcpy,
-        &[ptr(dst), ptr(src), size(count), int(kind)],
-    ))
+/// Defines one copy or memset's four entry points from its parameters (all but the stream)
+/// and its argument words:
+/// - `sync` crosses with its operation, then, where `after` is given, drains device printf
+///   output (`super::printf::after_sync`);
+/// - `sync_ptds` runs the stream operation on the per-thread default stream, synchronizes
+///   that stream and drains device printf output;
+/// - `async` crosses with the stream operation, the `stream` argument's word last;
+/// - `async_ptsz` the same, a null stream meaning the per-thread default stream.
+///
+/// All four names stand on the `fn` line, where `build.rs` reads the implemented exports.
+macro_rules! copy_exports {
+    (
+        #[unsafe(no_mangle)]
+        pub extern "C" fn $sync:ident / $ptds:ident, $async_:ident / $ptsz:ident(
+            $($arg:ident: $ty:ty),* $(,)?
+        ) -> u32 {
+            ($op:path, $async_op:path), [$($word:expr),* $(,)?] $(, $after:path)?
+        }
+    ) => {
+        #[doc = concat!("`", stringify!($sync), "`.")]
+        #[unsafe(no_mangle)]
+        #[allow(clippy::too_many_arguments)]
+        pub extern "C" fn $sync($($arg: $ty),*) -> u32 {
+            let r = call($op, &[$($word),*]);
+            $(let r = $after(r);)?
+            r
+        }
+
+        #[doc = concat!("`", stringify!($ptds), "`: [`", stringify!($sync), "`] on the per-thread default stream.")]
+        #[unsafe(no_mangle)]
+        #[allow(clippy::too_many_arguments)]
+        pub extern "C" fn $ptds($($arg: $ty),*) -> u32 {
+            let r = call($async_op, &[$($word,)* PER_THREAD_STREAM]);
+            if r != codes::SUCCESS {
+                return r;
+            }
+            super::printf::after_sync(call(Op::StreamSynchronize, &[PER_THREAD_STREAM]))
+        }
+
+        #[doc = concat!("`", stringify!($async_), "`.")]
+        #[unsafe(no_mangle)]
+        #[allow(clippy::too_many_arguments)]
+        pub extern "C" fn $async_($($arg: $ty,)* stream: *mut c_void) -> u32 {
+            call($async_op, &[$($word,)* ptr(stream)])
+        }
+
+        #[doc = concat!("`", stringify!($ptsz), "`: [`", stringify!($async_), "`] with a null stream meaning the per-thread default stream.")]
+        #[unsafe(no_mangle)]
+        #[allow(clippy::too_many_arguments)]
+        pub extern "C" fn $ptsz($($arg: $ty,)* stream: *mut c_void) -> u32 {
+            call($async_op, &[$($word,)* per_thread(ptr(stream))])
+        }
+    };
 }
 
-/// `cudaMemcpy_ptds`: `cudaMemcpy` on the per-thread default stream.
-#[unsafe(no_mangle)]
-pub extern "C" fn cudaMemcpy_ptds(
-    dst: *mut c_void,
-    src: *const c_void,
-    count: usize,
-    kind: c_int,
-) -> u32 {
-    let r = call(
-        Op::MemcpyAsync,
-        &[ptr(dst), ptr(src), size(count), int(kind), 2],
-    );
-    if r != codes::SUCCESS {
-        return r;
+copy_exports! {
+    #[unsafe(no_mangle)]
+    pub extern "C" fn cudaMemcpy / cudaMemcpy_ptds, cudaMemcpyAsync / cudaMemcpyAsync_ptsz(
+        dst: *mut c_void,
+        src: *const c_void,
+        count: usize,
+        kind: c_int,
+    ) -> u32 {
+        (Op::Memcpy, Op::MemcpyAsync),
+        [ptr(dst), ptr(src), size(count), int(kind)],
+        super::printf::after_sync
     }
-    super::printf::after_sync(call(Op::StreamSynchronize, &[2]))
 }
 
-/// `cudaMemcpyAsync`.
-#[unsafe(no_mangle)]
-pub extern "C" fn cudaMemcpyAsync(
-    dst: *mut c_void,
-    src: *const c_void,
-    count: usize,
-    kind: c_int,
-    stream: *mut c_void,
-) -> u32 {
-    call(
-        Op::MemcpyAsync,
-        &[ptr(dst), ptr(src), size(count), int(kind), ptr(stream)],
-    )
-}
-
-/// `cudaMemcpyAsync_ptsz`.
-#[unsafe(no_mangle)]
-pub extern "C" fn cudaMemcpyAsync_ptsz(
-    dst: *mut c_void,
-    src: *const c_void,
-    count: usize,
-    kind: c_int,
-    stream: *mut c_void,
-) -> u32 {
-    call(
-        Op::MemcpyAsync,
-        &[
-            ptr(dst),
-            ptr(src),
-            size(count),
-            int(kind),
-            per_thread(ptr(stream)),
-        ],
-    )
-}
-
-/// `cudaMemcpy2D`.
-#[unsafe(no_mangle)]
-pub extern "C" fn cudaMemcpy2D(
-    dst: *mut c_void,
-    dpitch: usize,
-    src: *const c_void,
-    spitch: usize,
-    width: usize,
-    height: usize,
-    kind: c_int,
-) -> u32 {
-    super::printf::after_sync(call(
-        Op::Memcpy2D,
-        &[
-            ptr(dst),
-            size(dpitch),
-            ptr(src),
-            size(spitch),
-            size(width),
-            size(height),
-            int(kind),
-        ],
-    ))
-}
-
-/// `cudaMemcpy2D_ptds`.
-#[unsafe(no_mangle)]
-pub extern "C" fn cudaMemcpy2D_ptds(
-    dst: *mut c_void,
-    dpitch: usize,
-    src: *const c_void,
-    spitch: usize,
-    width: usize,
-    height: usize,
-    kind: c_int,
-) -> u32 {
-    let r = cudaMemcpy2DAsync(dst, dpitch, src, spitch, width, height, kind, handle(2));
-    if r != codes::SUCCESS {
-        return r;
-    }
-    super::printf::after_sync(call(Op::StreamSynchronize, &[2]))
-}
-
-/// `cudaMemcpy2DAsync`.
-#[unsafe(no_mangle)]
-#[allow(clippy::too_many_arguments)]
-pub extern "C" fn cudaMemcpy2DAsync(
-    dst: *mut c_void,
-    dpitch: usize,
-    src: *const c_void,
-    spitch: usize,
-    width: usize,
-    height: usize,
-    kind: c_int,
-    stream: *mut c_void,
-) -> u32 {
-    call(
-        Op::Memcpy2DAsync,
-        &[
+copy_exports! {
+    #[unsafe(no_mangle)]
+    pub extern "C" fn cudaMemcpy2D / cudaMemcpy2D_ptds, cudaMemcpy2DAsync / cudaMemcpy2DAsync_ptsz(
+        dst: *mut c_void,
+        dpitch: usize,
+        src: *const c_void,
+        spitch: usize,
+        width: usize,
+        height: usize,
+        kind: c_int,
+    ) -> u32 {
+        (Op::Memcpy2D, Op::Memcpy2DAsync),
+        [
             ptr(dst),
             size(dpitch),
             ptr(src),
@@ -142,209 +97,49 @@ pub extern "C" fn cudaMemcpy2DAsync(
             size(width),
             size(height),
             int(kind),
-            ptr(stream),
         ],
-    )
-}
-
-/// `cudaMemcpy2DAsync_ptsz`.
-#[unsafe(no_mangle)]
-#[allow(clippy::too_many_arguments)]
-pub extern "C" fn cudaMemcpy2DAsync_ptsz(
-    dst: *mut c_void,
-    dpitch: usize,
-    src: *const c_void,
-    spitch: usize,
-    width: usize,
-    height: usize,
-    kind: c_int,
-    stream: *mut c_void,
-) -> u32 {
-    let s = handle(per_thread(ptr(stream)));
-    cudaMemcpy2DAsync(dst, dpitch, src, spitch, width, height, kind, s)
-}
-
-/// `cudaMemset`.
-#[unsafe(no_mangle)]
-pub extern "C" fn cudaMemset(dev_ptr: *mut c_void, value: c_int, count: usize) -> u32 {
-    call(Op::Memset, &[ptr(dev_ptr), int(value), size(count)])
-}
-
-/// `cudaMemset_ptds`.
-#[unsafe(no_mangle)]
-pub extern "C" fn cudaMemset_ptds(dev_ptr: *mut c_void, value: c_int, count: usize) -> u32 {
-    let r = call(Op::MemsetAsync, &[ptr(dev_ptr), int(value), size(count), 2]);
-    if r != codes::SUCCESS {
-        return r;
+        super::printf::after_sync
     }
-    super::printf::after_sync(call(Op::StreamSynchronize, &[2]))
 }
 
-/// `cudaMemsetAsync`.
-#[unsafe(no_mangle)]
-pub extern "C" fn cudaMemsetAsync(
-    dev_ptr: *mut c_void,
-    value: c_int,
-    count: usize,
-    stream: *mut c_void,
-) -> u32 {
-    call(
-        Op::MemsetAsync,
-        &[ptr(dev_ptr), int(value), size(count), ptr(stream)],
-    )
-}
-
-/// `cudaMemsetAsync_ptsz`.
-#[unsafe(no_mangle)]
-pub extern "C" fn cudaMemsetAsync_ptsz(
-    dev_ptr: *mut c_void,
-    value: c_int,
-    count: usize,
-    stream: *mut c_void,
-) -> u32 {
-    call(
-        Op::MemsetAsync,
-        &[
-            ptr(dev_ptr),
-            int(value),
-            size(count),
-            per_thread(ptr(stream)),
-        ],
-    )
-}
-
-/// `cudaMemcpyToSymbol`.
-#[unsafe(no_mangle)]
-pub extern "C" fn cudaMemcpyToSymbol(
-    symbol: *const c_void,
-    src: *const c_void,
-    count: usize,
-    offset: usize,
-    kind: c_int,
-) -> u32 {
-    super::printf::after_sync(call(
-        Op::MemcpyToSymbol,
-        &[ptr(symbol), ptr(src), size(count), size(offset), int(kind)],
-    ))
-}
-
-/// `cudaMemcpyToSymbol_ptds`.
-#[unsafe(no_mangle)]
-pub extern "C" fn cudaMemcpyToSymbol_ptds(
-    symbol: *const c_void,
-    src: *const c_void,
-    count: usize,
-    offset: usize,
-    kind: c_int,
-) -> u32 {
-    let r = cudaMemcpyToSymbolAsync(symbol, src, count, offset, kind, handle(2));
-    if r != codes::SUCCESS {
-        return r;
+copy_exports! {
+    #[unsafe(no_mangle)]
+    pub extern "C" fn cudaMemset / cudaMemset_ptds, cudaMemsetAsync / cudaMemsetAsync_ptsz(
+        dev_ptr: *mut c_void,
+        value: c_int,
+        count: usize,
+    ) -> u32 {
+        (Op::Memset, Op::MemsetAsync),
+        [ptr(dev_ptr), int(value), size(count)]
     }
-    super::printf::after_sync(call(Op::StreamSynchronize, &[2]))
 }
 
-/// `cudaMemcpyFromSymbol`.
-#[unsafe(no_mangle)]
-pub extern "C" fn cudaMemcpyFromSymbol(
-    dst: *mut c_void,
-    symbol: *const c_void,
-    count: usize,
-    offset: usize,
-    kind: c_int,
-) -> u32 {
-    super::printf::after_sync(call(
-        Op::MemcpyFromSymbol,
-        &[ptr(dst), ptr(symbol), size(count), size(offset), int(kind)],
-    ))
-}
-
-/// `cudaMemcpyFromSymbol_ptds`.
-#[unsafe(no_mangle)]
-pub extern "C" fn cudaMemcpyFromSymbol_ptds(
-    dst: *mut c_void,
-    symbol: *const c_void,
-    count: usize,
-    offset: usize,
-    kind: c_int,
-) -> u32 {
-    let r = cudaMemcpyFromSymbolAsync(dst, symbol, count, offset, kind, handle(2));
-    if r != codes::SUCCESS {
-        return r;
+copy_exports! {
+    #[unsafe(no_mangle)]
+    pub extern "C" fn cudaMemcpyToSymbol / cudaMemcpyToSymbol_ptds, cudaMemcpyToSymbolAsync / cudaMemcpyToSymbolAsync_ptsz(
+        symbol: *const c_void,
+        src: *const c_void,
+        count: usize,
+        offset: usize,
+        kind: c_int,
+    ) -> u32 {
+        (Op::MemcpyToSymbol, Op::MemcpyToSymbolAsync),
+        [ptr(symbol), ptr(src), size(count), size(offset), int(kind)],
+        super::printf::after_sync
     }
-    super::printf::after_sync(call(Op::StreamSynchronize, &[2]))
 }
 
-/// `cudaMemcpyToSymbolAsync`.
-#[unsafe(no_mangle)]
-pub extern "C" fn cudaMemcpyToSymbolAsync(
-    symbol: *const c_void,
-    src: *const c_void,
-    count: usize,
-    offset: usize,
-    kind: c_int,
-    stream: *mut c_void,
-) -> u32 {
-    call(
-        Op::MemcpyToSymbolAsync,
-        &[
-            ptr(symbol),
-            ptr(src),
-            size(count),
-            size(offset),
-            int(kind),
-            ptr(stream),
-        ],
-    )
-}
-
-/// `cudaMemcpyToSymbolAsync_ptsz`.
-#[unsafe(no_mangle)]
-pub extern "C" fn cudaMemcpyToSymbolAsync_ptsz(
-    symbol: *const c_void,
-    src: *const c_void,
-    count: usize,
-    offset: usize,
-    kind: c_int,
-    stream: *mut c_void,
-) -> u32 {
-    let s = handle(per_thread(ptr(stream)));
-    cudaMemcpyToSymbolAsync(symbol, src, count, offset, kind, s)
-}
-
-/// `cudaMemcpyFromSymbolAsync`.
-#[unsafe(no_mangle)]
-pub extern "C" fn cudaMemcpyFromSymbolAsync(
-    dst: *mut c_void,
-    symbol: *const c_void,
-    count: usize,
-    offset: usize,
-    kind: c_int,
-    stream: *mut c_void,
-) -> u32 {
-    call(
-        Op::MemcpyFromSymbolAsync,
-        &[
-            ptr(dst),
-            ptr(symbol),
-            size(count),
-            size(offset),
-            int(kind),
-            ptr(stream),
-        ],
-    )
-}
-
-/// `cudaMemcpyFromSymbolAsync_ptsz`.
-#[unsafe(no_mangle)]
-pub extern "C" fn cudaMemcpyFromSymbolAsync_ptsz(
-    dst: *mut c_void,
-    symbol: *const c_void,
-    count: usize,
-    offset: usize,
-    kind: c_int,
-    stream: *mut c_void,
-) -> u32 {
-    let s = handle(per_thread(ptr(stream)));
-    cudaMemcpyFromSymbolAsync(dst, symbol, count, offset, kind, s)
+copy_exports! {
+    #[unsafe(no_mangle)]
+    pub extern "C" fn cudaMemcpyFromSymbol / cudaMemcpyFromSymbol_ptds, cudaMemcpyFromSymbolAsync / cudaMemcpyFromSymbolAsync_ptsz(
+        dst: *mut c_void,
+        symbol: *const c_void,
+        count: usize,
+        offset: usize,
+        kind: c_int,
+    ) -> u32 {
+        (Op::MemcpyFromSymbol, Op::MemcpyFromSymbolAsync),
+        [ptr(dst), ptr(symbol), size(count), size(offset), int(kind)],
+        super::printf::after_sync
+    }
 }

@@ -65,60 +65,53 @@ pub extern "C" fn __cudaRegisterFunction(
     );
 }
 
-/// `__cudaRegisterVar`.
-#[unsafe(no_mangle)]
-#[allow(clippy::too_many_arguments)]
-pub extern "C" fn __cudaRegisterVar(
-    handle: *mut *mut c_void,
-    host_var: *mut c_char,
-    device_address: *mut c_char,
-    device_name: *const c_char,
-    ext: c_int,
-    bytes: usize,
-    constant: c_int,
-    global: c_int,
-) {
-    let _ = call(
-        Op::RegisterVar,
-        &[
-            ptr(handle),
-            ptr(host_var),
-            ptr(device_address),
-            ptr(device_name),
-            int(ext),
-            size(bytes),
-            int(constant),
-            int(global),
-        ],
-    );
+/// Defines `__cudaRegisterVar` and `__cudaRegisterManagedVar`: nvcc's registration code passes
+/// both the same arguments (for a managed variable, `host_var` is the address of the host's
+/// pointer to it) and each crosses with its own operation.
+macro_rules! register_var_exports {
+    ($(
+        $(#[doc = $doc:literal])*
+        #[unsafe(no_mangle)]
+        pub extern "C" fn $name:ident => $op:path;
+    )+) => {$(
+        $(#[doc = $doc])*
+        #[unsafe(no_mangle)]
+        #[allow(clippy::too_many_arguments)]
+        pub extern "C" fn $name(
+            handle: *mut *mut c_void,
+            host_var: *mut c_void,
+            device_address: *mut c_char,
+            device_name: *const c_char,
+            ext: c_int,
+            bytes: usize,
+            constant: c_int,
+            global: c_int,
+        ) {
+            let _ = call(
+                $op,
+                &[
+                    ptr(handle),
+                    ptr(host_var),
+                    ptr(device_address),
+                    ptr(device_name),
+                    int(ext),
+                    size(bytes),
+                    int(constant),
+                    int(global),
+                ],
+            );
+        }
+    )+};
 }
 
-/// `__cudaRegisterManagedVar`.
-#[unsafe(no_mangle)]
-#[allow(clippy::too_many_arguments)]
-pub extern "C" fn __cudaRegisterManagedVar(
-    handle: *mut *mut c_void,
-    host_var_ptr_address: *mut *mut c_void,
-    device_address: *mut c_char,
-    device_name: *const c_char,
-    ext: c_int,
-    bytes: usize,
-    constant: c_int,
-    global: c_int,
-) {
-    let _ = call(
-        Op::RegisterManagedVar,
-        &[
-            ptr(handle),
-            ptr(host_var_ptr_address),
-            ptr(device_address),
-            ptr(device_name),
-            int(ext),
-            size(bytes),
-            int(constant),
-            int(global),
-        ],
-    );
+register_var_exports! {
+    /// `__cudaRegisterVar`.
+    #[unsafe(no_mangle)]
+    pub extern "C" fn __cudaRegisterVar => Op::RegisterVar;
+
+    /// `__cudaRegisterManagedVar`.
+    #[unsafe(no_mangle)]
+    pub extern "C" fn __cudaRegisterManagedVar => Op::RegisterManagedVar;
 }
 
 /// `__cudaInitModule`: 1 when the module is loaded.
