@@ -271,20 +271,19 @@ fn check_records(records: &[FdRecord], layout: &Layout) {
             ..
         }
     ));
-    for fd in [PAIR_A, PAIR_B] {
-        assert!(
-            matches!(
-                record(records, fd).kind,
-                FdKind::DeadSocket {
-                    domain: libc::AF_UNIX,
-                    ty: libc::SOCK_STREAM,
-                    ..
-                }
-            ),
-            "{:?}",
-            record(records, fd)
-        );
-    }
+    let end = |fd| match &record(records, fd).kind {
+        FdKind::SocketPair {
+            pair_id,
+            first,
+            ty: libc::SOCK_STREAM,
+            data,
+            ..
+        } if data.is_empty() => (*pair_id, *first),
+        other => panic!("fd {fd}: {other:?}"),
+    };
+    let (a, b) = (end(PAIR_A), end(PAIR_B));
+    assert_eq!(a.0, b.0, "one pair");
+    assert_ne!(a.1, b.1, "two ends");
     assert!(
         matches!(&record(records, NULL).kind, FdKind::Device { path, .. } if path == "/dev/null")
     );
@@ -369,9 +368,12 @@ fn check_program_view(layout: &Layout, restored: bool) {
     u.write_all(b"y").unwrap();
     assert_eq!(sys::read(s.as_raw_fd(), 1).unwrap(), b"y");
 
+    // The socketpair is connected, restored or not.
+    assert_eq!(sys::write(PAIR_A, b"z").unwrap(), 1);
+    assert_eq!(sys::read(PAIR_B, 8).unwrap(), b"z");
+    assert_eq!(sys::write(PAIR_B, b"w").unwrap(), 1);
+    assert_eq!(sys::read(PAIR_A, 8).unwrap(), b"w");
     if restored {
-        assert_eq!(sys::read(PAIR_A, 8).unwrap(), b"", "dead socket reads EOF");
-        assert_eq!(sys::read(PAIR_B, 8).unwrap(), b"", "dead socket reads EOF");
         let mut reply = Vec::new();
         let mut s = UnixStream::from(sys::dup(REPLY));
         s.read_to_end(&mut reply).unwrap();
@@ -381,9 +383,6 @@ fn check_program_view(layout: &Layout, restored: bool) {
             b"",
             "one connection, read through both"
         );
-    } else {
-        assert_eq!(sys::write(PAIR_A, b"z").unwrap(), 1);
-        assert_eq!(sys::read(PAIR_B, 8).unwrap(), b"z");
     }
 
     assert_eq!(sys::write(NULL, b"gone").unwrap(), 4);
@@ -419,7 +418,8 @@ fn close_program_fds() {
     sys::close(AGENT_END);
 }
 
-/// Normalises what differs between two captures of equal fds: pipe ids and the timer's
+/// Normalises what differs between two captures of equal fds: pipe and socketpair ids (and
+/// which end of a pair is first, which follows the new sockets' inodes), and the timer's
 /// remaining time.
 fn normalised(records: &[FdRecord]) -> Vec<FdRecord> {
     records
@@ -428,6 +428,10 @@ fn normalised(records: &[FdRecord]) -> Vec<FdRecord> {
         .map(|mut r| {
             match &mut r.kind {
                 FdKind::Pipe { pipe_id, .. } => *pipe_id = 0,
+                FdKind::SocketPair { pair_id, first, .. } => {
+                    *pair_id = 0;
+                    *first = false;
+                }
                 FdKind::TimerFd { value_ns, .. } => *value_ns = 0,
                 _ => {}
             }
@@ -774,4 +778,175 @@ fn ipv4_and_ipv6_only_listeners_on_one_port() {
     sys::accept(6).expect("IPv4 connection on the IPv4 listener");
     let _c6 = TcpStream::connect(("::1", port)).unwrap();
     sys::accept(5).expect("IPv6 connection on the IPv6 listener");
+}
+
+/// The end of a socketpair at `fd`: `(pair_id, first, data)`.
+fn pair_end(records: &[FdRecord], fd: RawFd) -> (u64, bool, Vec<u8>) {
+    match &record(records, fd).kind {
+        FdKind::SocketPair {
+            pair_id,
+            first,
+            data,
+            ..
+        } => (*pair_id, *first, data.clone()),
+        other => panic!("fd {fd}: {other:?}"),
+    }
+}
+
+/// 25 writes of 4000 bytes each: many queued buffers in a stream socket's queue.
+fn many_chunks() -> Vec<u8> {
+    (0..100_000u32)
+        .map(|i| u8::try_from(i % 251).unwrap())
+        .collect()
+}
+
+/// A stream socketpair with bytes queued both ways (one way in many buffers, behind a peek
+/// offset the program set) and a datagram socketpair: capture leaves the bytes and the peek
+/// offset as they were; after close and restore each end reads its own bytes in order, then
+/// the ends talk to each other.
+#[test]
+fn socketpairs_come_back_connected_with_their_queued_bytes() {
+    if !in_child("socketpairs_come_back_connected_with_their_queued_bytes") {
+        return;
+    }
+    sys::close_from_3();
+    fds::note_startup_stdio();
+    let (a, b) = sys::socketpair(libc::SOCK_STREAM);
+    sys::put_at(a, 3, false);
+    sys::put_at(b, 4, true);
+    let (c, d) = sys::socketpair(libc::SOCK_DGRAM);
+    sys::put_at(c, 5, false);
+    sys::put_at(d, 6, false);
+    let to_b = many_chunks();
+    for chunk in to_b.chunks(4000) {
+        assert_eq!(sys::send(3, chunk).unwrap(), chunk.len());
+    }
+    sys::send(4, b"to a, ").unwrap();
+    sys::send(4, b"twice").unwrap();
+    sys::set_status_flags(4, libc::O_NONBLOCK);
+    sys::set_peek_off(4, 2);
+
+    let records = fds::capture(&|_| false, None).expect("capture").records;
+    let (ia, ib) = (pair_end(&records, 3), pair_end(&records, 4));
+    assert_eq!(ia.0, ib.0, "one pair");
+    assert_ne!(ia.1, ib.1, "two ends");
+    assert_eq!(ia.2, b"to a, twice");
+    assert!(ib.2 == to_b, "{} bytes queued on b", ib.2.len());
+    let (ic, id) = (pair_end(&records, 5), pair_end(&records, 6));
+    assert_eq!((ic.0, ic.2.len()), (id.0, 0));
+    assert_ne!(ia.0, ic.0, "two pairs");
+    assert!(matches!(
+        record(&records, 5).kind,
+        FdKind::SocketPair {
+            ty: libc::SOCK_DGRAM,
+            ..
+        }
+    ));
+    // Nothing was consumed, and the program's peek offset is its own again.
+    assert_eq!(sys::peek_off(4), 2);
+    assert_eq!(sys::peek_off(3), -1);
+    let again = fds::capture(&|_| false, None)
+        .expect("capture again")
+        .records;
+    assert_eq!(again, records);
+
+    for n in 3..=6 {
+        sys::close(n);
+    }
+    fds::restore(&records).expect("restore");
+    assert!(!sys::cloexec(3).unwrap() && sys::cloexec(4).unwrap());
+    assert_ne!(sys::status_flags(4).unwrap() & libc::O_NONBLOCK, 0);
+    assert_eq!(sys::read(3, 64).unwrap(), b"to a, twice");
+    let mut got = Vec::new();
+    while got.len() < to_b.len() {
+        let part = sys::read(4, 1 << 20).unwrap();
+        assert!(!part.is_empty());
+        got.extend_from_slice(&part);
+    }
+    assert!(got == to_b, "{} bytes read back", got.len());
+    assert_eq!(
+        sys::read(4, 8).unwrap_err().raw_os_error(),
+        Some(libc::EAGAIN),
+        "nothing more, and still non-blocking"
+    );
+    assert_eq!(sys::send(3, b"ping").unwrap(), 4);
+    assert_eq!(sys::read(4, 8).unwrap(), b"ping");
+    assert_eq!(sys::send(4, b"pong").unwrap(), 4);
+    assert_eq!(sys::read(3, 8).unwrap(), b"pong");
+    assert_eq!(sys::send(5, b"one").unwrap(), 3);
+    assert_eq!(sys::send(5, b"two").unwrap(), 3);
+    assert_eq!(
+        sys::read(6, 64).unwrap(),
+        b"one",
+        "datagrams keep their bounds"
+    );
+    assert_eq!(sys::read(6, 64).unwrap(), b"two");
+    assert_eq!(sys::send(6, b"back").unwrap(), 4);
+    assert_eq!(sys::read(5, 64).unwrap(), b"back");
+}
+
+/// A socketpair end whose peer was closed keeps the bytes queued on it: after restore it reads
+/// them, then end-of-file, and writing to it fails with `EPIPE`.
+#[test]
+fn a_socketpair_end_whose_peer_was_closed_reads_its_bytes_then_eof() {
+    if !in_child("a_socketpair_end_whose_peer_was_closed_reads_its_bytes_then_eof") {
+        return;
+    }
+    sys::close_from_3();
+    fds::note_startup_stdio();
+    let (a, b) = sys::socketpair(libc::SOCK_STREAM);
+    sys::put_at(a, 3, false);
+    sys::send(b.as_raw_fd(), b"last words").unwrap();
+    drop(b);
+    let records = fds::capture(&|_| false, None).expect("capture").records;
+    assert_eq!(pair_end(&records, 3).2, b"last words");
+    sys::close(3);
+    fds::restore(&records).expect("restore");
+    assert_eq!(sys::read(3, 64).unwrap(), b"last words");
+    assert_eq!(sys::read(3, 64).unwrap(), b"", "then end-of-file");
+    assert_eq!(
+        sys::send(3, b"x").unwrap_err().raw_os_error(),
+        Some(libc::EPIPE)
+    );
+}
+
+/// A socket connected to a peer that is alive outside the program comes back dead, as before.
+#[test]
+fn a_socket_whose_peer_is_outside_comes_back_dead() {
+    if !in_child("a_socket_whose_peer_is_outside_comes_back_dead") {
+        return;
+    }
+    sys::close_from_3();
+    fds::note_startup_stdio();
+    let (a, b) = sys::socketpair(libc::SOCK_STREAM);
+    sys::put_at(a, 3, false);
+    sys::put_at(b, OUTSIDE_W, false);
+    let records = fds::capture(&is_crac, None).expect("capture").records;
+    assert!(
+        matches!(
+            record(&records, 3).kind,
+            FdKind::DeadSocket {
+                domain: libc::AF_UNIX,
+                ..
+            }
+        ),
+        "{records:?}"
+    );
+}
+
+/// Bytes queued with passed fds cannot be saved: the checkpoint fails naming the fd.
+#[test]
+fn fds_in_flight_on_a_socketpair_are_refused_by_name() {
+    if !in_child("fds_in_flight_on_a_socketpair_are_refused_by_name") {
+        return;
+    }
+    sys::close_from_3();
+    fds::note_startup_stdio();
+    let (a, b) = UnixStream::pair().unwrap();
+    sys::put_at(OwnedFd::from(a), 3, false);
+    sys::put_at(OwnedFd::from(b), 4, false);
+    sys::send_fd(4, 0, b"with an fd");
+    let err = fds::capture(&|_| false, None).expect_err("fds in flight");
+    assert!(matches!(err, FdError::Unsupported { fd: 3, .. }), "{err:?}");
+    assert_eq!(sys::read(3, 64).unwrap(), b"with an fd", "still queued");
 }

@@ -254,7 +254,7 @@ fn classify(p: &Probe, probes: &[Probe]) -> Result<FdKind, FdError> {
         libc::S_IFREG | libc::S_IFDIR => files::capture_file(p),
         libc::S_IFCHR => files::capture_device(p),
         libc::S_IFIFO => pipes::capture(p),
-        libc::S_IFSOCK => sockets::capture(p),
+        libc::S_IFSOCK => sockets::capture(p, probes),
         libc::S_IFBLK => Err(FdError::Unsupported {
             fd: p.fd,
             what: format!("a block device ({})", p.link_lossy()),

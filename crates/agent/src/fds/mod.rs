@@ -13,8 +13,9 @@
 //! Kinds ([`FdKind`]): regular files and directories by path, offset, flags and size; pipes
 //! and FIFOs natively (both ends in the program → one pipe; one end → the other end closed
 //! after restart); `/dev/null`-like character devices and ttys by path; eventfd, epoll, timerfd and
-//! signalfd recreated from `/proc/self/fdinfo`; listening sockets re-bound; every other socket
-//! comes back as a dead socket (its peer gone). Anything else — inotify, memfd, io_uring,
+//! signalfd recreated from `/proc/self/fdinfo`; listening sockets re-bound; `AF_UNIX` sockets
+//! whose peer is another of the program's fds (or closed) as socketpairs with their queued bytes
+//! (`socketpairs.rs`); every other socket comes back as a dead socket (its peer gone). Anything else — inotify, memfd, io_uring,
 //! pidfd, `/dev/nvidia*`, deleted files — is a clear error naming the fd: the checkpoint fails
 //! and the program goes on.
 //!
@@ -45,8 +46,10 @@ mod files;
 mod pipes;
 mod process;
 mod restore;
+mod socketpairs;
 mod sockets;
 mod sys;
+mod unix_diag;
 
 use std::io;
 

@@ -7,7 +7,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use crac_core::image::{FdKind, FdRecord};
 
 use super::capture::note_startup_stdio;
-use super::{FdError, events, files, pipes, sockets, sys};
+use super::{FdError, events, files, pipes, socketpairs, sockets, sys};
 
 /// Restores `records` at their numbers. crac's own fds must already be out of the way (see
 /// `crac_loader::fds`); whatever else sits at a recorded number is replaced. fds 0–2 recorded as
@@ -28,7 +28,10 @@ pub fn restore(records: &[FdRecord]) -> Result<(), FdError> {
         .rev()
         .map(|r| (r.description, r.fd))
         .collect();
-    for (description, obj) in pipes::restore(records)? {
+    let pipes_and_pairs = pipes::restore(records)?
+        .into_iter()
+        .chain(socketpairs::restore(records)?);
+    for (description, obj) in pipes_and_pairs {
         let fd = first_fd.get(&description).copied().unwrap_or(-1);
         made.insert(description, to_temp(fd, obj)?);
     }
@@ -151,10 +154,12 @@ fn make(r: &FdRecord) -> Result<OwnedFd, FdError> {
         ),
         FdKind::DeadSocket { ty, flags, .. } => with_flags(sockets::restore_dead(fd, *ty)?, *flags),
         FdKind::AgentReply { reply } => sockets::restore_reply(fd, reply),
-        FdKind::Stdio | FdKind::Pipe { .. } => Err(FdError::BadRecord {
-            fd,
-            why: "made elsewhere".into(),
-        }),
+        FdKind::Stdio | FdKind::Pipe { .. } | FdKind::SocketPair { .. } => {
+            Err(FdError::BadRecord {
+                fd,
+                why: "made elsewhere".into(),
+            })
+        }
     }
 }
 

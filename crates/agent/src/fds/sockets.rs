@@ -1,6 +1,8 @@
-//! Sockets: listening ones are bound again to their address; every other socket comes back as a
-//! dead one (one end of a socketpair whose peer is closed); the program's connection to crac's
-//! agent comes back holding the reply it waits for.
+//! Sockets: listening ones are bound again to their address; `AF_UNIX` sockets connected to
+//! another of the program's fds (or whose peer was closed) come back as socketpairs
+//! (`socketpairs.rs`); every other socket comes back as a dead one (one end of a socketpair
+//! whose peer is closed); the program's connection to crac's agent comes back holding the reply
+//! it waits for.
 //!
 //! `IPV6_V6ONLY` is not in the record: an IPv6 listener is bound with the system's default, and
 //! if its port is then taken for IPv4 (the program had a separate IPv4 listener on it, which
@@ -20,13 +22,13 @@ use crac_core::image::FdKind;
 
 use super::FdError;
 use super::capture::Probe;
-use super::sys;
+use super::{socketpairs, sys};
 
 /// The backlog a re-bound listening socket gets.
 const BACKLOG: i32 = 128;
 
-/// A socket of the program.
-pub(super) fn capture(p: &Probe) -> Result<FdKind, FdError> {
+/// A socket of the program; `probes` are all the program's fds (to find a socketpair's peer).
+pub(super) fn capture(p: &Probe, probes: &[Probe]) -> Result<FdKind, FdError> {
     let opt = |what: &'static str, opt| {
         sys::sockopt_int(p.fd, libc::SOL_SOCKET, opt).map_err(|source| FdError::Inspect {
             fd: p.fd,
@@ -50,6 +52,11 @@ pub(super) fn capture(p: &Probe) -> Result<FdKind, FdError> {
             addr,
             flags: p.flags,
         });
+    }
+    if domain == libc::AF_UNIX
+        && let Some(end) = socketpairs::capture(p, ty, probes)?
+    {
+        return Ok(end);
     }
     Ok(FdKind::DeadSocket {
         domain,

@@ -332,3 +332,84 @@ pub fn umask(m: u32) -> u32 {
     // SAFETY: umask cannot fail.
     unsafe { libc::umask(m) }
 }
+
+/// `SO_PEEK_OFF` of socket number `n` (-1 when off).
+pub fn peek_off(n: RawFd) -> i32 {
+    let mut v: libc::c_int = 0;
+    let mut len = libc::socklen_t::try_from(size_of::<libc::c_int>()).expect("int size");
+    // SAFETY: `v` and `len` are valid for writes; `len` holds the size of `v`.
+    check(unsafe {
+        libc::getsockopt(
+            n,
+            libc::SOL_SOCKET,
+            libc::SO_PEEK_OFF,
+            (&raw mut v).cast(),
+            &mut len,
+        )
+    })
+    .expect("SO_PEEK_OFF");
+    v
+}
+
+/// Sets `SO_PEEK_OFF` of socket number `n`.
+pub fn set_peek_off(n: RawFd, v: i32) {
+    let len = libc::socklen_t::try_from(size_of::<libc::c_int>()).expect("int size");
+    // SAFETY: `v` is valid for reads of `len` bytes.
+    check(unsafe {
+        libc::setsockopt(
+            n,
+            libc::SOL_SOCKET,
+            libc::SO_PEEK_OFF,
+            (&raw const v).cast(),
+            len,
+        )
+    })
+    .expect("set SO_PEEK_OFF");
+}
+
+/// `socketpair(AF_UNIX, ty)`.
+pub fn socketpair(ty: i32) -> (OwnedFd, OwnedFd) {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: `fds` has room for the two numbers socketpair writes.
+    check(unsafe { libc::socketpair(libc::AF_UNIX, ty | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr()) })
+        .expect("socketpair");
+    // SAFETY: socketpair succeeded: both numbers are new and owned by nobody else.
+    unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
+}
+
+/// `send(n, bytes, MSG_NOSIGNAL)`.
+pub fn send(n: RawFd, bytes: &[u8]) -> io::Result<usize> {
+    // SAFETY: `bytes` is valid for reads of its length.
+    let rc = unsafe { libc::send(n, bytes.as_ptr().cast(), bytes.len(), libc::MSG_NOSIGNAL) };
+    usize::try_from(rc).map_err(|_| io::Error::last_os_error())
+}
+
+/// Sends `bytes` on socket number `n` with a duplicate of fd `pass` attached (`SCM_RIGHTS`).
+pub fn send_fd(n: RawFd, pass: RawFd, bytes: &[u8]) {
+    let mut iov = libc::iovec {
+        iov_base: bytes.as_ptr().cast_mut().cast(),
+        iov_len: bytes.len(),
+    };
+    // Room for one cmsghdr and one int, aligned as the kernel wants.
+    let mut control = [0u64; 4];
+    let fd_len = u32::try_from(size_of::<RawFd>()).expect("int size");
+    // SAFETY: an all-zero msghdr is valid; the fields set below point at live buffers.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &raw mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    // SAFETY: CMSG_SPACE only computes a size.
+    msg.msg_controllen = unsafe { libc::CMSG_SPACE(fd_len) } as usize;
+    // SAFETY: `msg` describes `control`, large enough for one cmsghdr holding one int
+    // (CMSG_SPACE(4) = 24 bytes of its 32); CMSG_FIRSTHDR and CMSG_DATA point inside it.
+    unsafe {
+        let cm = libc::CMSG_FIRSTHDR(&raw const msg);
+        (*cm).cmsg_level = libc::SOL_SOCKET;
+        (*cm).cmsg_type = libc::SCM_RIGHTS;
+        (*cm).cmsg_len = libc::CMSG_LEN(fd_len) as usize;
+        std::ptr::write_unaligned(libc::CMSG_DATA(cm).cast::<RawFd>(), pass);
+    }
+    // SAFETY: `msg` points at the iovec and control buffer above, valid for reads.
+    let rc = unsafe { libc::sendmsg(n, &raw const msg, libc::MSG_NOSIGNAL) };
+    assert!(rc >= 0, "sendmsg: {}", io::Error::last_os_error());
+}

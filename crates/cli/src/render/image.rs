@@ -320,6 +320,14 @@ fn fd_text(kind: &FdKind) -> String {
             format!("socket (domain {domain}; comes back with its peer gone)")
         }
         FdKind::AgentReply { .. } => "crac_checkpoint() connection".to_owned(),
+        FdKind::SocketPair { pair_id, data, .. } => format!(
+            "socketpair {pair_id} end{}",
+            if data.is_empty() {
+                String::new()
+            } else {
+                format!(", {} bytes queued", data.len())
+            }
+        ),
     }
 }
 

@@ -57,6 +57,7 @@ pub fn fd_kind_name(kind: &FdKind) -> &'static str {
         FdKind::ListenSocket { .. } => "listening socket",
         FdKind::DeadSocket { .. } => "socket",
         FdKind::AgentReply { .. } => "crac reply",
+        FdKind::SocketPair { .. } => "socketpair",
     }
 }
 

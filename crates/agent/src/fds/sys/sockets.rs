@@ -88,3 +88,29 @@ pub fn send_nowait(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
     };
     usize::try_from(n).map_err(|_| io::Error::last_os_error())
 }
+
+/// `recvmsg(fd, buf, MSG_PEEK | MSG_DONTWAIT)` with no room for control messages: `(bytes,
+/// msg_flags)`. The bytes stay queued; `MSG_CTRUNC` in the flags says control data (passed
+/// fds, credentials) came with them and was not taken.
+pub fn recv_peek(fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, i32)> {
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: an all-zero msghdr is valid (no name, no control buffer).
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &raw mut iov;
+    msg.msg_iovlen = 1;
+    // SAFETY: `msg` points at one iovec describing `buf`, valid for writes of its length, and
+    // asks for no name or control data, so the kernel writes nothing else of ours.
+    let n = unsafe { libc::recvmsg(fd, &raw mut msg, libc::MSG_PEEK | libc::MSG_DONTWAIT) };
+    let n = usize::try_from(n).map_err(|_| io::Error::last_os_error())?;
+    Ok((n, msg.msg_flags))
+}
+
+/// `recv(fd, buf, 0)`: blocks until a message comes.
+pub fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is valid for writes of its length, which is all the kernel writes.
+    let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
+    usize::try_from(n).map_err(|_| io::Error::last_os_error())
+}

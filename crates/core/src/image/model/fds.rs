@@ -117,6 +117,23 @@ pub enum FdKind {
         /// The reply frame the call reads after restart.
         reply: Vec<u8>,
     },
+    /// One end of an `AF_UNIX` socketpair whose both ends the program held: restored as one
+    /// connected pair. Both ends share `pair_id`; a `pair_id` with records of only one end is a
+    /// socket whose peer had been closed (its queued bytes are read after restart, then
+    /// end-of-file). Added after the other kinds, so older images decode unchanged.
+    SocketPair {
+        /// Pairs the two ends.
+        pair_id: u64,
+        /// Which end: the two ends have different values.
+        first: bool,
+        /// `SOCK_STREAM`, `SOCK_DGRAM` or `SOCK_SEQPACKET`.
+        ty: i32,
+        /// Status flags.
+        flags: i32,
+        /// Bytes queued for reading on this end (stream sockets only: datagrams queued at a
+        /// checkpoint are not saved).
+        data: Vec<u8>,
+    },
 }
 
 /// One epoll registration.
