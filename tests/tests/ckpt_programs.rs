@@ -2,7 +2,7 @@
 //! uninterrupted native run does. One purpose-written program per behaviour that a checkpoint
 //! must carry: plain computation, many threads under mutexes and condition variables, an open
 //! file's offset, bytes in flight in a pipe, threads blocked in `read` and `nanosleep`, a large
-//! Python heap, and signal handlers.
+//! Python heap, an event loop woken through a socketpair, and signal handlers.
 #![allow(
     clippy::unwrap_used,
     reason = "test code: a failed step fails the test"
@@ -99,14 +99,30 @@ fn static_program() {
 #[test]
 fn python_with_a_million_entry_dict() {
     let script = crac_e2e::programs::source_dir().join("ck_dict.py");
-    // The interpreter itself: `python3` may be a wrapper script that execs it (pyenv), and an
-    // exec leaves crac behind.
+    scenario(&Cmd::new(python()).arg(script), None, (400, 1000), b"");
+}
+
+/// The interpreter itself: `python3` may be a wrapper script that execs it (pyenv), and an exec
+/// leaves crac behind.
+fn python() -> String {
     let which = Cmd::new("python3")
         .args(["-c", "import sys; print(sys.executable)"])
         .run()
         .unwrap();
-    let python = which.stdout_text().trim().to_owned();
-    scenario(&Cmd::new(python).arg(script), None, (400, 1000), b"");
+    which.stdout_text().trim().to_owned()
+}
+
+#[test]
+fn python_loop_woken_through_a_socketpair() {
+    // An event loop's self-pipe (asyncio's is a socketpair): it must come back connected, or
+    // the restarted loop reads end-of-file from it.
+    let script = crac_e2e::programs::source_dir().join("ck_selfpipe.py");
+    scenario(
+        &Cmd::new(python()).arg(script),
+        Some("ready"),
+        (200, 800),
+        b"",
+    );
 }
 
 #[test]
