@@ -556,6 +556,15 @@ fn fd_kind() -> impl Strategy<Value = FdKind> {
         }),
         (i(), i(), i()).prop_map(|(domain, ty, flags)| FdKind::DeadSocket { domain, ty, flags }),
         bytes(64).prop_map(|reply| FdKind::AgentReply { reply }),
+        (any::<u64>(), any::<bool>(), i(), i(), bytes(64)).prop_map(
+            |(pair_id, first, ty, flags, data)| FdKind::SocketPair {
+                pair_id,
+                first,
+                ty,
+                flags,
+                data,
+            }
+        ),
     ]
 }
 
