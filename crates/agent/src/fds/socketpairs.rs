@@ -14,10 +14,15 @@
 //! program had. Bytes that carry passed fds or credentials (`SCM_RIGHTS`, `SO_PASSCRED`) make
 //! the checkpoint fail naming the fd: crac cannot save fds in flight.
 //!
-//! Limits: datagrams and `SOCK_SEQPACKET` messages queued at checkpoint time are not saved (a
-//! peek sees only the first message, and walking the queue with a peek offset would move the
-//! program's own); the program's peek offset and socket options (buffer sizes, `SO_PASSCRED`)
-//! are not restored; a restored pair has no addresses (`getsockname`/`getpeername` of a
+//! Datagram and `SOCK_SEQPACKET` sockets' queued messages are walked the same way, one whole
+//! message a peek, and saved with their bounds (each a `u32` little-endian length and its
+//! bytes).
+//!
+//! Limits: the program's peek offset and socket options (buffer sizes, `SO_PASSCRED`) are not
+//! restored (the send buffer of an end that receives more than 64 KiB is raised); a message over
+//! 4 MiB fails the checkpoint; empty messages at the end of a seqpacket queue whose peer is gone
+//! are lost, and so are empty messages peeked before (by an earlier checkpoint, or by the
+//! program at a peek offset: the kernel skips those when peeking at an offset); a restored pair has no addresses (`getsockname`/`getpeername` of a
 //! connection that had a named server give nothing).
 
 use std::collections::BTreeMap;
@@ -62,7 +67,7 @@ pub(super) fn capture(p: &Probe, ty: i32, probes: &[Probe]) -> Result<Option<FdK
     let data = if ty == libc::SOCK_STREAM {
         queued(p.fd)?
     } else {
-        Vec::new()
+        queued_messages(p.fd, ty)?
     };
     Ok(Some(FdKind::SocketPair {
         pair_id,
@@ -75,20 +80,108 @@ pub(super) fn capture(p: &Probe, ty: i32, probes: &[Probe]) -> Result<Option<FdK
 
 /// The bytes queued for reading on stream socket `fd`, left where they are.
 fn queued(fd: i32) -> Result<Vec<u8>, FdError> {
-    let inspect = |what| move |source| FdError::Inspect { fd, what, source };
-    let want = sys::bytes_waiting(fd).map_err(inspect("bytes queued on the socket"))?;
+    let want = sys::bytes_waiting(fd).map_err(|source| FdError::Inspect {
+        fd,
+        what: "bytes queued on the socket",
+        source,
+    })?;
     if want == 0 {
         return Ok(Vec::new());
     }
+    with_peek_offset(fd, |fd| peek_all(fd, want))
+}
+
+/// Runs `peek` on `fd` with the socket's peek offset on and at 0, then gives the program its
+/// own offset back.
+fn with_peek_offset(
+    fd: i32,
+    peek: impl FnOnce(i32) -> Result<Vec<u8>, FdError>,
+) -> Result<Vec<u8>, FdError> {
+    let inspect = |source| FdError::Inspect {
+        fd,
+        what: "socket peek offset",
+        source,
+    };
     let peek_off = |v| sys::set_sockopt_int(fd, libc::SOL_SOCKET, libc::SO_PEEK_OFF, v);
-    let old = sys::sockopt_int(fd, libc::SOL_SOCKET, libc::SO_PEEK_OFF)
-        .map_err(inspect("socket peek offset"))?;
-    peek_off(0).map_err(inspect("socket peek offset"))?;
-    let bytes = peek_all(fd, want);
-    let back = peek_off(old).map_err(inspect("socket peek offset"));
+    let old = sys::sockopt_int(fd, libc::SOL_SOCKET, libc::SO_PEEK_OFF).map_err(inspect)?;
+    peek_off(0).map_err(inspect)?;
+    let bytes = peek(fd);
+    let back = peek_off(old).map_err(inspect);
     let bytes = bytes?;
     back?;
     Ok(bytes)
+}
+
+/// The largest datagram crac saves (the kernel's own limit is the send buffer).
+const MAX_MESSAGE: usize = 4 << 20;
+/// The most queued messages crac saves on one socket.
+const MAX_MESSAGES: usize = 1 << 20;
+
+/// The messages queued for reading on datagram or seqpacket socket `fd`, left where they are,
+/// each as a `u32` little-endian length and its bytes. With the peek offset on, each peek
+/// returns the next whole message; the end is `EAGAIN` (a seqpacket socket whose peer is gone
+/// reads 0 at the end instead, so there a 0 once every queued byte is seen is the end, and
+/// empty messages after the last non-empty one are not saved).
+fn queued_messages(fd: i32, ty: i32) -> Result<Vec<u8>, FdError> {
+    let inspect = |source| FdError::Inspect {
+        fd,
+        what: "messages queued on the socket",
+        source,
+    };
+    // A seqpacket socket counts every queued byte; a datagram socket only its first message's.
+    let total = sys::bytes_waiting(fd).map_err(inspect)?;
+    with_peek_offset(fd, |fd| {
+        let mut out = Vec::new();
+        let mut seen = 0usize;
+        let mut buf = vec![0u8; MAX_MESSAGE];
+        for _ in 0..MAX_MESSAGES {
+            match sys::recv_peek(fd, &mut buf) {
+                Ok((_, flags)) if flags & libc::MSG_CTRUNC != 0 => return Err(fds_in_flight(fd)),
+                Ok((_, flags)) if flags & libc::MSG_TRUNC != 0 => {
+                    return Err(inspect(io::Error::other(format!(
+                        "a queued message is larger than {MAX_MESSAGE} bytes"
+                    ))));
+                }
+                Ok((0, _)) if ty == libc::SOCK_SEQPACKET && seen >= total => return Ok(out),
+                Ok((n, _)) => {
+                    let len =
+                        u32::try_from(n).map_err(|_| inspect(io::ErrorKind::InvalidData.into()))?;
+                    out.extend_from_slice(&len.to_le_bytes());
+                    out.extend_from_slice(&buf[..n]);
+                    seen += n;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(out),
+                Err(e) => return Err(inspect(e)),
+            }
+        }
+        Err(inspect(io::Error::other(format!(
+            "more than {MAX_MESSAGES} messages are queued"
+        ))))
+    })
+}
+
+/// The messages of `data` as [`queued_messages`] wrote them.
+fn messages(data: &[u8]) -> Option<Vec<&[u8]>> {
+    let mut out = Vec::new();
+    let mut rest = data;
+    while !rest.is_empty() {
+        let len = usize::try_from(u32::from_le_bytes(rest.get(..4)?.try_into().ok()?)).ok()?;
+        out.push(rest.get(4..4 + len)?);
+        rest = &rest[4 + len..];
+    }
+    Some(out)
+}
+
+/// The error for bytes that carry fds or credentials.
+fn fds_in_flight(fd: i32) -> FdError {
+    FdError::Unsupported {
+        fd,
+        what: "a socket whose queued bytes carry file descriptors or credentials \
+               (SCM_RIGHTS, SO_PASSCRED)"
+            .into(),
+        short: "fds in flight",
+    }
 }
 
 /// Peeks `want` bytes from `fd`, whose peek offset is on and at 0.
@@ -97,15 +190,7 @@ fn peek_all(fd: i32, want: usize) -> Result<Vec<u8>, FdError> {
     let mut have = 0;
     while have < want {
         match sys::recv_peek(fd, &mut bytes[have..]) {
-            Ok((_, flags)) if flags & libc::MSG_CTRUNC != 0 => {
-                return Err(FdError::Unsupported {
-                    fd,
-                    what: "a socket whose queued bytes carry file descriptors or credentials \
-                           (SCM_RIGHTS, SO_PASSCRED)"
-                        .into(),
-                    short: "fds in flight",
-                });
-            }
+            Ok((_, flags)) if flags & libc::MSG_CTRUNC != 0 => return Err(fds_in_flight(fd)),
             Ok((0, _)) => break,
             Ok((n, _)) => have += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -190,14 +275,39 @@ fn restore_one(records: &[&FdRecord], made: &mut Vec<(u32, OwnedFd)>) -> Result<
             }
             None => description[side] = Some(r.description),
         }
-        // Bytes queued for reading on this end are written into the other.
-        send_all(sockets[1 - side].as_raw_fd(), data).map_err(err(r.fd))?;
+        // What was queued for reading on this end is written into the other.
+        let other = sockets[1 - side].as_raw_fd();
+        if *t == libc::SOCK_STREAM {
+            send_all(other, data).map_err(err(r.fd))?;
+        } else {
+            let Some(messages) = messages(data) else {
+                return Err(FdError::BadRecord {
+                    fd: r.fd,
+                    why: "its queued messages are cut short".into(),
+                });
+            };
+            for m in messages {
+                send_message(other, m).map_err(err(r.fd))?;
+            }
+        }
         let fd = sys::dup_at_least(sockets[side].as_raw_fd(), 0).map_err(err(r.fd))?;
         sys::set_status_flags(fd.as_raw_fd(), *flags).map_err(err(r.fd))?;
         made.push((r.description, fd));
     }
     // `a` and `b` close here: an end no record holds is gone, as its peer was.
     Ok(())
+}
+
+/// Sends one message on datagram or seqpacket socket `fd` without blocking.
+fn send_message(fd: i32, m: &[u8]) -> io::Result<()> {
+    loop {
+        match sys::send_nowait(fd, m) {
+            Ok(n) if n == m.len() => return Ok(()),
+            Ok(_) => return Err(io::ErrorKind::WriteZero.into()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// Writes all of `data` into stream socket `fd` without blocking. The send buffer is raised

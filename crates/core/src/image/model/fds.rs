@@ -130,8 +130,8 @@ pub enum FdKind {
         ty: i32,
         /// Status flags.
         flags: i32,
-        /// Bytes queued for reading on this end (stream sockets only: datagrams queued at a
-        /// checkpoint are not saved).
+        /// What was queued for reading on this end: the bytes of a stream socket; for datagram
+        /// and seqpacket sockets each message as a `u32` little-endian length and its bytes.
         data: Vec<u8>,
     },
 }
