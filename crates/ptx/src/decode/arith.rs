@@ -80,19 +80,14 @@ impl FuncCtx<'_> {
             "copysign" => simple(Op::Copysign),
             "activemask" => simple(Op::Activemask),
             "testp" => {
-                let k = if m.has("finite") {
-                    TestKind::Finite
-                } else if m.has("infinite") {
-                    TestKind::Infinite
-                } else if m.has("number") {
-                    TestKind::Number
-                } else if m.has("notanumber") {
-                    TestKind::NotANumber
-                } else if m.has("normal") {
-                    TestKind::Normal
-                } else if m.has("subnormal") {
-                    TestKind::Subnormal
-                } else {
+                let Some(k) = m.pick(&[
+                    ("finite", TestKind::Finite),
+                    ("infinite", TestKind::Infinite),
+                    ("number", TestKind::Number),
+                    ("notanumber", TestKind::NotANumber),
+                    ("normal", TestKind::Normal),
+                    ("subnormal", TestKind::Subnormal),
+                ]) else {
                     return Ok(None);
                 };
                 simple(Op::Testp(k))

@@ -23,13 +23,11 @@ impl FuncCtx<'_> {
         match base {
             "bar" | "barrier" => {
                 if m.has("red") {
-                    let kind = if m.has("popc") {
-                        BarRedKind::Popc
-                    } else if m.has("and") {
-                        BarRedKind::And
-                    } else if m.has("or") {
-                        BarRedKind::Or
-                    } else {
+                    let Some(kind) = m.pick(&[
+                        ("popc", BarRedKind::Popc),
+                        ("and", BarRedKind::And),
+                        ("or", BarRedKind::Or),
+                    ]) else {
                         return Ok(None);
                     };
                     inst.op = Op::BarRed(kind);
@@ -67,15 +65,12 @@ impl FuncCtx<'_> {
                 }
             }
             "shfl" => {
-                let mode = if m.has("up") {
-                    ShflMode::Up
-                } else if m.has("down") {
-                    ShflMode::Down
-                } else if m.has("bfly") {
-                    ShflMode::Bfly
-                } else if m.has("idx") {
-                    ShflMode::Idx
-                } else {
+                let Some(mode) = m.pick(&[
+                    ("up", ShflMode::Up),
+                    ("down", ShflMode::Down),
+                    ("bfly", ShflMode::Bfly),
+                    ("idx", ShflMode::Idx),
+                ]) else {
                     return Ok(None);
                 };
                 inst.op = Op::Shfl(mode);
@@ -95,15 +90,12 @@ impl FuncCtx<'_> {
                 };
             }
             "vote" => {
-                let mode = if m.has("all") {
-                    VoteMode::All
-                } else if m.has("any") {
-                    VoteMode::Any
-                } else if m.has("uni") {
-                    VoteMode::Uni
-                } else if m.has("ballot") {
-                    VoteMode::Ballot
-                } else {
+                let Some(mode) = m.pick(&[
+                    ("all", VoteMode::All),
+                    ("any", VoteMode::Any),
+                    ("uni", VoteMode::Uni),
+                    ("ballot", VoteMode::Ballot),
+                ]) else {
                     return Ok(None);
                 };
                 inst.op = Op::Vote(mode);

@@ -12,6 +12,10 @@ impl<'s> Mods<'s> {
     pub(crate) fn has(&self, m: &str) -> bool {
         self.parts.contains(&m)
     }
+    /// The value of the first of `choices` whose modifier is present (in `choices`' order).
+    pub(crate) fn pick<T: Copy>(&self, choices: &[(&str, T)]) -> Option<T> {
+        choices.iter().find(|(m, _)| self.has(m)).map(|&(_, v)| v)
+    }
     pub(crate) fn types(&self) -> Vec<Ty> {
         self.parts.iter().filter_map(|p| Ty::from_name(p)).collect()
     }
@@ -43,24 +47,15 @@ impl<'s> Mods<'s> {
         self.parts.iter().find_map(|p| Cmp::from_name(p))
     }
     pub(crate) fn boolop(&self) -> BoolOp {
-        if self.has("and") {
-            BoolOp::And
-        } else if self.has("or") {
-            BoolOp::Or
-        } else if self.has("xor") {
-            BoolOp::Xor
-        } else {
-            BoolOp::None
-        }
+        self.pick(&[
+            ("and", BoolOp::And),
+            ("or", BoolOp::Or),
+            ("xor", BoolOp::Xor),
+        ])
+        .unwrap_or(BoolOp::None)
     }
     pub(crate) fn vec(&self) -> u8 {
-        if self.has("v4") {
-            4
-        } else if self.has("v2") {
-            2
-        } else {
-            1
-        }
+        self.pick(&[("v4", 4), ("v2", 2)]).unwrap_or(1)
     }
     pub(crate) fn atom_op(&self) -> Option<AtomOp> {
         self.parts.iter().find_map(|p| {
