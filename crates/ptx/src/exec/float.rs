@@ -90,6 +90,35 @@ fn next_down(x: f32) -> f32 {
     -next_up(-x)
 }
 
+/// One operation at the type's own rounding (round to nearest even), the same for `f32` and
+/// `f64`; `None` for an operation that is not a float operation.
+macro_rules! plain_op {
+    ($op:expr, $a:expr, $b:expr, $c:expr) => {{
+        let (a, b, c) = ($a, $b, $c);
+        Some(match $op {
+            Op::Add => a + b,
+            Op::Sub => a - b,
+            Op::MulLo => a * b,
+            Op::Fma => a.mul_add(b, c),
+            Op::Div => a / b,
+            Op::Abs => a.abs(),
+            Op::Neg => -a,
+            Op::Min => a.min(b),
+            Op::Max => a.max(b),
+            Op::Rcp => 1.0 / a,
+            Op::Sqrt => a.sqrt(),
+            Op::Rsqrt => 1.0 / a.sqrt(),
+            Op::Sin => a.sin(),
+            Op::Cos => a.cos(),
+            Op::Lg2 => a.log2(),
+            Op::Ex2 => a.exp2(),
+            Op::Tanh => a.tanh(),
+            Op::Copysign => b.copysign(a),
+            _ => return None,
+        })
+    }};
+}
+
 /// Evaluates one `f32` operation.
 #[inline(always)]
 fn op32(op: Op, rnd: Rnd, a: f32, b: f32, c: f32) -> Option<f32> {
@@ -104,50 +133,12 @@ fn op32(op: Op, rnd: Rnd, a: f32, b: f32, c: f32) -> Option<f32> {
         Op::Sqrt if directed => round_to_f32(f64::from(a).sqrt(), rnd),
         // The product of two `f32`s is exact in `f64`.
         Op::Fma if directed => round_sum_to_f32(f64::from(a) * f64::from(b), f64::from(c), rnd),
-        Op::Add => a + b,
-        Op::Sub => a - b,
-        Op::MulLo => a * b,
-        Op::Fma => a.mul_add(b, c),
-        Op::Div => a / b,
-        Op::Abs => a.abs(),
-        Op::Neg => -a,
-        Op::Min => a.min(b),
-        Op::Max => a.max(b),
-        Op::Rcp => 1.0 / a,
-        Op::Sqrt => a.sqrt(),
-        Op::Rsqrt => 1.0 / a.sqrt(),
-        Op::Sin => a.sin(),
-        Op::Cos => a.cos(),
-        Op::Lg2 => a.log2(),
-        Op::Ex2 => a.exp2(),
-        Op::Tanh => a.tanh(),
-        Op::Copysign => b.copysign(a),
-        _ => return None,
+        _ => return plain_op!(op, a, b, c),
     })
 }
 
 fn op64(op: Op, a: f64, b: f64, c: f64) -> Option<f64> {
-    Some(match op {
-        Op::Add => a + b,
-        Op::Sub => a - b,
-        Op::MulLo => a * b,
-        Op::Fma => a.mul_add(b, c),
-        Op::Div => a / b,
-        Op::Abs => a.abs(),
-        Op::Neg => -a,
-        Op::Min => a.min(b),
-        Op::Max => a.max(b),
-        Op::Rcp => 1.0 / a,
-        Op::Sqrt => a.sqrt(),
-        Op::Rsqrt => 1.0 / a.sqrt(),
-        Op::Sin => a.sin(),
-        Op::Cos => a.cos(),
-        Op::Lg2 => a.log2(),
-        Op::Ex2 => a.exp2(),
-        Op::Tanh => a.tanh(),
-        Op::Copysign => b.copysign(a),
-        _ => return None,
-    })
+    plain_op!(op, a, b, c)
 }
 
 /// Moves the round-to-nearest result `r` of `x op y` one ulp toward the rounding direction
