@@ -16,8 +16,22 @@ const MAX_ALIGN: u64 = 1 << 32;
 impl Parser {
     /// After the space word: `[.align n] [.v2] .ty name[[n]] [= init];`
     pub(super) fn var_decl(&mut self, space: Space, line: u32) -> Result<VarDecl, ParseError> {
+        let mut v = self.typed_decl(space, line)?;
+        if self.eat('=') {
+            self.initializer(&mut v)?;
+            if v.count == Some(0) {
+                let n = v.init.len() as u64 / u64::from(v.ty.size());
+                v.count = Some(n);
+            }
+        }
+        self.expect(';')?;
+        Ok(v)
+    }
+
+    /// `[.align n] [.vN] .ty name[[n]]` as a declaration in `space`, without an initializer.
+    fn typed_decl(&mut self, space: Space, line: u32) -> Result<VarDecl, ParseError> {
         let (ty, align, name, count) = self.typed_name(line)?;
-        let mut v = VarDecl {
+        Ok(VarDecl {
             name,
             space,
             ty,
@@ -27,16 +41,7 @@ impl Parser {
             relocs: Vec::new(),
             is_extern: false,
             line,
-        };
-        if self.eat('=') {
-            self.initializer(&mut v)?;
-            if v.count == Some(0) {
-                let n = v.init.len() as u64 / u64::from(ty.size());
-                v.count = Some(n);
-            }
-        }
-        self.expect(';')?;
-        Ok(v)
+        })
     }
 
     /// `[.align n] [.ptr .space] [.vN] .ty name[[n]]` shared by variables and parameters.
@@ -192,18 +197,7 @@ impl Parser {
                 ".reg" => Space::Local,
                 _ => return Err(perr(self.line(), format!("expected `.param`, found `{w}`"))),
             };
-            let (ty, align, name, count) = self.typed_name(line)?;
-            out.push(VarDecl {
-                name,
-                space,
-                ty,
-                align,
-                count,
-                init: Vec::new(),
-                relocs: Vec::new(),
-                is_extern: false,
-                line,
-            });
+            out.push(self.typed_decl(space, line)?);
             if self.eat(')') {
                 return Ok(out);
             }
