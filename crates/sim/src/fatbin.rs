@@ -430,7 +430,7 @@ pub fn ptx_for(data: &[u8], sm: u32) -> Result<(String, u32), FatbinError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     //! Fixtures in `tests/fixtures/fatbin_*.bin` are nvcc 13.0 builds of this kernel:
     //!
     //! ```cuda
@@ -449,7 +449,8 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn fixture(name: &str) -> Vec<u8> {
+    /// The bytes of `tests/fixtures/fatbin_<name>.bin`.
+    pub(crate) fn fixture(name: &str) -> Vec<u8> {
         let path = format!(
             "{}/tests/fixtures/fatbin_{name}.bin",
             env!("CARGO_MANIFEST_DIR")

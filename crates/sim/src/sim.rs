@@ -420,13 +420,7 @@ impl DeviceBackend for Sim {
 mod tests {
     use super::*;
 
-    fn fixture(name: &str) -> Vec<u8> {
-        let path = format!(
-            "{}/tests/fixtures/fatbin_{name}.bin",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-    }
+    use crate::fatbin::tests::fixture;
 
     #[test]
     fn copies_and_memsets_chain_in_stream_order() {
