@@ -327,14 +327,8 @@ pub(crate) fn assert_fail(
 
 impl Frame {
     /// Parks `lanes` at `pc` without rescheduling (they resume when the caller does).
-    pub(crate) fn pcs_park(&mut self, lanes: u32, pc: u32) {
-        let mut m = lanes;
-        while m != 0 {
-            let l = m.trailing_zeros() as usize;
-            m &= m - 1;
-            self.pcs[l] = pc;
-        }
-        self.waiting |= lanes;
+    pub(crate) fn pcs_park(&mut self, parked: u32, pc: u32) {
+        self.set_pcs(parked, pc);
         self.next_wait = self.next_wait.min(pc);
     }
 }

@@ -1,6 +1,8 @@
 //! A call frame's scheduling state: min-PC divergence and reconvergence (see the module
 //! doc of `exec`).
 
+use super::lanes;
+
 /// Backward branches a spinning lane group takes before lanes ahead of it get a turn.
 pub(crate) const SPIN_SWITCH: u32 = 64;
 
@@ -53,31 +55,28 @@ impl Frame {
     }
 
     fn merge(&mut self) {
-        let mut m = self.waiting;
         let mut next = u32::MAX;
-        while m != 0 {
-            let l = m.trailing_zeros() as usize;
-            m &= m - 1;
+        lanes(self.waiting, |l| {
             if self.pcs[l] == self.pc {
                 self.mask |= 1 << l;
                 self.waiting &= !(1 << l);
             } else {
                 next = next.min(self.pcs[l]);
             }
-        }
+        });
         self.next_wait = next;
     }
 
     /// Moves lanes `lanes` to wait at `pc`.
-    fn park(&mut self, lanes: u32, pc: u32) {
-        let mut m = lanes;
-        while m != 0 {
-            let l = m.trailing_zeros() as usize;
-            m &= m - 1;
-            self.pcs[l] = pc;
-        }
-        self.waiting |= lanes;
-        self.mask &= !lanes;
+    fn park(&mut self, parked: u32, pc: u32) {
+        self.set_pcs(parked, pc);
+        self.mask &= !parked;
+    }
+
+    /// Sets the pc of every lane in `waiting_lanes` to `pc` and marks them waiting.
+    pub(crate) fn set_pcs(&mut self, waiting_lanes: u32, pc: u32) {
+        lanes(waiting_lanes, |l| self.pcs[l] = pc);
+        self.waiting |= waiting_lanes;
     }
 
     /// Picks the lanes with the lowest PC to run next (none if the frame is finished).
@@ -90,13 +89,8 @@ impl Frame {
             self.next_wait = u32::MAX;
             return;
         }
-        let mut m = self.waiting;
         let mut min = u32::MAX;
-        while m != 0 {
-            let l = m.trailing_zeros() as usize;
-            m &= m - 1;
-            min = min.min(self.pcs[l]);
-        }
+        lanes(self.waiting, |l| min = min.min(self.pcs[l]));
         self.pc = min;
         self.merge();
     }
@@ -143,14 +137,11 @@ impl Frame {
     fn run_ahead(&mut self) {
         let cur = self.pc;
         let mut best = u32::MAX;
-        let mut m = self.waiting;
-        while m != 0 {
-            let l = m.trailing_zeros() as usize;
-            m &= m - 1;
+        lanes(self.waiting, |l| {
             if self.pcs[l] > cur {
                 best = best.min(self.pcs[l]);
             }
-        }
+        });
         if best == u32::MAX {
             return;
         }
