@@ -35,6 +35,8 @@ pub enum Command {
     Restart(RestartArgs),
     /// Print what a checkpoint image holds
     Inspect(InspectArgs),
+    /// Install or remove the "Python 3 (crac)" Jupyter kernel
+    Jupyter(JupyterArgs),
 }
 
 /// Arguments of `crac_launch`.
@@ -136,6 +138,65 @@ pub struct RestartArgs {
     /// of mapping it from the image on demand
     #[arg(long)]
     pub eager: bool,
+    /// The device backend for a program that used CUDA (default: the one the image was taken
+    /// with); `sim` resumes an image taken with `cuda` when its kernels carry PTX
+    #[arg(long, value_enum, value_name = "BACKEND")]
+    pub gpu: Option<crate::gpu::GpuKind>,
+    /// Resume the program under the process id it had when it was checkpointed (in a new pid
+    /// namespace); programs that remember their pid (Python's asyncio, ZeroMQ) need it
+    #[arg(long)]
+    pub same_pid: bool,
+}
+
+/// Arguments of `crac jupyter`.
+#[derive(Debug, Args)]
+pub struct JupyterArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub action: JupyterAction,
+}
+
+/// `crac jupyter install|uninstall`.
+#[derive(Debug, Subcommand)]
+pub enum JupyterAction {
+    /// Write a "Python 3 (crac)" kernelspec for a Python that has ipykernel
+    Install(JupyterInstallArgs),
+    /// Remove a kernelspec written by `crac jupyter install`
+    Uninstall(JupyterUninstallArgs),
+}
+
+/// Arguments of `crac jupyter install`.
+#[derive(Debug, Args)]
+pub struct JupyterInstallArgs {
+    /// Install for the current user (the default)
+    #[arg(long, conflicts_with = "sys_prefix")]
+    pub user: bool,
+    /// Install into the Python environment's prefix (sys.prefix) of --python
+    #[arg(long)]
+    pub sys_prefix: bool,
+    /// The kernelspec's directory name
+    #[arg(long, default_value = "python3-crac")]
+    pub name: String,
+    /// The Python the kernel runs (default: python3 on PATH)
+    #[arg(long, value_name = "PATH")]
+    pub python: Option<PathBuf>,
+}
+
+/// Arguments of `crac jupyter uninstall`.
+#[derive(Debug, Args)]
+pub struct JupyterUninstallArgs {
+    /// Remove it from the current user's kernels (the default)
+    #[arg(long, conflicts_with = "sys_prefix")]
+    pub user: bool,
+    /// Remove it from the Python environment's prefix of --python
+    #[arg(long)]
+    pub sys_prefix: bool,
+    /// The kernelspec's directory name
+    #[arg(long, default_value = "python3-crac")]
+    pub name: String,
+    /// The Python whose prefix --sys-prefix means (default: python3 on PATH)
+    #[arg(long, value_name = "PATH")]
+    pub python: Option<PathBuf>,
 }
 
 /// Arguments of `crac inspect`.
@@ -356,7 +417,7 @@ mod tests {
         );
         let inv = parse_str(&["./crac_restart", "img.crac"]).unwrap();
         assert!(
-            matches!(inv.command, Command::Restart(RestartArgs { ref image, eager: false }) if image == Path::new("img.crac"))
+            matches!(inv.command, Command::Restart(RestartArgs { ref image, eager: false, gpu: None, same_pid: false }) if image == Path::new("img.crac"))
         );
         let inv = parse_str(&["crac_restart", "--eager", "d"]).unwrap();
         assert!(matches!(

@@ -9,6 +9,7 @@ mod commands;
 mod gpu;
 mod images;
 mod logging;
+mod pidns;
 mod render;
 
 use std::process::ExitCode;
@@ -28,6 +29,7 @@ fn main() -> ExitCode {
         Command::Ckpt(args) => commands::ckpt::run(name, args),
         Command::Restart(args) => commands::restart::run(name, args),
         Command::Inspect(args) => commands::inspect::run(name, args),
+        Command::Jupyter(args) => commands::jupyter::run(name, args),
     };
     result.unwrap_or_else(|e| {
         eprintln!("{name}: {}", message(&e));

@@ -2,6 +2,7 @@
 
 pub mod ckpt;
 pub mod inspect;
+pub mod jupyter;
 pub mod launch;
 pub mod restart;
 

@@ -17,6 +17,11 @@ const CANNOT_RESTART: u8 = 1;
 
 /// Runs `crac_restart`; returns only if the program could not be restarted.
 pub fn run(name: &str, args: RestartArgs) -> anyhow::Result<ExitCode> {
+    // With --same-pid this process only supervises: the restart runs in a child that has the
+    // image's pid in a new pid namespace, and its exit status comes back here.
+    if let Some(code) = crate::pidns::supervise_if_asked(name, &args)? {
+        return Ok(code);
+    }
     super::become_lower_half()?;
 
     let ours = build_id::of_file(std::path::Path::new("/proc/self/exe"))
