@@ -138,6 +138,85 @@ impl<R: Read + Seek> ImageReader<R> {
         Ok(())
     }
 
+    /// Reads one payload of uncompressed length `len` in pieces (at most `chunk` bytes each when
+    /// raw, one zstd chunk each when compressed), handing them to `sink` in order, then checks
+    /// the checksum of the whole: memory use stays bounded for a payload of any size (device
+    /// memory). `sink` has seen the bytes before a bad checksum is reported, so whatever it
+    /// built must be discarded on error. A sink error stops the read and comes back as the
+    /// inner `Err`.
+    pub fn stream_payload<E>(
+        &mut self,
+        payload: &PayloadRef,
+        len: u64,
+        chunk: usize,
+        sink: &mut dyn FnMut(&[u8]) -> Result<(), E>,
+    ) -> Result<Result<(), E>, ImageError> {
+        self.check_in_area(payload)?;
+        seek(&mut self.inner, payload.offset)?;
+        let mut h = Xxh3Default::new();
+        let mut seen = 0u64;
+        match payload.encoding {
+            Encoding::Raw => {
+                if len != payload.stored_len {
+                    return Err(ImageError::PayloadLength {
+                        offset: payload.offset,
+                        expected: payload.stored_len,
+                        got: len,
+                    });
+                }
+                let mut buf =
+                    vec![0u8; usize::try_from(len).unwrap_or(usize::MAX).min(chunk.max(1))];
+                while seen < len {
+                    let n = usize::try_from(len - seen)
+                        .unwrap_or(usize::MAX)
+                        .min(buf.len());
+                    read_exact(&mut self.inner, &mut buf[..n], "payload")?;
+                    h.update(&buf[..n]);
+                    seen += n as u64;
+                    if let Err(e) = sink(&buf[..n]) {
+                        return Ok(Err(e));
+                    }
+                }
+            }
+            Encoding::Zstd => {
+                let mut frame = Vec::new();
+                let mut raw = vec![0u8; ZSTD_CHUNK];
+                let mut decoder = FrameDecoder::new();
+                let mut stopped = None;
+                let walked = read_zstd(&mut self.inner, payload, &mut frame, |ch, f| {
+                    let out = &mut raw[..ch.raw_len];
+                    decompress_chunk(&mut decoder, f, out)?;
+                    h.update(out);
+                    seen += ch.raw_len as u64;
+                    if seen > len {
+                        return Err(format!("more than the {len} bytes expected"));
+                    }
+                    sink(out).map_err(|e| {
+                        stopped = Some(e);
+                        String::new()
+                    })
+                });
+                if let Some(e) = stopped {
+                    return Ok(Err(e));
+                }
+                walked?;
+                if seen != len {
+                    return Err(ImageError::PayloadLength {
+                        offset: payload.offset,
+                        expected: len,
+                        got: seen,
+                    });
+                }
+            }
+        }
+        if h.digest() != payload.checksum {
+            return Err(ImageError::PayloadChecksum {
+                offset: payload.offset,
+            });
+        }
+        Ok(Ok(()))
+    }
+
     /// Checks every payload's checksum, reporting `(bytes checked, total)` of stored bytes to
     /// `progress` after each piece. Memory use is bounded (8 MiB at a time).
     pub fn verify_payloads(
@@ -360,4 +439,102 @@ fn read_exact<R: Read>(
             ImageError::ReadImage { what, source }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Cursor;
+
+    use super::*;
+    use crate::image::{CudaRecord, DeviceBuffer, ImageWriter};
+
+    /// An image whose only payload is `bytes`, stored with `encoding`.
+    fn image(bytes: &[u8], encoding: Encoding) -> (Vec<u8>, PayloadRef) {
+        let mut w = ImageWriter::new(Cursor::new(Vec::new()))
+            .expect("writer")
+            .with_encoding(encoding);
+        let payload = w.payload(bytes).expect("payload");
+        let meta = ImageMeta {
+            cuda: Some(CudaRecord {
+                log: Vec::new(),
+                buffers: vec![DeviceBuffer {
+                    addr: 0x1000,
+                    len: bytes.len() as u64,
+                    label: "malloc".into(),
+                    payload,
+                }],
+            }),
+            ..ImageMeta::default()
+        };
+        (w.finish(&meta).expect("finish").into_inner(), payload)
+    }
+
+    fn stream(
+        file: Vec<u8>,
+        p: &PayloadRef,
+        len: u64,
+        chunk: usize,
+    ) -> Result<Vec<u8>, ImageError> {
+        let mut r = ImageReader::open(Cursor::new(file)).expect("open");
+        let mut got = Vec::new();
+        let mut pieces = 0;
+        let inner = r.stream_payload(p, len, chunk, &mut |piece: &[u8]| {
+            assert!(piece.len() <= chunk.max(ZSTD_CHUNK));
+            pieces += 1;
+            got.extend_from_slice(piece);
+            Ok::<(), ()>(())
+        })?;
+        assert_eq!(inner, Ok(()));
+        assert!(len == 0 || pieces > 0);
+        Ok(got)
+    }
+
+    #[test]
+    fn a_streamed_payload_is_the_payload_in_pieces() {
+        let bytes: Vec<u8> = (0..3_000_017u32).map(|i| (i * 7 % 253) as u8).collect();
+        for encoding in [Encoding::Raw, Encoding::Zstd] {
+            let (file, p) = image(&bytes, encoding);
+            let got = stream(file, &p, bytes.len() as u64, 65_536).expect("stream");
+            assert!(got == bytes, "{encoding:?}");
+        }
+        let (file, p) = image(&[], Encoding::Raw);
+        assert_eq!(stream(file, &p, 0, 4096).expect("empty"), Vec::<u8>::new());
+    }
+
+    #[test]
+    fn a_damaged_or_misdescribed_payload_is_an_error_and_a_sink_error_stops_the_read() {
+        let bytes = vec![5u8; 100_000];
+        for encoding in [Encoding::Raw, Encoding::Zstd] {
+            let (mut file, p) = image(&bytes, encoding);
+            let at = usize::try_from(p.offset + p.stored_len / 2).expect("offset");
+            file[at] ^= 1;
+            let e = stream(file, &p, bytes.len() as u64, 4096).expect_err("damaged");
+            assert!(
+                matches!(
+                    e,
+                    ImageError::PayloadChecksum { .. } | ImageError::PayloadDecompress { .. }
+                ),
+                "{encoding:?}: {e}"
+            );
+            let (file, p) = image(&bytes, encoding);
+            let e = stream(file, &p, 99_999, 4096).expect_err("wrong length");
+            assert!(
+                matches!(
+                    e,
+                    ImageError::PayloadLength { .. } | ImageError::PayloadDecompress { .. }
+                ),
+                "{encoding:?}: {e}"
+            );
+            let (file, p) = image(&bytes, encoding);
+            let mut r = ImageReader::open(Cursor::new(file)).expect("open");
+            let mut calls = 0;
+            let inner = r
+                .stream_payload(&p, 100_000, 4096, &mut |_| {
+                    calls += 1;
+                    Err("device full")
+                })
+                .expect("read");
+            assert_eq!((inner, calls), (Err("device full"), 1), "{encoding:?}");
+        }
+    }
 }
