@@ -42,6 +42,8 @@ TIMEOUT_S = 60
 SLOW_TIMEOUT_S = 180
 STOCK_KERNEL = "python3"
 STOCK_DISPLAY = "Python 3 (ipykernel)"
+CRAC_KERNEL = "python3-crac"
+CRAC_DISPLAY = "Python 3 (crac)"
 
 
 def _unavailable(reason: str) -> None:
@@ -114,23 +116,56 @@ class Lab:
     token: str
     root: Path
     log: Path
+    kernels: Path
+    home: Path
 
-    def api(self, path: str):
-        """GETs a REST endpoint of the server and decodes its JSON."""
+    def api(self, path: str, method: str = "GET"):
+        """Calls a REST endpoint of the server and decodes its JSON answer (None when empty)."""
         request = urllib.request.Request(
-            f"{self.url}{path}", headers={"Authorization": f"token {self.token}"}
+            f"{self.url}{path}", method=method, headers={"Authorization": f"token {self.token}"}
         )
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return json.load(response)
+        with urllib.request.urlopen(request, timeout=30) as response:
+            body = response.read()
+        return json.loads(body) if body else None
 
     def log_tail(self) -> str:
         """The end of the server's log, for failure messages."""
         return self.log.read_text(errors="replace")[-4000:]
 
 
-def _install_kernelspecs(jupyter_path: Path) -> None:
-    """Writes the stock kernelspec (and, when available, the crac one) under jupyter_path."""
-    kernels = jupyter_path / "kernels"
+def _crac_bin() -> Path:
+    """The crac binary under test: CRAC_BIN, else the cargo target directory's debug build."""
+    explicit = os.environ.get("CRAC_BIN")
+    if explicit:
+        path = Path(explicit)
+    else:
+        target = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
+        path = target / "debug" / "crac"
+    if not os.access(path, os.X_OK):
+        pytest.fail(f"no crac binary at {path}: build it first (cargo build -p crac) or set CRAC_BIN")
+    return path
+
+
+def _install_crac_kernelspec(kernels: Path, home: Path) -> None:
+    """Installs the crac kernelspec the way a user does (`crac jupyter install --user`), into a
+    private home, and moves it under the server's JUPYTER_PATH."""
+    env = dict(os.environ, HOME=str(home), JUPYTER_DATA_DIR=str(home / ".local/share/jupyter"))
+    done = subprocess.run(
+        [str(_crac_bin()), "jupyter", "install", "--user", "--name", CRAC_KERNEL,
+         "--python", sys.executable],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, f"crac jupyter install failed:\n{done.stdout}{done.stderr}"
+    specs = list(home.glob(f"**/kernels/{CRAC_KERNEL}/kernel.json"))
+    assert len(specs) == 1, f"crac jupyter install wrote {specs} under {home}"
+    shutil.copytree(specs[0].parent, kernels / CRAC_KERNEL)
+
+
+def _write_stock_kernelspec(kernels: Path) -> None:
+    """The stock ipykernel's kernelspec, for the harness's own test."""
     stock = kernels / STOCK_KERNEL
     stock.mkdir(parents=True)
     (stock / "kernel.json").write_text(
@@ -151,7 +186,10 @@ def lab(tmp_path_factory) -> Lab:
     notebooks = root / "notebooks"
     notebooks.mkdir()
     jupyter_path = root / "share"
-    _install_kernelspecs(jupyter_path)
+    home = root / "home"
+    home.mkdir()
+    # The server scans this folder at each request: a test adds its kernelspec when it runs.
+    _write_stock_kernelspec(jupyter_path / "kernels")
     env = dict(os.environ)
     env.update(
         JUPYTER_PATH=str(jupyter_path),
@@ -161,6 +199,10 @@ def lab(tmp_path_factory) -> Lab:
         JUPYTERLAB_SETTINGS_DIR=str(root / "settings"),
         JUPYTERLAB_WORKSPACES_DIR=str(root / "workspaces"),
         IPYTHONDIR=str(root / "ipython"),
+        # Checkpoint images and anything else kept per user go to the private home.
+        HOME=str(home),
+        XDG_DATA_HOME=str(home / ".local/share"),
+        CRAC_DIR=str(root / "images"),
     )
     # No "get notified about Jupyter news?" toast over the screenshots.
     labconfig = root / "config" / "labconfig"
@@ -190,7 +232,14 @@ def lab(tmp_path_factory) -> Lab:
         server = subprocess.Popen(
             cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
-    instance = Lab(url=f"http://127.0.0.1:{port}", token=token, root=root, log=log)
+    instance = Lab(
+        url=f"http://127.0.0.1:{port}",
+        token=token,
+        root=root,
+        log=log,
+        kernels=jupyter_path / "kernels",
+        home=home,
+    )
     try:
         deadline = time.monotonic() + TIMEOUT_S
         while True:
@@ -314,6 +363,9 @@ def page(browser, lab: Lab):
     page.set_default_timeout(TIMEOUT_S * 1000)
     yield page
     context.close()
+    # Each test's kernels stop with it: the next test's kernel gets the machine to itself.
+    for session in lab.api("/api/sessions"):
+        lab.api(f"/api/sessions/{session['id']}", method="DELETE")
 
 
 @contextlib.contextmanager
@@ -335,14 +387,18 @@ def _open_notebook(page, lab: Lab, display_name: str) -> None:
     """Opens the lab and starts a new notebook from the launcher tile with the kernel's name."""
     from playwright.sync_api import expect
 
-    page.goto(f"{lab.url}/lab?token={lab.token}")
+    # `reset`: the launcher, not the tabs the previous test left in the saved workspace.
+    page.goto(f"{lab.url}/lab?reset&token={lab.token}")
     label = page.locator(".jp-LauncherCard-label", has_text=re.compile(f"^{re.escape(display_name)}$"))
     tile = page.locator('.jp-LauncherCard[data-category="Notebook"]').filter(has=label)
     tile.click()
     notebook = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook")
     expect(notebook.locator(".jp-Cell").first).to_be_visible()
-    expect(page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-NotebookPanel-toolbar")).to_contain_text(
-        display_name
+    # A cell run before the kernel is ready is silently dropped: wait for the status bar's
+    # "<kernel> | Idle".
+    status = re.compile(rf"{re.escape(display_name)}\s*\|\s*Idle")
+    expect(page.locator(".jp-StatusBar-Widget", has_text=status)).to_be_visible(
+        timeout=SLOW_TIMEOUT_S * 1000
     )
 
 
@@ -439,3 +495,26 @@ def test_stock_kernel_loses_its_state_when_killed(page, lab: Lab, request) -> No
         output = _run_cell(page, "print(x)")
         assert "NameError" in output, output
     _save_screenshot(page, request, "jupyter-browser-stock.png")
+
+
+def test_crac_kernel_resumes_after_the_kernel_was_killed(page, lab: Lab, request) -> None:
+    """Issue 7's story in a browser: state built in cells, `%crac checkpoint`, the kernel (relay
+    and inner kernel) killed with SIGKILL, the page reconnected to a fresh crac kernel,
+    `%crac resume`, and the old value printed by a new cell."""
+    _install_crac_kernelspec(lab.kernels, lab.home)
+    assert CRAC_KERNEL in lab.api("/api/kernelspecs")["kernelspecs"]
+    with _screenshot_on_failure(page, request):
+        _open_notebook(page, lab, CRAC_DISPLAY)
+        output = _run_cell(page, "x = 41 + 1")
+        assert output.strip() == "", output
+        output = _run_cell(page, "%crac checkpoint nb1", SLOW_TIMEOUT_S)
+        assert "nb1" in output and "Error" not in output, output
+        kernel_id = _kernel_id(lab, CRAC_KERNEL)
+        top, tree = _kill_kernel(lab, kernel_id)
+        assert tree, f"the crac kernel's relay {top} had no inner kernel below it"
+        _await_new_kernel(page, lab, kernel_id, [top, *tree])
+        output = _run_cell(page, "%crac resume nb1", SLOW_TIMEOUT_S)
+        assert "Error" not in output, output
+        output = _run_cell(page, "print(x)")
+        assert output.strip() == "42", output
+    _save_screenshot(page, request, "jupyter-browser.png")
