@@ -44,3 +44,22 @@ cudalib="$(dirname "$(dirname "$nvcc")")/lib"
 [ -e "$cudalib/libcudart.so" ] || ln -s libcudart.so.13 "$cudalib/libcudart.so"
 echo "$nvcc" > "$TOOLS/nvcc-path"
 echo "setup: nvcc at $nvcc" >&2
+
+# Jupyter: the venv the "Python 3 (crac)" kernel's tests (python/tests/) and bench/jupyter.sh run
+# with. Pinned, so a test run today and one next month drive the same jupyter_client/ipykernel.
+jupyter_venv="$TOOLS/jupyter"
+jupyter_pins=(jupyter_client==8.6.3 ipykernel==6.29.5 pyzmq==26.2.0 pytest==8.3.4
+              jupyterlab==4.3.4 playwright==1.49.1)
+jupyter_stamp="$jupyter_venv/.crac-pins"
+if [ "$(cat "$jupyter_stamp" 2>/dev/null)" != "${jupyter_pins[*]}" ]; then
+    echo "setup: installing ${jupyter_pins[*]} into $jupyter_venv" >&2
+    mkdir -p "$TOOLS"
+    python3 -m venv "$jupyter_venv"
+    "$jupyter_venv/bin/pip" install -q --disable-pip-version-check "${jupyter_pins[@]}"
+    echo "${jupyter_pins[*]}" > "$jupyter_stamp"
+fi
+echo "setup: jupyter venv at $jupyter_venv" >&2
+# The real-browser test's Chromium (Debian's package); its own script, skipped when absent.
+if [ -f "$(dirname "$0")/setup-browser.sh" ]; then
+    bash "$(dirname "$0")/setup-browser.sh"
+fi

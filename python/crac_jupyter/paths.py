@@ -1,0 +1,117 @@
+"""Where the kernel's images go, how they are named, and where crac is.
+
+- Images: ``$CRAC_JUPYTER_DIR``, else ``$CRAC_DIR``, else ``$XDG_DATA_HOME/crac/jupyter``
+  (``~/.local/share/crac/jupyter``). ``%crac checkpoint NAME`` writes ``NAME.crac`` there.
+- Beside each image, ``NAME.crac.kernel.json`` (the sidecar) holds what a relay needs to talk to
+  the kernel once it is restarted: the inner connection (ports and key the kernel's sockets are
+  bound with), the relay's socket identity, and the id of the request that took the checkpoint.
+- ``NAME.crac.resumed`` is written by the relay once it is connected to a restarted kernel; the
+  restarted kernel waits for it before it answers, so nothing it sends is lost.
+- crac itself: ``$CRAC_BIN`` (the ``crac`` executable), else ``crac`` on ``PATH``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+
+IMAGE_SUFFIX = ".crac"
+SIDECAR_SUFFIX = ".kernel.json"
+RESUMED_SUFFIX = ".resumed"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
+
+
+class PathError(ValueError):
+    """A name or path that cannot be used, or crac that cannot be found."""
+
+
+def image_dir(create: bool = True) -> str:
+    """The directory images go to (created, mode 0700, when create)."""
+    d = os.environ.get("CRAC_JUPYTER_DIR") or os.environ.get("CRAC_DIR")
+    if not d:
+        data = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+        d = os.path.join(data, "crac", "jupyter")
+    d = os.path.abspath(d)
+    if create:
+        os.makedirs(d, mode=0o700, exist_ok=True)
+    return d
+
+
+def image_for_name(name: str, directory: str | None = None) -> str:
+    """The image path NAME stands for: ``DIR/NAME.crac``."""
+    if name.endswith(IMAGE_SUFFIX):
+        name = name[: -len(IMAGE_SUFFIX)]
+    if not _NAME.match(name):
+        raise PathError(
+            f"{name!r} cannot name an image: use letters, digits, '.', '_', '+' and '-' "
+            "(up to 128, not starting with '.')"
+        )
+    return os.path.join(directory or image_dir(), name + IMAGE_SUFFIX)
+
+
+def resolve(spec: str | None, directory: str | None = None) -> str:
+    """The image that NAME or PATH (or, when None, the newest image with a sidecar) means."""
+    d = directory or image_dir()
+    if spec is None or spec == "":
+        found = list_images(d)
+        if not found:
+            raise PathError(f"no kernel image in {d}; write one with %crac checkpoint")
+        return found[-1]["path"]
+    if "/" in spec:
+        path = os.path.abspath(os.path.expanduser(spec))
+    else:
+        path = image_for_name(spec, d)
+    if not os.path.isfile(path):
+        raise PathError(f"no image at {path} (%crac list shows the images in {d})")
+    if not os.path.isfile(path + SIDECAR_SUFFIX):
+        raise PathError(
+            f"{path} has no {os.path.basename(path)}{SIDECAR_SUFFIX} beside it: it was not "
+            "written by %crac checkpoint, so a kernel cannot be reconnected to it"
+        )
+    return path
+
+
+def list_images(directory: str | None = None) -> list[dict]:
+    """Kernel images (those with a sidecar) in directory, oldest first: name, path, size,
+    mtime."""
+    d = directory or image_dir()
+    out = []
+    try:
+        names = os.listdir(d)
+    except FileNotFoundError:
+        return []
+    for n in names:
+        p = os.path.join(d, n)
+        if n.endswith(IMAGE_SUFFIX) and os.path.isfile(p + SIDECAR_SUFFIX):
+            try:
+                st = os.stat(p)
+            except OSError:
+                continue
+            out.append(
+                {"name": n[: -len(IMAGE_SUFFIX)], "path": p, "size": st.st_size, "mtime": st.st_mtime}
+            )
+    out.sort(key=lambda e: (e["mtime"], e["name"]))
+    return out
+
+
+def crac_bin() -> str:
+    """The crac executable."""
+    b = os.environ.get("CRAC_BIN")
+    if b:
+        if not os.access(b, os.X_OK):
+            raise PathError(f"CRAC_BIN={b} is not an executable; point it at crac")
+        return b
+    found = shutil.which("crac")
+    if not found:
+        raise PathError("crac is not on PATH; install crac (scripts/install.sh) or set CRAC_BIN")
+    return found
+
+
+def human_size(n: int) -> str:
+    """n bytes as B, KiB, MiB or GiB."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"
