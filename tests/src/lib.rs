@@ -12,10 +12,13 @@
 //!   ([`outcome`]); [`spawned`] keeps one running while the test inspects it.
 //! - [`compare`] holds the assertions shared by the test files.
 //! - [`ckpt`] runs checkpoint scenarios: checkpoint at a random moment, kill, restart, compare.
+//! - [`gpu`] reads the CUDA section of an image through `crac inspect --json` and rewrites
+//!   images (a device buffer damaged, the replay log changed) for the CUDA failure tests.
 
 pub mod binaries;
 pub mod ckpt;
 pub mod compare;
+pub mod gpu;
 pub mod outcome;
 pub mod programs;
 pub mod run;

@@ -59,7 +59,7 @@ pub fn program(name: &str, runtime: Runtime) -> PathBuf {
     let _one_at_a_time = LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let src = programs_dir().join(format!("{name}.cu"));
     let text = std::fs::read(&src).unwrap_or_else(|e| panic!("read {}: {e}", src.display()));
-    let common = std::fs::read(programs_dir().join("common.h")).unwrap_or_default();
+    let common = headers();
     let mut flags = vec!["-arch=compute_80", "-code=compute_80", "-O2"];
     match runtime {
         Runtime::Shared => flags.extend(["-cudart", "shared"]),
@@ -98,6 +98,20 @@ pub fn program(name: &str, runtime: Runtime) -> PathBuf {
     out
 }
 
+/// Every header of `tests/cuda/programs/`, concatenated in name order (part of the cache key,
+/// so a changed header rebuilds the programs).
+fn headers() -> Vec<u8> {
+    let mut names: Vec<PathBuf> = std::fs::read_dir(programs_dir())
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    names.retain(|p| p.extension().is_some_and(|e| e == "h"));
+    names.sort();
+    names
+        .iter()
+        .flat_map(|p| std::fs::read(p).unwrap_or_default())
+        .collect()
+}
+
 /// Where `scripts/link-shim.sh` put the shim libraries for this build.
 ///
 /// # Panics
@@ -130,6 +144,18 @@ pub fn run_sim_env(program: &Path, args: &[&str], env: &[(&str, &str)]) -> Outco
         cmd = cmd.env(k, v);
     }
     cmd.under_crac_with(&["--gpu", "sim"])
+        .run()
+        .expect("run the program under crac_launch --gpu sim")
+}
+
+/// Runs `program args…` under `crac_launch --gpu sim` with `input` on stdin.
+pub fn run_sim_input(program: &Path, args: &[&str], input: &[u8]) -> Outcome {
+    shim_dir();
+    Cmd::new(program)
+        .args(args)
+        .input(crac_e2e::run::Input::Bytes(input.to_vec()))
+        .timeout(Duration::from_secs(240))
+        .under_crac_with(&["--gpu", "sim"])
         .run()
         .expect("run the program under crac_launch --gpu sim")
 }
