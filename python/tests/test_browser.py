@@ -142,7 +142,7 @@ def _crac_bin() -> Path:
         target = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
         path = target / "debug" / "crac"
     if not os.access(path, os.X_OK):
-        pytest.fail(f"no crac binary at {path}: build it first (cargo build -p crac) or set CRAC_BIN")
+        pytest.fail(f"no crac binary at {path}: build it (cargo build -p crac) or set CRAC_BIN")
     return path
 
 
@@ -250,7 +250,9 @@ def lab(tmp_path_factory) -> Lab:
                 break
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 if time.monotonic() > deadline:
-                    pytest.fail(f"jupyter lab did not answer in {TIMEOUT_S} s:\n{instance.log_tail()}")
+                    pytest.fail(
+                        f"jupyter lab did not answer in {TIMEOUT_S} s:\n{instance.log_tail()}"
+                    )
                 time.sleep(0.5)
         yield instance
     finally:
@@ -268,9 +270,10 @@ def lab(tmp_path_factory) -> Lab:
 
 def _cmdline(pid: int) -> str:
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return ""
+    return raw.replace(b"\0", b" ").decode(errors="replace")
 
 
 def _parents() -> dict[int, int]:
@@ -389,7 +392,8 @@ def _open_notebook(page, lab: Lab, display_name: str) -> None:
 
     # `reset`: the launcher, not the tabs the previous test left in the saved workspace.
     page.goto(f"{lab.url}/lab?reset&token={lab.token}")
-    label = page.locator(".jp-LauncherCard-label", has_text=re.compile(f"^{re.escape(display_name)}$"))
+    name = re.compile(f"^{re.escape(display_name)}$")
+    label = page.locator(".jp-LauncherCard-label", has_text=name)
     tile = page.locator('.jp-LauncherCard[data-category="Notebook"]').filter(has=label)
     tile.click()
     notebook = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook")
@@ -409,6 +413,7 @@ def _run_cell(page, code: str, timeout_s: int = TIMEOUT_S) -> str:
     cells = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-Cell")
     # Pinned by index: Shift+Enter on the last cell appends a new one, which `.last` would follow.
     cell = cells.nth(cells.count() - 1)
+    _dismiss_dialogs(page)
     expect(cell.locator(".jp-InputPrompt")).not_to_contain_text(re.compile(r"\d|\*"))
     cell.locator(".cm-content").click()
     # insert_text, not typing: no key events, so no bracket auto-closing or completer.
@@ -431,9 +436,14 @@ def _kernel_id(lab: Lab, kernel_name: str) -> str:
     return ids[0]
 
 
-def _kill_kernel(lab: Lab, kernel_id: str) -> tuple[int, list[int]]:
-    """SIGKILLs the kernel's whole process tree (deepest first) and waits until none lives."""
-    top, tree = _kernel_processes(kernel_id)
+def _kill_kernel(kernel_id: str) -> tuple[int, list[int]]:
+    """SIGKILLs the kernel's whole process tree and waits until none of it lives.
+
+    The top process is stopped first, so it cannot react to its children's deaths (or start new
+    ones) before its own."""
+    top, _ = _kernel_processes(kernel_id)
+    os.kill(top, signal.SIGSTOP)
+    tree = _descendants(top)
     victims = [*reversed(tree), top]
     for pid in victims:
         try:
@@ -462,13 +472,20 @@ def _await_new_kernel(page, lab: Lab, kernel_id: str, dead: list[int]) -> int:
             pass  # between the old process's death and the new one's start
         assert time.monotonic() < deadline, f"no fresh kernel after the kill:\n{lab.log_tail()}"
         time.sleep(0.5)
-    # JupyterLab tells the user the kernel died and restarted; acknowledge it as a user would.
-    dialog = page.locator(".jp-Dialog")
-    if dialog.count():
-        dialog.locator(".jp-Dialog-button.jp-mod-accept").click()
-        expect(dialog).to_have_count(0)
-    expect(page.locator(".jp-StatusBar-Widget", has_text=re.compile(r"\|\s*Idle"))).to_be_visible()
+    idle = page.locator(".jp-StatusBar-Widget", has_text=re.compile(r"\|\s*Idle"))
+    expect(idle).to_be_visible()
+    _dismiss_dialogs(page)
     return top
+
+
+def _dismiss_dialogs(page) -> None:
+    """Acknowledges, as a user would, JupyterLab's dialogs (e.g. "Kernel Restarting")."""
+    from playwright.sync_api import expect
+
+    dialogs = page.locator(".jp-Dialog")
+    while dialogs.count():
+        dialogs.first.locator(".jp-Dialog-button.jp-mod-accept").click()
+    expect(dialogs).to_have_count(0)
 
 
 def _save_screenshot(page, request, name: str) -> Path:
@@ -490,7 +507,7 @@ def test_stock_kernel_loses_its_state_when_killed(page, lab: Lab, request) -> No
         output = _run_cell(page, "x = 41 + 1; print(x)")
         assert output.strip() == "42", output
         kernel_id = _kernel_id(lab, STOCK_KERNEL)
-        top, tree = _kill_kernel(lab, kernel_id)
+        top, tree = _kill_kernel(kernel_id)
         _await_new_kernel(page, lab, kernel_id, [top, *tree])
         output = _run_cell(page, "print(x)")
         assert "NameError" in output, output
@@ -510,7 +527,7 @@ def test_crac_kernel_resumes_after_the_kernel_was_killed(page, lab: Lab, request
         output = _run_cell(page, "%crac checkpoint nb1", SLOW_TIMEOUT_S)
         assert "nb1" in output and "Error" not in output, output
         kernel_id = _kernel_id(lab, CRAC_KERNEL)
-        top, tree = _kill_kernel(lab, kernel_id)
+        top, tree = _kill_kernel(kernel_id)
         assert tree, f"the crac kernel's relay {top} had no inner kernel below it"
         _await_new_kernel(page, lab, kernel_id, [top, *tree])
         output = _run_cell(page, "%crac resume nb1", SLOW_TIMEOUT_S)
