@@ -37,6 +37,10 @@ pub type HostFn = Box<dyn FnOnce(Result<()>) + Send + 'static>;
 /// A CUDA device as the shim sees it. Implemented by the `sim` CPU model and the real CUDA
 /// backend. All methods take `&self`: the shim calls from many application threads at once.
 pub trait DeviceBackend: Send + Sync {
+    /// The backend's name as `--gpu` spells it (`"sim"`, `"cuda"`): recorded in a checkpoint's
+    /// device fingerprint, and named by errors when an image cannot be resumed on it.
+    fn name(&self) -> &'static str;
+
     // ---- devices ----
 
     /// Number of devices (`cudaGetDeviceCount`).
@@ -51,6 +55,15 @@ pub trait DeviceBackend: Send + Sync {
     /// Waits for all work on every stream (`cudaDeviceSynchronize`), and reports any error that
     /// asynchronous work raised since the last report.
     fn device_synchronize(&self) -> Result<()>;
+
+    /// Waits for all work on every stream, as [`Self::device_synchronize`] does, but leaves an
+    /// error of asynchronous work pending, so the program still sees it at its next
+    /// synchronising call (a checkpoint drains the device behind the program's back). Fails
+    /// only with the sticky error. The default takes the pending error, for backends that
+    /// cannot tell them apart.
+    fn drain(&self) -> Result<()> {
+        self.device_synchronize()
+    }
 
     /// `cudaDeviceReset`: waits for outstanding work, then frees every allocation, destroys
     /// every created stream and event, clears any sticky error, and puts every module variable

@@ -22,6 +22,17 @@ pub enum Kind {
     FatBinary = 0x5d,
 }
 
+/// The `n`-th value of `kind` (what [`VirtualTable::insert`] hands out).
+pub fn value(kind: Kind, n: u64) -> u64 {
+    ((kind as u64) << 40) | (n << 4)
+}
+
+/// Which value of `kind` `v` is (the inverse of [`value`]), if `v` is one.
+pub fn sequence(kind: Kind, v: u64) -> Option<u64> {
+    let n = (v & ((1 << 40) - 1)) >> 4;
+    (value(kind, n) == v).then_some(n)
+}
+
 /// Virtual value → real value of one kind.
 #[derive(Debug)]
 pub struct VirtualTable<T> {
@@ -42,10 +53,45 @@ impl<T: Clone> VirtualTable<T> {
 
     /// Adds `real` and returns its new virtual value (16-byte aligned, like a pointer).
     pub fn insert(&mut self, real: T) -> u64 {
-        let v = ((self.kind as u64) << 40) | (self.next << 4);
+        let v = value(self.kind, self.next);
         self.next += 1;
         self.map.insert(v, real);
         v
+    }
+
+    /// Puts `real` back under the value `v` it had before a restart; false (and nothing
+    /// changed) if `v` is not a value of this kind or is taken.
+    pub fn insert_at(&mut self, v: u64, real: T) -> bool {
+        if sequence(self.kind, v).is_none() || self.map.contains_key(&v) {
+            return false;
+        }
+        self.map.insert(v, real);
+        true
+    }
+
+    /// The sequence number the next [`Self::insert`] uses.
+    pub fn next(&self) -> u64 {
+        self.next
+    }
+
+    /// Continues numbering at `next` (after a restart, so no value is handed out twice).
+    pub fn set_next(&mut self, next: u64) {
+        self.next = next.max(1);
+    }
+
+    /// The real value behind `v`, to change in place.
+    pub fn get_mut(&mut self, v: u64) -> Option<&mut T> {
+        self.map.get_mut(&v)
+    }
+
+    /// Number of live entries.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
     }
 
     /// The real value behind `v`.
@@ -104,6 +150,15 @@ mod tests {
         assert_eq!(t.get(b), None);
         let c = t.insert(12);
         assert_ne!(c, b, "values are never reused");
+        assert_eq!(sequence(Kind::Stream, c), Some(3));
+        assert_eq!(sequence(Kind::Event, c), None);
+        assert_eq!(sequence(Kind::Stream, c + 1), None);
+        let mut r = VirtualTable::new(Kind::Stream);
+        r.set_next(t.next());
+        assert!(r.insert_at(a, 30));
+        assert!(!r.insert_at(a, 31), "taken");
+        assert!(!r.insert_at(a + 8, 31), "not a value");
+        assert_ne!(r.insert(32), c, "numbering goes on");
         let mut e = VirtualTable::<u64>::new(Kind::Event);
         let ev = e.insert(1);
         assert!(!t.is_kind(ev));

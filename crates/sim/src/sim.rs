@@ -171,6 +171,10 @@ fn fault(e: crac_ptx::Fault) -> GpuError {
 }
 
 impl DeviceBackend for Sim {
+    fn name(&self) -> &'static str {
+        "sim"
+    }
+
     fn device_count(&self) -> Result<u32> {
         Ok(1)
     }
@@ -189,6 +193,10 @@ impl DeviceBackend for Sim {
 
     fn device_synchronize(&self) -> Result<()> {
         self.engine.wait_idle().take_error()
+    }
+
+    fn drain(&self) -> Result<()> {
+        self.engine.wait_idle().check_sticky()
     }
 
     fn device_reset(&self) -> Result<()> {

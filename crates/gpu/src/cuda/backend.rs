@@ -10,6 +10,10 @@ use crate::{
 };
 
 impl DeviceBackend for CudaBackend {
+    fn name(&self) -> &'static str {
+        "cuda"
+    }
+
     fn device_count(&self) -> Result<u32> {
         CudaBackend::device_count(self)
     }

@@ -12,11 +12,12 @@ use crate::host::HostMemory;
 /// sync depth, pending launches, L2 fetch granularity, persisting L2.
 const LIMIT_DEFAULTS: [u64; 7] = [1024, 1 << 20, 8 << 20, 2, 2048, 64, 0];
 
-/// What the program set on the device (flags, limits).
+/// What the program set on the device (flags, limits, cache preference).
 #[derive(Debug)]
 pub(crate) struct DeviceSettings {
     flags: Mutex<u32>,
     limits: Mutex<[u64; 7]>,
+    cache_config: Mutex<i32>,
 }
 
 impl Default for DeviceSettings {
@@ -24,7 +25,29 @@ impl Default for DeviceSettings {
         DeviceSettings {
             flags: Mutex::new(0),
             limits: Mutex::new(LIMIT_DEFAULTS),
+            cache_config: Mutex::new(0),
         }
+    }
+}
+
+impl DeviceSettings {
+    /// (flags, limits, cache preference), for the checkpoint's log.
+    pub(crate) fn get(&self) -> (u32, Vec<u64>, i32) {
+        (
+            *lock(&self.flags),
+            lock(&self.limits).to_vec(),
+            *lock(&self.cache_config),
+        )
+    }
+
+    /// Puts back what [`Self::get`] read (restart). Limits this build does not know are
+    /// ignored; ones the log lacks keep their defaults.
+    pub(crate) fn set(&self, flags: u32, limits: &[u64], cache_config: i32) {
+        *lock(&self.flags) = flags;
+        for (slot, v) in lock(&self.limits).iter_mut().zip(limits) {
+            *slot = *v;
+        }
+        *lock(&self.cache_config) = cache_config;
     }
 }
 
@@ -147,6 +170,15 @@ impl Runtime {
         *lock(&self.device.flags) | 0x8
     }
 
+    /// `cudaDeviceSetCacheConfig`: a preference, kept (and restored) but not acted on.
+    pub(crate) fn set_cache_config(&self, config: i32) -> Result<(), GpuError> {
+        if !(0..=3).contains(&config) {
+            return Err(GpuError::InvalidValue(format!("cudaFuncCache {config}")));
+        }
+        *lock(&self.device.cache_config) = config;
+        Ok(())
+    }
+
     /// `cudaDeviceGetLimit`.
     pub(crate) fn limit(&self, limit: i32) -> Result<u64, GpuError> {
         let i = usize::try_from(limit).map_err(|_| bad_limit(limit))?;
@@ -185,7 +217,9 @@ impl Runtime {
                 let bytes = u64::try_from(value).map_err(|_| {
                     GpuError::InvalidValue(format!("{value} bytes of shared memory"))
                 })?;
-                self.backend.function_set_max_dynamic_shared(f, bytes)
+                self.backend.function_set_max_dynamic_shared(f, bytes)?;
+                self.registry.note_max_dynamic_shared(stub, bytes);
+                Ok(())
             }
             // cudaFuncAttributePreferredSharedMemoryCarveout: a hint.
             9 if (-1..=100).contains(&value) => Ok(()),

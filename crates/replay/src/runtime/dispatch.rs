@@ -111,10 +111,7 @@ impl Runtime {
             }
             Op::SetDeviceFlags => self.set_device_flags(uint(a[0])),
             Op::GetDeviceFlags => Ok(write_u32(mem, a[0], self.device_flags())?),
-            Op::DeviceSetCacheConfig => match int(a[0]) {
-                0..=3 => Ok(()),
-                c => Err(GpuError::InvalidValue(format!("cudaFuncCache {c}"))),
-            },
+            Op::DeviceSetCacheConfig => self.set_cache_config(int(a[0])),
             Op::DeviceGetLimit => {
                 let v = self.limit(int(a[1]))?;
                 Ok(write_u64(mem, a[0], v)?)
@@ -123,7 +120,7 @@ impl Runtime {
 
             // ---- memory ----
             Op::Malloc => out_u64(mem, a[0], || self.malloc(a[1])),
-            Op::Free => b.free(crac_gpu::DevicePtr(a[0])),
+            Op::Free => self.free(a[0]),
             Op::MallocPitch => {
                 write_u64(mem, a[1], 0)?;
                 let mut pitch = 0;
@@ -220,10 +217,7 @@ impl Runtime {
             // ---- events ----
             Op::EventCreate => out_u64(mem, a[0], || self.event_create(0)),
             Op::EventCreateWithFlags => out_u64(mem, a[0], || self.event_create(uint(a[1]))),
-            Op::EventRecord => {
-                let e = self.event(a[0])?;
-                b.event_record(e, self.stream(a[1])?)
-            }
+            Op::EventRecord => self.event_record(a[0], a[1]),
             Op::EventSynchronize => b.event_synchronize(self.event(a[0])?),
             Op::EventQuery => self.event_query(a[0]),
             Op::EventElapsedTime => {

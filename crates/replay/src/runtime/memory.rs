@@ -56,6 +56,49 @@ impl HostRegistrations {
             .map(|(s, (l, how, _))| (*s, *l, *how == Pinned::Allocated))
             .collect()
     }
+
+    /// Every registered range, as (start, length, flags, allocated by the shim).
+    pub(crate) fn entries(&self) -> Vec<(u64, u64, u32, bool)> {
+        lock(&self.0)
+            .iter()
+            .map(|(s, (l, how, f))| (*s, *l, *f, *how == Pinned::Allocated))
+            .collect()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        lock(&self.0).len()
+    }
+}
+
+/// Live device allocations by address: (size, row pitch of a pitch allocation). The backend
+/// knows them too; this table is what a checkpoint's log is read from.
+#[derive(Debug, Default)]
+pub(crate) struct Allocations(Mutex<BTreeMap<u64, (u64, Option<u64>)>>);
+
+impl Allocations {
+    pub(crate) fn insert(&self, addr: u64, size: u64, pitch: Option<u64>) {
+        lock(&self.0).insert(addr, (size, pitch));
+    }
+
+    fn remove(&self, addr: u64) -> Option<(u64, Option<u64>)> {
+        lock(&self.0).remove(&addr)
+    }
+
+    pub(crate) fn clear(&self) {
+        lock(&self.0).clear();
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        lock(&self.0).len()
+    }
+
+    /// Every allocation as (address, size, pitch), by address.
+    pub(crate) fn entries(&self) -> Vec<(u64, u64, Option<u64>)> {
+        lock(&self.0)
+            .iter()
+            .map(|(a, (s, p))| (*a, *s, *p))
+            .collect()
+    }
 }
 
 /// Pitch `cudaMallocPitch` rounds rows to.
@@ -70,7 +113,27 @@ impl Runtime {
 
     /// `cudaMalloc`.
     pub(crate) fn malloc(&self, size: u64) -> Result<u64, GpuError> {
-        self.backend.malloc(size).map(|p| p.0)
+        self.malloc_with_pitch(size, None)
+    }
+
+    fn malloc_with_pitch(&self, size: u64, pitch: Option<u64>) -> Result<u64, GpuError> {
+        let p = self.backend.malloc(size)?.0;
+        if p != 0 {
+            self.allocations.insert(p, size, pitch);
+        }
+        Ok(p)
+    }
+
+    /// `cudaFree`. The entry goes first: once the backend has freed the address another
+    /// thread's `cudaMalloc` may get it, and its entry must not be the one removed. A failed
+    /// free puts the entry back.
+    pub(crate) fn free(&self, ptr: u64) -> Result<(), GpuError> {
+        let entry = self.allocations.remove(ptr);
+        let freed = self.backend.free(DevicePtr(ptr));
+        if let (Err(_), Some((size, pitch))) = (&freed, entry) {
+            self.allocations.insert(ptr, size, pitch);
+        }
+        freed
     }
 
     /// `cudaMallocPitch`: rows rounded up to 512 bytes; returns (pointer, pitch).
@@ -81,7 +144,7 @@ impl Runtime {
             .checked_next_multiple_of(PITCH_ALIGN)
             .ok_or_else(overflow)?;
         let size = pitch.checked_mul(height).ok_or_else(overflow)?;
-        Ok((self.malloc(size)?, pitch))
+        Ok((self.malloc_with_pitch(size, Some(pitch))?, pitch))
     }
 
     /// Whether `ptr` is device memory (an allocation or a module variable).

@@ -14,10 +14,10 @@
 
 mod device;
 mod dispatch;
-mod memory;
+pub(crate) mod memory;
 mod out;
 mod printf;
-mod registry;
+pub(crate) mod registry;
 mod streams;
 
 use std::sync::Mutex;
@@ -38,8 +38,9 @@ pub const UNKNOWN: u32 = 999;
 pub struct Runtime {
     backend: Box<dyn DeviceBackend>,
     registry: registry::Registry,
-    streams: Mutex<VirtualTable<Stream>>,
-    events: Mutex<VirtualTable<crac_gpu::Event>>,
+    streams: Mutex<VirtualTable<StreamEntry>>,
+    events: Mutex<VirtualTable<EventEntry>>,
+    allocations: memory::Allocations,
     host: memory::HostRegistrations,
     callbacks: std::sync::Arc<Callbacks>,
     device: device::DeviceSettings,
@@ -54,6 +55,7 @@ impl Runtime {
             registry: registry::Registry::default(),
             streams: Mutex::new(VirtualTable::new(Kind::Stream)),
             events: Mutex::new(VirtualTable::new(Kind::Event)),
+            allocations: memory::Allocations::default(),
             host: memory::HostRegistrations::default(),
             callbacks: std::sync::Arc::new(Callbacks::default()),
             device: device::DeviceSettings::default(),
@@ -73,6 +75,30 @@ impl Runtime {
         self.backend.as_ref()
     }
 
+    pub(crate) fn registry(&self) -> &registry::Registry {
+        &self.registry
+    }
+
+    pub(crate) fn allocation_table(&self) -> &memory::Allocations {
+        &self.allocations
+    }
+
+    pub(crate) fn stream_table(&self) -> &Mutex<VirtualTable<StreamEntry>> {
+        &self.streams
+    }
+
+    pub(crate) fn event_table(&self) -> &Mutex<VirtualTable<EventEntry>> {
+        &self.events
+    }
+
+    pub(crate) fn host_table(&self) -> &memory::HostRegistrations {
+        &self.host
+    }
+
+    pub(crate) fn settings(&self) -> &device::DeviceSettings {
+        &self.device
+    }
+
     /// The backend stream a program stream handle names: `0`/`1` legacy, `2` per-thread, else
     /// a created stream's virtual handle.
     pub(crate) fn stream(&self, v: u64) -> Result<Stream, GpuError> {
@@ -80,7 +106,7 @@ impl Runtime {
             0 => Ok(Stream::NULL),
             1 => Ok(Stream::LEGACY),
             2 => Ok(Stream::PER_THREAD),
-            _ => lock(&self.streams).get(v).ok_or_else(|| {
+            _ => lock(&self.streams).get(v).map(|s| s.real).ok_or_else(|| {
                 GpuError::InvalidResourceHandle(format!("stream {v:#x} does not exist"))
             }),
         }
@@ -90,8 +116,25 @@ impl Runtime {
     pub(crate) fn event(&self, v: u64) -> Result<crac_gpu::Event, GpuError> {
         lock(&self.events)
             .get(v)
+            .map(|e| e.real)
             .ok_or_else(|| GpuError::InvalidResourceHandle(format!("event {v:#x} does not exist")))
     }
+}
+
+/// A created stream: the backend's, and what it was created with (replayed at restart).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct StreamEntry {
+    pub(crate) real: Stream,
+    pub(crate) flags: u32,
+    pub(crate) priority: i32,
+}
+
+/// A created event: the backend's, its flags, and whether it was ever recorded.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct EventEntry {
+    pub(crate) real: crac_gpu::Event,
+    pub(crate) flags: u32,
+    pub(crate) recorded: bool,
 }
 
 /// Locks a mutex, ignoring poisoning: every critical section leaves its data consistent.

@@ -9,6 +9,7 @@
 //! reported by the first use, not before `main`.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use crac_gpu::{DeviceBackend, DevicePtr, FunctionId, GpuError, ModuleId, ParamLayout};
@@ -26,14 +27,18 @@ pub(crate) struct FatBinary {
     image: Mutex<Option<Vec<u8>>>,
     /// The loaded module, or why it could not be loaded.
     module: OnceLock<Result<ModuleId, GpuError>>,
+    /// Position in load order, once loaded (a restart loads modules again in this order).
+    order: AtomicU64,
 }
 
 impl FatBinary {
-    /// The module, loading it on first use.
-    fn load(&self, backend: &dyn DeviceBackend) -> Result<ModuleId, GpuError> {
+    /// The module, loading it on first use; `loads` counts the modules loaded so far.
+    fn load(&self, backend: &dyn DeviceBackend, loads: &AtomicU64) -> Result<ModuleId, GpuError> {
         self.module
             .get_or_init(|| {
                 let image = lock(&self.image).take().unwrap_or_default();
+                self.order
+                    .store(loads.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
                 let module = backend.register_fatbin(&image);
                 if let Err(e) = &module {
                     tracing::warn!(
@@ -60,6 +65,8 @@ pub(crate) struct Kernel {
     name: String,
     /// The backend's function, or why there is none; resolved on first use.
     resolved: OnceLock<Result<Resolved, GpuError>>,
+    /// `cudaFuncAttributeMaxDynamicSharedMemorySize`, once set (set again at restart).
+    max_dynamic_shared: Mutex<Option<u64>>,
 }
 
 /// One registered `__device__`/`__constant__` variable.
@@ -82,29 +89,49 @@ struct Tables {
 
 /// Every registration, read-mostly (launches only read).
 #[derive(Debug)]
-pub(crate) struct Registry(RwLock<Tables>);
+pub(crate) struct Registry {
+    tables: RwLock<Tables>,
+    /// Modules loaded so far (the next load's order).
+    loads: AtomicU64,
+}
 
 impl Default for Registry {
     fn default() -> Self {
-        Registry(RwLock::new(Tables {
-            fatbins: VirtualTable::new(Kind::FatBinary),
-            kernels: HashMap::new(),
-            variables: HashMap::new(),
-        }))
+        Registry {
+            tables: RwLock::new(Tables {
+                fatbins: VirtualTable::new(Kind::FatBinary),
+                kernels: HashMap::new(),
+                variables: HashMap::new(),
+            }),
+            loads: AtomicU64::new(0),
+        }
     }
 }
 
 impl Registry {
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Tables> {
-        self.0
+        self.tables
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, Tables> {
-        self.0
+        self.tables
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Records `cudaFuncSetAttribute(MaxDynamicSharedMemorySize)` on the kernel `stub`.
+    pub(crate) fn note_max_dynamic_shared(&self, stub: u64, bytes: u64) {
+        if let Some(k) = self.read().kernels.get(&stub) {
+            *lock(&k.max_dynamic_shared) = Some(bytes);
+        }
+    }
+
+    /// Live registrations: fat binaries, kernels, variables.
+    pub(crate) fn len(&self) -> usize {
+        let t = self.read();
+        t.fatbins.len() + t.kernels.len() + t.variables.len()
     }
 
     fn fatbin(&self, handle: u64) -> Result<Arc<FatBinary>, GpuError> {
@@ -124,6 +151,20 @@ fn not_a_kernel(stub: u64) -> GpuError {
 /// The most bytes read from a `__cudaRegister*` name.
 const MAX_NAME: usize = 64 << 10;
 
+/// Copies the fat binary the program's wrapper at `wrapper` points to out of program memory.
+pub(crate) fn read_image(mem: &dyn HostMemory, wrapper: u64) -> Result<Vec<u8>, GpuError> {
+    let mut w = [0u8; crac_gpu::fatbin::WRAPPER_LEN];
+    mem.read(wrapper, &mut w)?;
+    let bad = |e: crac_gpu::fatbin::FatbinHeaderError| GpuError::InvalidKernelImage(e.to_string());
+    let data = crac_gpu::fatbin::wrapper_data_pointer(&w).map_err(bad)?;
+    let mut header = [0u8; crac_gpu::fatbin::HEADER_LEN];
+    mem.read(data, &mut header)?;
+    let len = crac_gpu::fatbin::image_len(&header).map_err(bad)?;
+    let mut image = vec![0u8; len];
+    mem.read(data, &mut image)?;
+    Ok(image)
+}
+
 impl Runtime {
     /// The backend function and parameter layout of the kernel whose host stub is `stub`,
     /// loading its module on first use (the launch path: nothing is copied).
@@ -138,7 +179,7 @@ impl Runtime {
         let backend = self.backend.as_ref();
         k.resolved
             .get_or_init(|| {
-                let module = k.fatbin.load(backend)?;
+                let module = k.fatbin.load(backend, &self.registry.loads)?;
                 let f = backend.register_function(module, &k.name)?;
                 Ok((f, backend.function_params(f)?.into()))
             })
@@ -160,7 +201,7 @@ impl Runtime {
         let backend = self.backend.as_ref();
         v.place
             .get_or_init(|| {
-                let module = v.fatbin.load(backend)?;
+                let module = v.fatbin.load(backend, &self.registry.loads)?;
                 backend.register_variable(module, &v.name)
             })
             .clone()
@@ -173,20 +214,12 @@ impl Runtime {
         mem: &dyn HostMemory,
         wrapper: u64,
     ) -> Result<u64, GpuError> {
-        let mut w = [0u8; crac_gpu::fatbin::WRAPPER_LEN];
-        mem.read(wrapper, &mut w)?;
-        let bad =
-            |e: crac_gpu::fatbin::FatbinHeaderError| GpuError::InvalidKernelImage(e.to_string());
-        let data = crac_gpu::fatbin::wrapper_data_pointer(&w).map_err(bad)?;
-        let mut header = [0u8; crac_gpu::fatbin::HEADER_LEN];
-        mem.read(data, &mut header)?;
-        let len = crac_gpu::fatbin::image_len(&header).map_err(bad)?;
-        let mut image = vec![0u8; len];
-        mem.read(data, &mut image)?;
+        let image = read_image(mem, wrapper)?;
         let fatbin = FatBinary {
             wrapper,
             image: Mutex::new(Some(image)),
             module: OnceLock::new(),
+            order: AtomicU64::new(0),
         };
         Ok(self.registry.write().fatbins.insert(Arc::new(fatbin)))
     }
@@ -201,7 +234,7 @@ impl Runtime {
     pub(crate) fn init_module(&self, handle: u64) -> Result<(), GpuError> {
         self.registry
             .fatbin(handle)?
-            .load(self.backend.as_ref())
+            .load(self.backend.as_ref(), &self.registry.loads)
             .map(drop)
     }
 
@@ -236,6 +269,7 @@ impl Runtime {
             handle,
             name,
             resolved: OnceLock::new(),
+            max_dynamic_shared: Mutex::new(None),
         };
         self.registry.write().kernels.insert(stub, Arc::new(kernel));
         Ok(())
@@ -299,5 +333,124 @@ impl Runtime {
             .collect();
         v.sort();
         v
+    }
+}
+
+/// A fat binary as a checkpoint records it: (handle, wrapper, loaded module and load order).
+pub(crate) type FatBinaryRecord = (u64, u64, Option<(ModuleId, u64)>);
+/// A kernel: (stub, fat binary handle, name, max dynamic shared memory set).
+pub(crate) type KernelRecord = (u64, u64, String, Option<u64>);
+/// A variable: (shadow, fat binary handle, name, device address and size once placed).
+pub(crate) type VariableRecord = (u64, u64, String, Option<(u64, u64)>);
+
+/// Checkpoint and restart: the registrations as records, and the way back.
+impl Registry {
+    /// Every registration, each list by handle, stub or shadow; plus the next fat-binary value
+    /// and the number of modules loaded so far.
+    pub(crate) fn records(
+        &self,
+    ) -> (
+        Vec<FatBinaryRecord>,
+        Vec<KernelRecord>,
+        Vec<VariableRecord>,
+        u64,
+    ) {
+        let t = self.read();
+        let mut fatbins: Vec<_> = t
+            .fatbins
+            .entries()
+            .map(|(h, f)| {
+                let module = match f.module.get() {
+                    Some(Ok(m)) => Some((*m, f.order.load(Ordering::Relaxed))),
+                    _ => None,
+                };
+                (h, f.wrapper, module)
+            })
+            .collect();
+        fatbins.sort_by_key(|f| f.0);
+        let mut kernels: Vec<_> = t
+            .kernels
+            .iter()
+            .map(|(s, k)| (*s, k.handle, k.name.clone(), *lock(&k.max_dynamic_shared)))
+            .collect();
+        kernels.sort_by_key(|k| k.0);
+        let mut variables: Vec<_> = t
+            .variables
+            .iter()
+            .map(|(s, v)| {
+                let place = match v.place.get() {
+                    Some(Ok((p, size))) => Some((p.0, *size)),
+                    _ => None,
+                };
+                (*s, v.handle, v.name.clone(), place)
+            })
+            .collect();
+        variables.sort_by_key(|v| v.0);
+        (fatbins, kernels, variables, t.fatbins.next())
+    }
+
+    /// Puts a fat binary back under its handle: loaded as `module` (in load position
+    /// `order`), or lazy with its `image`. False if the handle is taken or not one.
+    pub(crate) fn restore_fatbin(
+        &self,
+        handle: u64,
+        wrapper: u64,
+        image: Vec<u8>,
+        module: Option<(ModuleId, u64)>,
+    ) -> bool {
+        let fatbin = FatBinary {
+            wrapper,
+            image: Mutex::new(module.is_none().then_some(image)),
+            module: OnceLock::new(),
+            order: AtomicU64::new(module.map_or(0, |m| m.1)),
+        };
+        if let Some((m, order)) = module {
+            let _ = fatbin.module.set(Ok(m));
+            self.loads.fetch_max(order + 1, Ordering::Relaxed);
+        }
+        self.write().fatbins.insert_at(handle, Arc::new(fatbin))
+    }
+
+    /// Puts a kernel back; its function is resolved on first use, as before.
+    pub(crate) fn restore_kernel(
+        &self,
+        stub: u64,
+        handle: u64,
+        name: String,
+        max_dynamic_shared: Option<u64>,
+    ) -> Result<(), GpuError> {
+        let fatbin = self.fatbin(handle)?;
+        let kernel = Kernel {
+            fatbin,
+            handle,
+            name,
+            resolved: OnceLock::new(),
+            max_dynamic_shared: Mutex::new(max_dynamic_shared),
+        };
+        self.write().kernels.insert(stub, Arc::new(kernel));
+        Ok(())
+    }
+
+    /// Puts a variable back; its place is resolved on first use, as before.
+    pub(crate) fn restore_variable(
+        &self,
+        shadow: u64,
+        handle: u64,
+        name: String,
+    ) -> Result<(), GpuError> {
+        let fatbin = self.fatbin(handle)?;
+        let variable = Variable {
+            fatbin,
+            handle,
+            name,
+            place: OnceLock::new(),
+        };
+        self.write().variables.insert(shadow, Arc::new(variable));
+        Ok(())
+    }
+
+    /// Continues fat-binary numbering at `next`.
+    pub(crate) fn set_next(&self, next: u64) {
+        self.write().fatbins.set_next(next);
     }
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use crac_abi::{CALLBACK_HOST_FUNC, CALLBACK_STREAM, HostCallback};
 use crac_gpu::{EventFlags, GpuError, Stream, StreamFlags};
 
-use super::{Runtime, lock};
+use super::{EventEntry, Runtime, StreamEntry, lock};
 
 /// How long `__crac_host_callback_next` waits before answering "nothing yet" (the shim asks
 /// again); bounded so a thread is never stuck in the lower half for good.
@@ -83,7 +83,11 @@ impl Runtime {
             )));
         }
         let real = self.backend.stream_create(StreamFlags(flags), priority)?;
-        Ok(lock(&self.streams).insert(real))
+        Ok(lock(&self.streams).insert(StreamEntry {
+            real,
+            flags,
+            priority,
+        }))
     }
 
     /// `cudaStreamDestroy`.
@@ -91,7 +95,7 @@ impl Runtime {
         let real = lock(&self.streams).get(v).ok_or_else(|| {
             GpuError::InvalidResourceHandle(format!("stream {v:#x} is not a created stream"))
         })?;
-        self.backend.stream_destroy(real)?;
+        self.backend.stream_destroy(real.real)?;
         lock(&self.streams).remove(v);
         Ok(())
     }
@@ -149,7 +153,21 @@ impl Runtime {
     /// `cudaEventCreateWithFlags`.
     pub(crate) fn event_create(&self, flags: u32) -> Result<u64, GpuError> {
         let real = self.backend.event_create(EventFlags(flags))?;
-        Ok(lock(&self.events).insert(real))
+        Ok(lock(&self.events).insert(EventEntry {
+            real,
+            flags,
+            recorded: false,
+        }))
+    }
+
+    /// `cudaEventRecord`; the event is marked as recorded, so a restart records it again.
+    pub(crate) fn event_record(&self, v: u64, stream: u64) -> Result<(), GpuError> {
+        let real = self.event(v)?;
+        self.backend.event_record(real, self.stream(stream)?)?;
+        if let Some(e) = lock(&self.events).get_mut(v) {
+            e.recorded = true;
+        }
+        Ok(())
     }
 
     /// `cudaEventDestroy`.
@@ -174,17 +192,22 @@ impl Runtime {
             .event_elapsed_ms(self.event(start)?, self.event(end)?)
     }
 
-    /// `cudaDeviceReset`: the backend destroys every stream and event, so their handles go.
+    /// `cudaDeviceReset`: the backend frees every allocation and destroys every stream and
+    /// event, so their entries go.
     pub(crate) fn device_reset(&self) -> Result<(), GpuError> {
         self.backend.device_reset()?;
         lock(&self.streams).clear();
         lock(&self.events).clear();
+        self.allocations.clear();
         Ok(())
     }
 
     /// Virtual event handles and the backend events behind them (re-bound at restart).
     pub fn event_handles(&self) -> Vec<(u64, crac_gpu::Event)> {
-        let mut v: Vec<_> = lock(&self.events).entries().map(|(h, e)| (h, *e)).collect();
+        let mut v: Vec<_> = lock(&self.events)
+            .entries()
+            .map(|(h, e)| (h, e.real))
+            .collect();
         v.sort();
         v
     }
@@ -193,7 +216,7 @@ impl Runtime {
     pub fn stream_handles(&self) -> Vec<(u64, Stream)> {
         let mut v: Vec<_> = lock(&self.streams)
             .entries()
-            .map(|(h, s)| (h, *s))
+            .map(|(h, s)| (h, s.real))
             .collect();
         v.sort();
         v

@@ -1,0 +1,383 @@
+//! The checkpoint side: [`Runtime::synchronize_all`], [`Runtime::snapshot`] (the log and the
+//! device memory to save), [`Runtime::log_len`], and [`describe`] for `crac inspect`.
+
+use std::collections::HashMap;
+
+use crac_gpu::{GpuError, ModuleId};
+use serde::Serialize;
+
+use crate::ReplayError;
+use crate::log::{self, Counters, Entry, Loaded, LogFile, PlacedVariable, Settings};
+use crate::runtime::{Runtime, lock};
+
+/// What a checkpoint saves of the device: the encoded log and the device memory to copy out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Snapshot {
+    /// The compacted, versioned log ([`Runtime::restore`] reads it).
+    pub log: Vec<u8>,
+    /// Every live allocation and every module variable, by address.
+    pub buffers: Vec<DeviceRegion>,
+}
+
+/// A range of device memory whose bytes a checkpoint saves and a restart writes back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceRegion {
+    /// First byte.
+    pub addr: u64,
+    /// Bytes.
+    pub len: u64,
+    /// What it is: `malloc`, `malloc pitch`, or `variable NAME`.
+    pub label: String,
+}
+
+/// The objects a log holds (`crac inspect`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LogSummary {
+    /// The backend it was taken on.
+    pub backend: String,
+    /// Live entries (objects).
+    pub entries: usize,
+    /// One line per object, module variables included.
+    pub objects: Vec<ObjectSummary>,
+}
+
+/// One object of a log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ObjectSummary {
+    /// `allocation`, `fat binary`, `module variable`, `kernel`, `variable`, `stream`, `event`,
+    /// `host memory`, `device`.
+    pub kind: String,
+    /// Its address or virtual handle.
+    pub id: u64,
+    /// Bytes (0 where it has none).
+    pub size: u64,
+    /// Name, flags, or whatever else identifies it.
+    pub detail: String,
+}
+
+impl Runtime {
+    /// Waits until every stream's work is done, host callbacks included (they run on the
+    /// shim's callback thread, which must still be let through). An error of asynchronous work
+    /// stays pending for the program; a sticky one (the device is unusable) is returned.
+    pub fn synchronize_all(&self) -> Result<(), GpuError> {
+        self.backend().drain()
+    }
+
+    /// Live entries of the log: registrations, allocations, streams, events and registered
+    /// host ranges. It follows the number of live objects, never the number of calls.
+    pub fn log_len(&self) -> usize {
+        self.registry().len()
+            + self.allocation_table().len()
+            + lock(self.stream_table()).len()
+            + lock(self.event_table()).len()
+            + self.host_table().len()
+    }
+
+    /// The compacted log (encoded, versioned) and the device memory to save. Call it with the
+    /// gate closed and the device drained ([`Self::synchronize_all`]), so no object is
+    /// created or destroyed meanwhile.
+    pub fn snapshot(&self) -> Result<Snapshot, ReplayError> {
+        let backend = self.backend();
+        let query = |what| move |source| ReplayError::Query { what, source };
+        let module_vars = backend
+            .module_variables()
+            .map_err(query("list the module variables"))?;
+        let mut entries = Vec::with_capacity(self.log_len());
+        let mut buffers = Vec::new();
+
+        let tracked = self.allocation_table().entries();
+        check_allocations(
+            &tracked,
+            &backend
+                .allocations()
+                .map_err(query("list the device allocations"))?,
+        )?;
+        for (addr, size, pitch) in tracked {
+            entries.push(Entry::Allocation { addr, size, pitch });
+            let label = if pitch.is_some() {
+                "malloc pitch"
+            } else {
+                "malloc"
+            };
+            buffers.push(DeviceRegion {
+                addr,
+                len: size,
+                label: label.into(),
+            });
+        }
+
+        let mut by_module: HashMap<ModuleId, Vec<PlacedVariable>> = HashMap::new();
+        for v in &module_vars {
+            by_module.entry(v.module).or_default().push(PlacedVariable {
+                name: v.name.clone(),
+                addr: v.ptr.0,
+                size: v.size,
+                constant: v.constant,
+            });
+        }
+        let (fatbins, kernels, variables, next_fatbin) = self.registry().records();
+        for (handle, wrapper, module) in fatbins {
+            let loaded = module.map(|(m, order)| {
+                let variables = by_module.remove(&m).unwrap_or_default();
+                for v in &variables {
+                    buffers.push(DeviceRegion {
+                        addr: v.addr,
+                        len: v.size,
+                        label: format!("variable {}", v.name),
+                    });
+                }
+                Loaded { order, variables }
+            });
+            entries.push(Entry::FatBinary {
+                handle,
+                wrapper,
+                loaded,
+            });
+        }
+        for (stub, fatbin, name, max_dynamic_shared) in kernels {
+            entries.push(Entry::Kernel {
+                stub,
+                fatbin,
+                name,
+                max_dynamic_shared,
+            });
+        }
+        for (shadow, fatbin, name, place) in variables {
+            entries.push(Entry::Variable {
+                shadow,
+                fatbin,
+                name,
+                place,
+            });
+        }
+
+        let (stream_next, mut streams) = {
+            let t = lock(self.stream_table());
+            (
+                t.next(),
+                t.entries().map(|(v, s)| (v, *s)).collect::<Vec<_>>(),
+            )
+        };
+        streams.sort_by_key(|s| s.0);
+        for (handle, s) in streams {
+            entries.push(Entry::Stream {
+                handle,
+                flags: s.flags,
+                priority: s.priority,
+            });
+        }
+        let (event_next, mut events) = {
+            let t = lock(self.event_table());
+            (
+                t.next(),
+                t.entries().map(|(v, e)| (v, *e)).collect::<Vec<_>>(),
+            )
+        };
+        events.sort_by_key(|e| e.0);
+        for (handle, e) in events {
+            entries.push(Entry::Event {
+                handle,
+                flags: e.flags,
+                recorded: e.recorded,
+            });
+        }
+        for (start, len, flags, allocated) in self.host_table().entries() {
+            entries.push(Entry::HostMemory {
+                start,
+                len,
+                flags,
+                allocated,
+            });
+        }
+
+        let (flags, limits, cache_config) = self.settings().get();
+        let file = LogFile {
+            backend: backend.name().to_string(),
+            settings: Settings {
+                flags,
+                limits,
+                cache_config,
+            },
+            next: Counters {
+                stream: stream_next,
+                event: event_next,
+                fatbin: next_fatbin,
+            },
+            entries,
+        };
+        buffers.sort_by_key(|b| b.addr);
+        Ok(Snapshot {
+            log: log::encode(&file)?,
+            buffers,
+        })
+    }
+}
+
+/// The runtime's allocations against the backend's: the same addresses and sizes.
+fn check_allocations(
+    tracked: &[(u64, u64, Option<u64>)],
+    backend: &[crac_gpu::Allocation],
+) -> Result<(), ReplayError> {
+    let mut theirs: Vec<(u64, u64)> = backend.iter().map(|a| (a.ptr.0, a.size)).collect();
+    theirs.sort_unstable();
+    let ours = tracked.iter().map(|(a, s, _)| (*a, *s));
+    let first = ours
+        .clone()
+        .zip(theirs.iter().copied())
+        .find(|(a, b)| a != b)
+        .map(|(a, b)| a.0.min(b.0))
+        .or_else(|| {
+            let n = tracked.len().min(theirs.len());
+            tracked
+                .get(n)
+                .map(|t| t.0)
+                .or_else(|| theirs.get(n).map(|t| t.0))
+        });
+    match first {
+        None => Ok(()),
+        Some(first) => Err(ReplayError::AllocationsDiffer {
+            backend: theirs.len(),
+            tracked: tracked.len(),
+            first,
+        }),
+    }
+}
+
+/// The objects the encoded log `log` holds, for `crac inspect`.
+pub fn describe(log: &[u8]) -> Result<LogSummary, ReplayError> {
+    let file = log::decode(log)?;
+    let mut objects = Vec::with_capacity(file.entries.len() + 1);
+    let obj = |kind: &str, id: u64, size: u64, detail: String| ObjectSummary {
+        kind: kind.into(),
+        id,
+        size,
+        detail,
+    };
+    for e in &file.entries {
+        match e {
+            Entry::Allocation { addr, size, pitch } => objects.push(obj(
+                e.kind(),
+                *addr,
+                *size,
+                pitch.map_or_else(String::new, |p| format!("pitch {p}")),
+            )),
+            Entry::FatBinary {
+                handle,
+                wrapper,
+                loaded,
+            } => {
+                let state = match loaded {
+                    Some(l) => format!("loaded ({} variables)", l.variables.len()),
+                    None => "not loaded".into(),
+                };
+                objects.push(obj(
+                    e.kind(),
+                    *handle,
+                    0,
+                    format!("wrapper {wrapper:#x}, {state}"),
+                ));
+                for v in loaded.iter().flat_map(|l| &l.variables) {
+                    let space = if v.constant {
+                        "__constant__"
+                    } else {
+                        "__device__"
+                    };
+                    objects.push(obj(
+                        "module variable",
+                        v.addr,
+                        v.size,
+                        format!("{space} {}", v.name),
+                    ));
+                }
+            }
+            Entry::Kernel {
+                stub,
+                name,
+                max_dynamic_shared,
+                ..
+            } => objects.push(obj(
+                e.kind(),
+                *stub,
+                0,
+                match max_dynamic_shared {
+                    Some(b) => format!("{name} (dynamic shared memory up to {b} bytes)"),
+                    None => name.clone(),
+                },
+            )),
+            Entry::Variable {
+                shadow,
+                name,
+                place,
+                ..
+            } => objects.push(obj(
+                e.kind(),
+                *shadow,
+                place.map_or(0, |p| p.1),
+                match place {
+                    Some((addr, _)) => format!("{name} at {addr:#x}"),
+                    None => format!("{name} (module not loaded)"),
+                },
+            )),
+            Entry::Stream {
+                handle,
+                flags,
+                priority,
+            } => objects.push(obj(
+                e.kind(),
+                *handle,
+                0,
+                format!("flags {flags:#x}, priority {priority}"),
+            )),
+            Entry::Event {
+                handle,
+                flags,
+                recorded,
+            } => objects.push(obj(
+                e.kind(),
+                *handle,
+                0,
+                format!(
+                    "flags {flags:#x}, {}",
+                    if *recorded {
+                        "recorded"
+                    } else {
+                        "never recorded"
+                    }
+                ),
+            )),
+            Entry::HostMemory {
+                start,
+                len,
+                flags,
+                allocated,
+            } => objects.push(obj(
+                e.kind(),
+                *start,
+                *len,
+                format!(
+                    "{}, flags {flags:#x}",
+                    if *allocated {
+                        "cudaMallocHost/cudaHostAlloc"
+                    } else {
+                        "cudaHostRegister"
+                    }
+                ),
+            )),
+        }
+    }
+    let s = &file.settings;
+    objects.push(obj(
+        "device",
+        0,
+        0,
+        format!(
+            "flags {:#x}, limits {:?}, cache config {}",
+            s.flags, s.limits, s.cache_config
+        ),
+    ));
+    Ok(LogSummary {
+        backend: file.backend,
+        entries: file.entries.len(),
+        objects,
+    })
+}
