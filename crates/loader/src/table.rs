@@ -1,10 +1,14 @@
 //! The lower side of the call table (`crac_abi::Table`): what the upper-half cudart shim finds
-//! through the program's auxiliary vector and calls for every CUDA operation.
+//! through the program's auxiliary vector and calls for every CUDA operation, and the API gate
+//! a checkpoint closes on it ([`gate`]).
 //!
 //! [`install`] (called by `crac_launch --gpu` before the program starts) keeps the process's
 //! [`Runtime`], starts the first parked lower thread (whose TCB the shim borrows for a thread's
 //! first call), fills the table in lower-half static memory and returns its address, which the
-//! launch puts in the program's auxv under `crac_abi::AT_CRAC_TABLE`.
+//! launch puts in the program's auxv under `crac_abi::AT_CRAC_TABLE`. [`reinstall`] does the
+//! same in a restarted process, with the next generation: the `crac` executable is loaded at
+//! the same address (same build, no ASLR), so the table lands where the program's shim looks
+//! for it, and the new generation tells the shim's threads to get new lower TCBs.
 //!
 //! A parked lower thread is a thread of the lower half (created through the exported
 //! `pthread_create`, so it counts as lower) that sleeps for the life of the process. Its thread
@@ -13,10 +17,15 @@
 //! (`new_lower_thread`), never a shared one. The entry points themselves are in
 //! `sys/table.rs`.
 
+mod gate;
+
+pub(crate) use gate::callbacks_paused;
+pub use gate::{Gate, GateError, close_gate};
+
 use std::sync::OnceLock;
 
 use crac_abi::Table;
-use crac_replay::Runtime;
+use crac_replay::{HostMemory, Runtime};
 use thiserror::Error;
 
 /// Why the table could not be installed.
@@ -47,18 +56,49 @@ pub enum TableError {
 pub(crate) static RUNTIME: OnceLock<Runtime> = OnceLock::new();
 
 /// The table, in the `crac` executable's data (lower half), filled once by [`install`].
-static TABLE: OnceLock<Table> = OnceLock::new();
+pub(crate) static TABLE: OnceLock<Table> = OnceLock::new();
 
 /// Installs `runtime` behind the call table and returns the table's address.
 pub fn install(runtime: Runtime) -> Result<u64, TableError> {
+    install_generation(runtime, 0)
+}
+
+/// Restart: installs `runtime` behind a fresh table with `generation` (the saved one plus 1),
+/// with a new parked bootstrap thread, and returns the table's address. The shim compares the
+/// generation with the one each of its threads cached and gets new lower TCBs. The caller
+/// checks the address equals the program's `AT_CRAC_TABLE` (the shim keeps the address it
+/// read at start).
+pub fn reinstall(runtime: Runtime, generation: u64) -> Result<u64, TableError> {
+    install_generation(runtime, generation)
+}
+
+fn install_generation(runtime: Runtime, generation: u64) -> Result<u64, TableError> {
     if RUNTIME.set(runtime).is_err() {
         return Err(TableError::AlreadyInstalled);
     }
     // Without MADV_WIPEONFORK (Linux < 4.14) a forked child's calls are not caught early.
     let _ = crate::sys::table::arm_fork_check();
     let bootstrap_fs = crate::sys::table::park_lower_thread().map_err(TableError::Thread)?;
-    let table = TABLE.get_or_init(|| crate::sys::table::table(bootstrap_fs));
+    let table = TABLE.get_or_init(|| crate::sys::table::table(bootstrap_fs, generation));
     Ok(std::ptr::from_ref(table) as u64)
+}
+
+/// The installed table's address, if any (none without `--gpu`).
+pub fn table_address() -> Option<u64> {
+    TABLE.get().map(|t| std::ptr::from_ref(t) as u64)
+}
+
+/// The installed table's generation (0 at launch, and without a table).
+pub fn generation() -> u64 {
+    TABLE.get().map_or(0, |t| {
+        t.generation.load(std::sync::atomic::Ordering::Acquire)
+    })
+}
+
+/// The lower half's reader of program memory, at the addresses the program passes as CUDA
+/// arguments (what replay uses to read fat binaries again at restart).
+pub fn host_memory() -> &'static dyn HostMemory {
+    &crate::sys::table::ProgramMemory
 }
 
 /// Reserves `window` as `PROT_NONE` address space (`MAP_NORESERVE`), counted as lower half, so
@@ -87,6 +127,8 @@ mod tests {
     fn the_installed_table_answers_cuda_calls_and_lends_tcbs() {
         let rt = Runtime::new(Box::new(crac_sim::Sim::new(64 << 20)));
         let addr = install(rt).expect("install");
+        assert_eq!(table_address(), Some(addr));
+        assert_eq!(generation(), 0);
         assert!(matches!(
             install(Runtime::new(Box::new(crac_sim::Sim::new(1 << 20)))),
             Err(TableError::AlreadyInstalled)

@@ -7,7 +7,7 @@
 
 use std::io;
 use std::os::unix::thread::JoinHandleExt;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
@@ -20,6 +20,8 @@ const PARKED_STACK: usize = 64 << 10;
 
 /// `cudaErrorUnknown`.
 const UNKNOWN: u32 = 999;
+/// `cudaErrorNotReady`.
+const NOT_READY: u32 = 600;
 /// `cudaErrorInitializationError`: what CUDA answers in a child forked from a CUDA process.
 const INITIALIZATION_ERROR: u32 = 3;
 /// `MADV_WIPEONFORK` (Linux 4.14).
@@ -31,8 +33,11 @@ const MADV_WIPEONFORK: libc::c_long = 18;
 /// fork, so its CUDA calls must fail at once, as CUDA's do, instead of waiting forever.
 static FORK_PAGE: AtomicUsize = AtomicUsize::new(0);
 
-/// Arms the fork check (see [`FORK_PAGE`]).
+/// Arms the fork check (see [`FORK_PAGE`]); once per process.
 pub(crate) fn arm_fork_check() -> io::Result<()> {
+    if FORK_PAGE.load(Ordering::Acquire) != 0 {
+        return Ok(());
+    }
     let page = super::mmap_anon(super::PAGE, libc::PROT_READ | libc::PROT_WRITE, 0)?;
     crate::lower::record_mapped(page as u64, (page + super::PAGE) as u64);
     // SAFETY: madvise on the page just mapped, which nothing else uses.
@@ -118,6 +123,11 @@ unsafe extern "C" fn cuda(op: u32, args: *const u64) -> u32 {
     let Some(rt) = crate::table::RUNTIME.get() else {
         return UNKNOWN;
     };
+    // A paused gate: the host-callback thread must leave the lower half, so it is told
+    // "nothing yet" (cudaErrorNotReady) and waits at the gate in the upper half.
+    if op == crac_abi::Op::HostCallbackNext as u32 && crate::table::callbacks_paused() {
+        return NOT_READY;
+    }
     if args.is_null() {
         return 1;
     }
@@ -132,8 +142,8 @@ unsafe extern "C" fn cuda(op: u32, args: *const u64) -> u32 {
     .unwrap_or(UNKNOWN)
 }
 
-/// The table as `install` publishes it.
-pub(crate) fn table(bootstrap_fs: u64) -> Table {
+/// The table as `install` publishes it, for lower-half `generation`.
+pub(crate) fn table(bootstrap_fs: u64, generation: u64) -> Table {
     Table {
         magic: crac_abi::TABLE_MAGIC,
         version: crac_abi::TABLE_VERSION,
@@ -143,7 +153,54 @@ pub(crate) fn table(bootstrap_fs: u64) -> Table {
         new_lower_thread,
         cuda,
         op_count: u32::try_from(crac_abi::Op::ALL.len()).unwrap_or(0),
-        generation: std::sync::atomic::AtomicU64::new(0),
+        generation: AtomicU64::new(generation),
+        gate: std::sync::atomic::AtomicU32::new(0),
+        in_flight: AtomicU64::new(crac_abi::tagged(generation)),
+        callbacks_in_lower: AtomicU64::new(crac_abi::tagged(generation)),
+        fork_byte: AtomicU64::new(FORK_PAGE.load(Ordering::Acquire) as u64),
+    }
+}
+
+/// The gate's futex, for the lower half's side (the closer) and for tests that play the
+/// shim's side on lower threads. Lower code: libc's `syscall` is fine here.
+pub(crate) struct LowerFutex;
+
+impl crac_abi::gate::Futex for LowerFutex {
+    fn wait(&self, addr: usize, expected: u32, timeout: Option<Duration>) {
+        let ts = timeout.map(|t| libc::timespec {
+            tv_sec: libc::time_t::try_from(t.as_secs()).unwrap_or(libc::time_t::MAX),
+            tv_nsec: libc::c_long::from(t.subsec_nanos()),
+        });
+        let ts_ptr = ts.as_ref().map_or(std::ptr::null(), std::ptr::from_ref);
+        // SAFETY: FUTEX_WAIT only reads the 32-bit word at `addr` (a gate word of a live table,
+        // the trait's contract) and the timespec, a live local or null; it fails with EFAULT
+        // rather than touching a bad address. Early returns (EINTR, EAGAIN) are the caller's
+        // to loop on.
+        unsafe {
+            libc::syscall(
+                libc::SYS_futex,
+                addr,
+                libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+                expected,
+                ts_ptr,
+            )
+        };
+    }
+
+    fn wake_all(&self, addr: usize) {
+        // SAFETY: FUTEX_WAKE reads nothing but the address as a key.
+        unsafe {
+            libc::syscall(
+                libc::SYS_futex,
+                addr,
+                libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+                i32::MAX,
+            )
+        };
+    }
+
+    fn forked(&self, fork_byte: u64) -> bool {
+        fork_byte == FORK_PAGE.load(Ordering::Acquire) as u64 && forked()
     }
 }
 
