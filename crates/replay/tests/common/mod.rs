@@ -185,3 +185,56 @@ pub fn from_f32s(b: &[u8]) -> Vec<f32> {
         .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
         .collect()
 }
+
+/// A checkpoint's device part and the saved bytes of each region.
+pub struct Saved {
+    pub snapshot: crac_replay::Snapshot,
+    pub contents: Vec<Vec<u8>>,
+}
+
+impl Program {
+    /// What a checkpoint takes: drain the device, snapshot, read every region.
+    pub fn checkpoint(&self) -> Saved {
+        self.rt.synchronize_all().expect("drain the device");
+        let snapshot = self.rt.snapshot().expect("snapshot");
+        let contents = snapshot
+            .buffers
+            .iter()
+            .map(|r| {
+                let mut b = vec![0u8; r.len as usize];
+                self.rt
+                    .backend()
+                    .read_device(crac_gpu::DevicePtr(r.addr), &mut b)
+                    .expect("read a region");
+                b
+            })
+            .collect();
+        Saved { snapshot, contents }
+    }
+
+    /// What a restart does, onto `backend`: replay the log (program memory is kept, as a
+    /// restart maps it back first), write every region back, and use the new runtime.
+    pub fn restore_onto(
+        &mut self,
+        saved: &Saved,
+        backend: Box<dyn crac_gpu::DeviceBackend>,
+    ) -> Result<(), crac_replay::ReplayError> {
+        let printf = std::sync::Arc::default();
+        let rt = Runtime::restore(backend, printf, &saved.snapshot.log, &self.mem)?;
+        for (r, bytes) in saved.snapshot.buffers.iter().zip(&saved.contents) {
+            rt.backend()
+                .write_device(crac_gpu::DevicePtr(r.addr), bytes)
+                .expect("write a region back");
+        }
+        self.rt = rt;
+        Ok(())
+    }
+
+    /// Checkpoint, then restart onto a fresh sim device with the same window.
+    pub fn restart(&mut self) -> Saved {
+        let saved = self.checkpoint();
+        self.restore_onto(&saved, Box::new(crac_sim::Sim::new(256 << 20)))
+            .expect("restore");
+        saved
+    }
+}
