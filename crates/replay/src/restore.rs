@@ -11,6 +11,9 @@
 //! kept); registered host ranges registered again. Then every address is checked against the
 //! backend: any difference is an error naming the object and both addresses, and nothing is
 //! resumed. Device memory contents are written back by the caller afterwards.
+//!
+//! Not carried across a restart: an error of asynchronous work the program had not yet been
+//! told of (the checkpoint drained the device without taking it), and event timestamps.
 
 use std::sync::Arc;
 

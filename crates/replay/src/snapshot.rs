@@ -1,7 +1,7 @@
 //! The checkpoint side: [`Runtime::synchronize_all`], [`Runtime::snapshot`] (the log and the
 //! device memory to save), [`Runtime::log_len`], and [`describe`] for `crac inspect`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use crac_gpu::{GpuError, ModuleId};
 use serde::Serialize;
@@ -218,27 +218,14 @@ fn check_allocations(
     tracked: &[(u64, u64, Option<u64>)],
     backend: &[crac_gpu::Allocation],
 ) -> Result<(), ReplayError> {
-    let mut theirs: Vec<(u64, u64)> = backend.iter().map(|a| (a.ptr.0, a.size)).collect();
-    theirs.sort_unstable();
-    let ours = tracked.iter().map(|(a, s, _)| (*a, *s));
-    let first = ours
-        .clone()
-        .zip(theirs.iter().copied())
-        .find(|(a, b)| a != b)
-        .map(|(a, b)| a.0.min(b.0))
-        .or_else(|| {
-            let n = tracked.len().min(theirs.len());
-            tracked
-                .get(n)
-                .map(|t| t.0)
-                .or_else(|| theirs.get(n).map(|t| t.0))
-        });
-    match first {
+    let ours: BTreeSet<(u64, u64)> = tracked.iter().map(|(a, s, _)| (*a, *s)).collect();
+    let theirs: BTreeSet<(u64, u64)> = backend.iter().map(|a| (a.ptr.0, a.size)).collect();
+    match ours.symmetric_difference(&theirs).next() {
         None => Ok(()),
-        Some(first) => Err(ReplayError::AllocationsDiffer {
+        Some((first, _)) => Err(ReplayError::AllocationsDiffer {
             backend: theirs.len(),
-            tracked: tracked.len(),
-            first,
+            tracked: ours.len(),
+            first: *first,
         }),
     }
 }
@@ -380,4 +367,41 @@ pub fn describe(log: &[u8]) -> Result<LogSummary, ReplayError> {
         entries: file.entries.len(),
         objects,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crac_gpu::{Allocation, DevicePtr};
+
+    #[test]
+    fn allocations_the_backend_and_the_runtime_disagree_on_are_named() {
+        let backend = [
+            Allocation {
+                ptr: DevicePtr(0x1000),
+                size: 16,
+            },
+            Allocation {
+                ptr: DevicePtr(0x2000),
+                size: 32,
+            },
+        ];
+        let same = [(0x1000, 16, None), (0x2000, 32, Some(32))];
+        assert!(check_allocations(&same, &backend).is_ok());
+        let missing = [(0x2000, 32, None)];
+        let e = check_allocations(&missing, &backend).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                ReplayError::AllocationsDiffer {
+                    backend: 2,
+                    tracked: 1,
+                    first: 0x1000
+                }
+            ),
+            "{e:?}"
+        );
+        let resized = [(0x1000, 16, None), (0x2000, 64, None)];
+        assert!(check_allocations(&resized, &backend).is_err());
+    }
 }
