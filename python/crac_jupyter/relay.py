@@ -117,6 +117,26 @@ def ns_pid(pid: int) -> int | None:
     return None
 
 
+def restart_command(image: str, pid: int) -> list[str]:
+    """The command that restarts the kernel in image under its old pid.
+
+    ``CRAC_JUPYTER_RESTART`` picks how: ``same-pid`` (the default) is ``crac restart
+    --same-pid``; ``unshare`` does the same with util-linux's unshare (a new user and pid
+    namespace whose next pid is set through ``ns_last_pid``; for crac builds without
+    --same-pid); ``plain`` is ``crac restart`` with a new pid (ipykernel does not survive it:
+    asyncio and libzmq check their pid).
+    """
+    crac = paths.crac_bin()
+    mode = os.environ.get("CRAC_JUPYTER_RESTART", "same-pid")
+    if mode == "plain":
+        return [crac, "restart", image]
+    if mode == "unshare":
+        script = 'echo "$1" > /proc/sys/kernel/ns_last_pid && "$2" restart "$3"; exit $?'
+        return ["unshare", "--user", "--map-root-user", "--pid", "--fork", "--kill-child",
+                "--mount-proc", "sh", "-c", script, "sh", str(pid - 1), crac, image]
+    return [crac, "restart", "--same-pid", image]
+
+
 def _set_pdeathsig() -> None:
     # The inner kernel must not outlive the relay (a killed relay would leave it orphaned).
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
@@ -276,10 +296,7 @@ class Relay:
                 f"the kernel's ports {busy} are in use on this machine; the image's kernel "
                 "listens on them and cannot come back while they are taken"
             )
-        cmd = [paths.crac_bin(), "restart"]
-        if os.environ.get("CRAC_JUPYTER_SAME_PID", "1") != "0":
-            cmd.append("--same-pid")
-        cmd.append(image)
+        cmd = restart_command(image, int(side.get("kernel_pid", 0)))
         errfile = os.path.join(self.workdir, "restart.err")
         with open(errfile, "wb") as err:
             self.proc = subprocess.Popen(
@@ -318,7 +335,7 @@ class Relay:
             for p in descendants(self.proc.pid):
                 if ns_pid(p) == old_pid and p != self.proc.pid:
                     return p
-            if ns_pid(self.proc.pid) == old_pid or os.environ.get("CRAC_JUPYTER_SAME_PID") == "0":
+            if ns_pid(self.proc.pid) == old_pid or os.environ.get("CRAC_JUPYTER_RESTART") == "plain":
                 return self.proc.pid
             time.sleep(0.02)
         return self.proc.pid
