@@ -6,6 +6,10 @@
 //! reserves the device-address window, installs the call table and passes its address in the
 //! program's auxv, and puts the shim matching the program's CUDA major into `env`'s
 //! `LD_PRELOAD` (the shim removes itself from it, so the program's children do not load it).
+//!
+//! [`restart_backend`] is `crac_restart`'s side of the same choice: the factory the restorer
+//! calls (after the program's memory is back) to start the backend the image's CUDA state is
+//! rebuilt on.
 
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
@@ -197,6 +201,46 @@ fn start_backend(
             }
         },
     }
+}
+
+impl GpuKind {
+    /// The backend's name, as images record it.
+    pub fn name(self) -> &'static str {
+        match self {
+            GpuKind::Sim => "sim",
+            GpuKind::Cuda => "cuda",
+        }
+    }
+}
+
+/// `crac_restart`'s backend factory ([`crac_agent::restore::cuda::BackendFactory`]): starts
+/// the backend named `kind` (`sim` reserves its device window here) with a fresh device
+/// `printf` channel; the error is a sentence for the user.
+pub fn restart_backend(
+    kind: &str,
+) -> Result<(Box<dyn crac_gpu::DeviceBackend>, Arc<DevicePrintf>), String> {
+    let gpu = match kind {
+        "sim" => GpuKind::Sim,
+        "cuda" => GpuKind::Cuda,
+        other => {
+            return Err(format!(
+                "the image was taken on the device backend {other:?}, which this crac does not \
+                 know; restart with --gpu sim or --gpu cuda"
+            ));
+        }
+    };
+    let printf = Arc::new(DevicePrintf::default());
+    start_backend(gpu, &printf)
+        .map(|backend| (backend, printf))
+        .map_err(|e| match e.downcast_ref::<crac_gpu::cuda::CudaError>() {
+            Some(crac_gpu::cuda::CudaError::NoDriver(_)) => {
+                "there is no CUDA driver on this machine (libcuda.so.1 cannot be loaded); \
+                 restart with --gpu sim, which runs the program's kernels from the PTX in its \
+                 fat binaries"
+                    .to_owned()
+            }
+            _ => format!("{e:#}"),
+        })
 }
 
 /// Prepares the lower half and the program's environment for `kind`.

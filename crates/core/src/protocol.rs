@@ -227,6 +227,16 @@ pub struct CheckpointReport {
     /// `false` when the program goes on after the checkpoint; `true` in the reply that a
     /// program restarted from this image reads (see [`RequestBody::Checkpoint::program_fd`]).
     pub restarted: bool,
+    /// Device (CUDA) memory saved, bytes; 0 without `--gpu` (absent from older agents' frames).
+    #[serde(default)]
+    pub device_bytes: u64,
+    /// How long holding the program's CUDA calls and draining the device took before its
+    /// threads were stopped, milliseconds (not part of `pause_ms`).
+    #[serde(default)]
+    pub drain_ms: u64,
+    /// How long writing device memory to the image took, milliseconds (part of `write_ms`).
+    #[serde(default)]
+    pub device_write_ms: u64,
 }
 
 /// Which part of the process something belongs to.
@@ -417,7 +427,17 @@ mod tests {
             pause_ms: 3,
             write_ms: 2,
             restarted: true,
+            device_bytes: 0,
+            drain_ms: 0,
+            device_write_ms: 0,
         }
+    }
+
+    #[test]
+    fn a_checkpointed_frame_without_device_fields_decodes() {
+        let old = r#"{"path":"/d/a.crac","image_bytes":1,"memory_bytes":2,"pause_ms":3,"write_ms":4,"restarted":false}"#;
+        let report: CheckpointReport = serde_json::from_str(old).unwrap();
+        assert_eq!((report.device_bytes, report.drain_ms), (0, 0));
     }
 
     #[test]

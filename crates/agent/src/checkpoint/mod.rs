@@ -1,26 +1,33 @@
 //! Writing a checkpoint of the running program (DESIGN.md, "Checkpoint and restart of the CPU
-//! side"): quiesce every program thread, capture threads, signals, fds and memory, stream the
-//! image to `NAME.tmp`, fsync, rename, fsync the directory, then let the program go on (or
-//! leave it stopped for the caller to exit).
+//! side" and "CUDA"): hold and drain the program's CUDA calls, quiesce every program thread,
+//! capture threads, signals, fds, device memory and memory, stream the image to `NAME.tmp`,
+//! fsync, rename, fsync the directory, then let the program go on (or leave it stopped for the
+//! caller to exit).
 //!
 //! One checkpoint at a time per process; a failure at any step leaves the program running and
 //! any previous image untouched (the temporary file is removed).
 //!
 //! The steps, in order:
+//! 0. Under `--gpu` ([`cuda`]): the call table's gate closes (CUDA calls in flight finish, new
+//!    ones wait in the upper half), every stream is synchronized, the host-callback thread is
+//!    paused, and the replay log and the list of device regions are taken.
 //! 1. [`quiesce::stop`]: every program thread parks in crac's handler for `SIGRTMAX`; the
 //!    kernel's signal frame on its stack is its register record.
 //! 2. Frames of threads knocked out of a sleep or wait are rewritten to issue the call again
 //!    ([`frame`]), the cached-tid offset is measured ([`threads`]), threads, signals and process
 //!    state are read.
 //! 3. The image file is created (and counted as crac's fd), the program's fds captured.
-//! 4. Regions are planned from `/proc/self/maps` minus the lower half ([`regions`]) and
-//!    streamed ([`memory`]); the metadata and header are written last.
+//! 4. Device regions are streamed first ([`cuda::write_buffers`]), then regions are planned
+//!    from `/proc/self/maps` minus the lower half ([`regions`]) and streamed ([`memory`]); the
+//!    metadata and header are written last.
 //! 5. fsync, rename, fsync the directory; the program's action for `SIGRTMAX` is put back,
-//!    the fd capture resumed, the threads released.
+//!    the fd capture resumed, the threads released, and the gate reopened.
 //!
-//! With `exit_after` the threads stay parked after a good image: the caller exits the process
-//! once it has told whoever asked, so the program never runs past its image.
+//! With `exit_after` the threads stay parked after a good image (and the gate closed): the
+//! caller exits the process once it has told whoever asked, so the program never runs past its
+//! image.
 
+pub mod cuda;
 pub mod frame;
 pub mod machine;
 mod memory;
@@ -82,8 +89,15 @@ pub struct CheckpointOutcome {
     pub memory_bytes: u64,
     /// How long the program's threads were stopped.
     pub pause: Duration,
-    /// How long writing the image took.
+    /// How long writing the image took (device memory included).
     pub write: Duration,
+    /// Device memory saved, bytes (0 without `--gpu`).
+    pub device_bytes: u64,
+    /// How long holding the program's CUDA calls and draining the device took, before the
+    /// threads were stopped.
+    pub drain: Duration,
+    /// How long writing device memory to the image took (part of `write`).
+    pub device_write: Duration,
 }
 
 /// Why a checkpoint failed (the program goes on running).
@@ -92,13 +106,9 @@ pub enum CheckpointError {
     /// Another checkpoint of this process is running.
     #[error("a checkpoint of this process is already running; wait for it to finish")]
     Busy,
-    /// The program runs with a device backend, whose state a checkpoint does not save yet.
-    #[error(
-        "the program runs with --gpu, and crac does not save device (CUDA) state yet: a restart \
-         of the image would fail at the first CUDA call; only programs launched without --gpu \
-         can be checkpointed"
-    )]
-    DeviceState,
+    /// The device side (holding CUDA calls, draining, copying device memory) failed.
+    #[error(transparent)]
+    Device(#[from] cuda::DeviceError),
     /// Reading or setting the quiesce signal's action failed.
     #[error("cannot install crac's handler for signal 64 (SIGRTMAX): {0}")]
     SignalAction(#[source] io::Error),
@@ -195,11 +205,10 @@ pub fn checkpoint(
         Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
         Err(std::sync::TryLockError::WouldBlock) => return Err(CheckpointError::Busy),
     };
-    // Device memory, streams and modules live in the lower half, which an image never holds:
-    // refuse rather than write an image that cannot run.
-    if crac_loader::table::runtime().is_some() {
-        return Err(CheckpointError::DeviceState);
-    }
+    // Before the threads stop: a thread waiting at the gate is in the upper half, where it can
+    // be stopped; one inside a CUDA call could not be. Dropped last (declared first): the
+    // gate reopens after the threads are released, on every path.
+    let device = cuda::DeviceHold::take()?;
     let started = Instant::now();
     let mem = ProcMem::open(lower).map_err(|source| CheckpointError::ReadProc {
         what: "memory (/proc/self/mem)",
@@ -212,7 +221,15 @@ pub fn checkpoint(
         tracing::debug!("{reissued} interrupted system calls will be issued again");
     }
     let (tmp_file, tmp) = durable::create_tmp(&request.path)?;
-    let written = write::write_image(request, lower, &stopped, &mem, tmp_file, progress);
+    let written = write::write_image(
+        request,
+        lower,
+        &stopped,
+        &mem,
+        device.as_ref(),
+        tmp_file,
+        progress,
+    );
     let (outcome, fd_capture) = match written {
         Ok(v) => v,
         Err(e) => {
@@ -223,12 +240,16 @@ pub fn checkpoint(
     };
     let outcome = CheckpointOutcome {
         pause: started.elapsed(),
+        drain: device.as_ref().map_or(Duration::ZERO, |d| d.drain),
         ..outcome
     };
     if request.exit_after {
         // The caller replies and exits; the program must not run past its image.
         std::mem::forget(stopped);
         std::mem::forget(fd_capture);
+        if let Some(d) = device {
+            d.keep_closed();
+        }
         return Ok(outcome);
     }
     stopped.resume_program(fd_capture);

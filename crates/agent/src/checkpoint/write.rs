@@ -1,13 +1,15 @@
 //! Step 3 and 4 of a checkpoint: capturing threads, signals, process state and fds of the
-//! stopped program, then planning and streaming its memory and committing the image.
+//! stopped program, then streaming its device memory (under `--gpu`), planning and streaming
+//! its memory and committing the image.
 
 use std::fs::File;
 use std::io;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
-use crac_core::image::{ImageHeader, ImageMeta, ImageWriter, ProcessRecord, durable};
+use crac_core::image::{CudaRecord, ImageHeader, ImageMeta, ImageWriter, ProcessRecord, durable};
 
+use super::cuda::{self, DeviceHold};
 use super::procmem::ProcMem;
 use super::{
     CheckpointError, CheckpointOutcome, CheckpointRequest, GENERATION, Progress, machine, memory,
@@ -36,6 +38,7 @@ pub(super) fn write_image(
     lower: &dyn LowerHalf,
     stopped: &quiesce::Stopped,
     mem: &ProcMem,
+    device: Option<&DeviceHold>,
     file: File,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<(CheckpointOutcome, fds::FdCapture), CheckpointError> {
@@ -57,6 +60,7 @@ pub(super) fn write_image(
         lower,
         stopped,
         mem,
+        device,
     };
     match write_memory(&ctx, file, captured, &fd_capture, progress) {
         Ok(outcome) => Ok((outcome, fd_capture)),
@@ -119,6 +123,7 @@ struct Ctx<'a> {
     lower: &'a dyn LowerHalf,
     stopped: &'a quiesce::Stopped,
     mem: &'a ProcMem,
+    device: Option<&'a DeviceHold>,
 }
 
 /// Plans and writes the memory, then the metadata, and commits the image.
@@ -134,6 +139,7 @@ fn write_memory(
         lower,
         stopped,
         mem,
+        device,
     } = *ctx;
     // Memory last: everything above allocated in the lower arena only.
     let intervals = lower.intervals();
@@ -150,7 +156,11 @@ fn write_memory(
     .map_err(read_err("/proc/self/pagemap"))?;
     drop(pagemap);
     let memory_bytes = memory::total(&plans);
-    let fingerprints = machine::fingerprints(&maps, mem);
+    let device_bytes = device.map_or(0, DeviceHold::bytes);
+    let mut fingerprints = machine::fingerprints(&maps, mem);
+    if let Some(d) = device {
+        fingerprints.device = Some(d.fingerprint()?);
+    }
     let proof = stopped
         .proof()
         .ok_or(CheckpointError::ThreadsKeepStarting)?;
@@ -158,7 +168,30 @@ fn write_memory(
 
     let write_started = Instant::now();
     let mut writer = ImageWriter::new(file).map_err(CheckpointError::Image)?;
-    let regions = memory::write(&mut writer, plans, &direct, mem, progress)?;
+    let total = memory_bytes + device_bytes;
+    let cuda = match device {
+        Some(d) => {
+            let buffers = cuda::write_buffers(
+                &mut writer,
+                d.runtime.backend(),
+                &d.snapshot.buffers,
+                cuda::STAGING,
+                &mut |done| progress(Progress { done, total }),
+            )?;
+            Some(CudaRecord {
+                log: d.snapshot.log.clone(),
+                buffers,
+            })
+        }
+        None => None,
+    };
+    let device_write = write_started.elapsed();
+    let regions = memory::write(&mut writer, plans, &direct, mem, &mut |p| {
+        progress(Progress {
+            done: device_bytes + p.done,
+            total,
+        });
+    })?;
     let meta = ImageMeta {
         header: ImageHeader {
             build_id: machine::build_id(),
@@ -186,7 +219,7 @@ fn write_memory(
         signals: c.signals,
         fds: fd_capture.records.clone(),
         regions,
-        cuda: None,
+        cuda,
     };
     let file = writer.finish(&meta).map_err(CheckpointError::Image)?;
     let image_bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
@@ -197,5 +230,8 @@ fn write_memory(
         memory_bytes,
         pause: Duration::ZERO,
         write: write_started.elapsed(),
+        device_bytes,
+        drain: Duration::ZERO,
+        device_write,
     })
 }

@@ -74,6 +74,9 @@ pub fn checkpoint(
                     pause_ms: 0,
                     write_ms: 0,
                     restarted: false,
+                    device_bytes: 0,
+                    drain_ms: 0,
+                    device_write_ms: 0,
                 });
             }
             other => return other,

@@ -1,6 +1,7 @@
 //! Restarting a program from an image (DESIGN.md, "The process layout" point 5): check the
 //! build-id and fingerprints, reserve every saved interval, map the regions back, restore fds,
-//! signal state and process state, start the agent, recreate the threads and resume them.
+//! signal state and process state, rebuild the CUDA state ([`cuda`]) when the image holds
+//! one, start the agent, recreate the threads and resume them.
 //!
 //! The caller (`crac_restart`) has run `startup::ensure_no_aslr` and `startup::init_lower_half`
 //! and set up logging, and nothing else: this process is the same crac build with the same
@@ -10,6 +11,7 @@
 //!
 //! On success this never returns: the process is the program.
 
+pub mod cuda;
 mod memory;
 pub mod threads;
 
@@ -17,6 +19,7 @@ use std::convert::Infallible;
 use std::fs::File;
 use std::io;
 use std::os::fd::OwnedFd;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use crac_core::image::{ImageError, ImageMeta, ImageReader};
@@ -27,10 +30,15 @@ use crate::fds::{self, FdError, ProcessState};
 use crate::sys;
 
 /// How to restart.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct RestartOptions {
     /// Read every payload into memory (checking every checksum) instead of mapping the image.
     pub eager: bool,
+    /// The device backend for the program's CUDA state (`sim`, `cuda`); `None`: the one the
+    /// image was taken with. Ignored, with a note, for an image without CUDA state.
+    pub gpu: Option<String>,
+    /// Starts a device backend by kind name: the caller owns backend choice and set-up.
+    pub backend: Option<cuda::BackendFactory>,
 }
 
 /// Why a restart failed.
@@ -178,6 +186,12 @@ pub enum RestoreError {
     /// The image holds no thread.
     #[error("the image holds no thread to resume")]
     NoThreads,
+    /// The program's CUDA state could not be rebuilt.
+    #[error(transparent)]
+    Device(#[from] cuda::DeviceRestoreError),
+    /// The image file is another one than when the restart began.
+    #[error("the image file was replaced while the program was being restarted; try again")]
+    ImageReplaced,
 }
 
 /// Restarts the program saved in `image`. Returns only on failure.
@@ -207,7 +221,10 @@ pub fn restart(image: &Path, options: &RestartOptions) -> Result<Infallible, Res
         options.eager,
         &anonymous,
     )?;
-    drop(reader); // the mappings keep the image file
+    // The mappings keep the image file. Its fd is closed now, before the program's fds take
+    // their numbers; the CUDA step opens the file again and checks it is the same one.
+    let identity = reader.get_ref().metadata().map(|m| (m.dev(), m.ino())).ok();
+    drop(reader);
     tracing::debug!("{} regions mapped", meta.regions.len());
 
     let taken: Vec<i32> = meta.fds.iter().map(|f| f.fd).collect();
@@ -226,6 +243,9 @@ pub fn restart(image: &Path, options: &RestartOptions) -> Result<Infallible, Res
     sys::resume::restore_actions(&meta.signals.actions)
         .map_err(|(signo, source)| RestoreError::SignalAction { signo, source })?;
     restore_mm(meta);
+    // After the signal mask is all blocked: the backend's and the table's lower threads
+    // inherit it, so no program signal is ever delivered to them.
+    restore_device(image, identity, meta, options)?;
 
     crate::checkpoint::set_generation(meta.header.generation.saturating_add(1));
     let agent = crate::start()?;
@@ -245,6 +265,47 @@ pub fn restart(image: &Path, options: &RestartOptions) -> Result<Infallible, Res
         Err(e) => return Err(e.into()),
     }
     sys::resume::resume(meta, &mem)
+}
+
+/// Rebuilds the CUDA state the image holds (nothing for an image without one: then `--gpu`
+/// is noted and ignored, since the program never had a call table to find).
+fn restore_device(
+    image: &Path,
+    identity: Option<(u64, u64)>,
+    meta: &ImageMeta,
+    options: &RestartOptions,
+) -> Result<(), RestoreError> {
+    let Some(record) = &meta.cuda else {
+        if let Some(kind) = &options.gpu {
+            tracing::warn!(
+                "the image holds no CUDA state (the program was launched without --gpu); \
+                 --gpu {kind} is ignored"
+            );
+        }
+        return Ok(());
+    };
+    let open_err = |source| RestoreError::OpenImage {
+        path: image.to_owned(),
+        source,
+    };
+    let file = File::open(image).map_err(open_err)?;
+    let file = File::from(crac_loader::fds::move_high(OwnedFd::from(file)).map_err(open_err)?);
+    let again = file.metadata().map(|m| (m.dev(), m.ino())).ok();
+    if identity.is_none() || again != identity {
+        return Err(RestoreError::ImageReplaced);
+    }
+    let mut reader = ImageReader::open(file).map_err(|source| RestoreError::ReadImage {
+        path: image.to_owned(),
+        source,
+    })?;
+    let kind = cuda::backend_kind(meta, options.gpu.as_deref());
+    let started = std::time::Instant::now();
+    let bytes = cuda::restore(meta, record, &mut reader, &kind, options.backend)?;
+    tracing::debug!(
+        "CUDA state rebuilt on {kind}: {bytes} bytes of device memory in {} ms",
+        started.elapsed().as_millis()
+    );
+    Ok(())
 }
 
 /// Refuses an image this build or machine cannot resume.

@@ -123,6 +123,9 @@ impl Server {
                     pause_ms: 0,
                     write_ms: 0,
                     restarted: true,
+                    device_bytes: 0,
+                    drain_ms: 0,
+                    device_write_ms: 0,
                 }));
                 let frame = protocol::encode_frame(&restarted, protocol::MAX_REPLY_FRAME)
                     .map_err(|e| (ErrorCode::Internal, e.to_string()))?;
@@ -156,6 +159,9 @@ impl Server {
             pause_ms: millis(outcome.pause),
             write_ms: millis(outcome.write),
             restarted: false,
+            device_bytes: outcome.device_bytes,
+            drain_ms: millis(outcome.drain),
+            device_write_ms: millis(outcome.device_write),
         })
     }
 }

@@ -60,6 +60,15 @@ pub fn run(name: &str, args: CkptArgs) -> anyhow::Result<ExitCode> {
                         report.write_ms
                     );
                 }
+                if report.device_bytes > 0 {
+                    tracing::info!(
+                        "process {pid}: {} of device memory, device drained in {} ms, written \
+                         in {} ms",
+                        render::size(report.device_bytes),
+                        report.drain_ms,
+                        report.device_write_ms
+                    );
+                }
             }
             Err(e) => {
                 eprintln!("{name}: {e}");

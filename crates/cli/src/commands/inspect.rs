@@ -1,5 +1,6 @@
 //! `crac inspect IMAGE [--json] [--verify]`: describe an image for people or scripts, and
-//! optionally check every payload's checksum.
+//! optionally check every payload's checksum (device memory included) and that the CUDA replay
+//! log decodes.
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -53,6 +54,9 @@ pub fn run(name: &str, args: InspectArgs) -> anyhow::Result<ExitCode> {
     if tty {
         eprint!("\r\x1b[K");
     }
+    let result = result
+        .map_err(|e| e.to_string())
+        .and_then(|()| render::cuda::verify(reader.meta()));
     match result {
         Ok(()) => {
             eprintln!("{name}: every payload checksum of {path} matches");

@@ -1,10 +1,11 @@
-//! `crac_restart IMAGE|DIR [--eager]`: resume a program from an image.
+//! `crac_restart IMAGE|DIR [--eager] [--gpu sim|cuda]`: resume a program from an image.
 //!
 //! The order matters: the address-space layout must be the launch's (`ensure_no_aslr`, the
 //! lower half's start-up), and the restorer must reserve the program's address ranges before
 //! anything else maps memory. So only the image's small metadata is read here (to choose and
 //! check it), in the lower half's arena, and dropped before the restorer runs; no thread is
-//! started.
+//! started. The device backend for an image with CUDA state is started by the restorer, late,
+//! through [`crate::gpu::restart_backend`].
 
 use std::process::ExitCode;
 
@@ -46,7 +47,11 @@ pub fn run(name: &str, args: RestartArgs) -> anyhow::Result<ExitCode> {
     }
     crac_agent::policy::continue_lineage(&chosen.path, &chosen.comm, std::process::id());
     let path = chosen.path;
-    let options = RestartOptions { eager: args.eager };
+    let options = RestartOptions {
+        eager: args.eager,
+        gpu: args.gpu.map(|g| g.name().to_owned()),
+        backend: Some(crate::gpu::restart_backend),
+    };
     let Err(e) = restore::restart(&path, &options);
     eprintln!("{name}: cannot restart {}: {e}", path.display());
     Ok(ExitCode::from(CANNOT_RESTART))

@@ -16,7 +16,8 @@ pub fn text(path: &str, header: &FixedHeader, meta: &ImageMeta) -> String {
     out
 }
 
-/// The image as JSON: `path`, `format`, `file_bytes`, `summary` and the whole `meta`.
+/// The image as JSON: `path`, `format`, `file_bytes`, `summary`, `cuda` (the CUDA section
+/// decoded, or `null`) and the whole `meta`.
 pub fn json(path: &str, header: &FixedHeader, meta: &ImageMeta) -> serde_json::Value {
     let s = summary(meta);
     serde_json::json!({
@@ -30,6 +31,7 @@ pub fn json(path: &str, header: &FixedHeader, meta: &ImageMeta) -> serde_json::V
             "checksum": format!("{:016x}", e.checksum),
         })).collect::<Vec<_>>(),
         "summary": summary_json(&s),
+        "cuda": super::cuda::json(meta),
         "meta": meta,
     })
 }
@@ -226,25 +228,7 @@ fn write_text(
             checksums(r)
         )?;
     }
-    if let (Some(c), Some(cs)) = (&meta.cuda, &s.cuda) {
-        writeln!(
-            out,
-            "cuda: {} device buffers ({}), replay log {}",
-            cs.buffers,
-            size(cs.buffer_bytes),
-            size(cs.log_bytes)
-        )?;
-        for b in &c.buffers {
-            writeln!(
-                out,
-                "  {:#014x} {:>10} {} (checksum {:016x})",
-                b.addr,
-                size(b.len),
-                b.label,
-                b.payload.checksum
-            )?;
-        }
-    }
+    super::cuda::write_text(out, meta)?;
     writeln!(out, "sections:")?;
     for e in &header.sections {
         writeln!(

@@ -1,6 +1,7 @@
 //! Text for people: the status report (`crac_ckpt --status PID`) here, an image's contents
-//! (`crac inspect`) in [`image`].
+//! (`crac inspect`) in [`image`], its CUDA section in [`cuda`].
 
+pub mod cuda;
 pub mod image;
 
 use std::fmt::Write;
