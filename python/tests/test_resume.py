@@ -1,0 +1,131 @@
+"""Checkpoint, SIGKILL, resume: a notebook's state comes back in a new session and its cells go on
+as they would have without the interruption."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+from conftest import crac_bin
+
+STATE = """
+big = {i: i * i for i in range(10**6)}
+
+def squares(n):
+    for i in range(n):
+        yield i * i
+
+g = squares(10)
+first = [next(g) for _ in range(5)]
+f = open(PATH, "w")
+f.write("flushed before the checkpoint\\n")
+f.flush()
+f.write("still in the buffer at the checkpoint\\n")
+
+class Point:
+    def __init__(self, x, y):
+        self.x, self.y = x, y
+    def norm2(self):
+        return self.x ** 2 + self.y ** 2
+
+p = Point(3, 4)
+print(first)
+"""
+
+# Cells that read and continue the state built above.
+CONTINUE = [
+    "print(len(big), sum(big.values()) % 1000003, big[999999])",
+    "print(list(g))",
+    "f.write('after\\n'); f.close(); print(open(PATH).read())",
+    "print(p.norm2(), type(p).__name__, Point(1, 2).norm2(), first)",
+]
+
+
+def continue_cells(s) -> list[tuple[int, str]]:
+    out = []
+    for code in CONTINUE:
+        content, text, _ = s.run(code)
+        assert content["status"] == "ok", f"{code!r} failed: {text}"
+        out.append((content["execution_count"], text))
+    return out
+
+
+def test_a_killed_kernel_resumes_in_a_new_session_with_its_state(session, jupyter_home, tmp_path):
+    a = session()
+    a.ok(f"PATH = {str(tmp_path / 'notes.txt')!r}")
+    assert "[0, 1, 4, 9, 16]" in a.ok(STATE)
+    content, text, _ = a.run("%crac checkpoint state1")
+    assert content["status"] == "ok", text
+    image = jupyter_home["images"] / "state1.crac"
+    assert f"checkpoint written: {image}" in text
+    assert "size" in text and "verified in" in text
+    assert image.is_file() and (jupyter_home["images"] / "state1.crac.kernel.json").is_file()
+    checkpoint_count = content["execution_count"]
+    verify = subprocess.run([crac_bin(), "inspect", "--verify", str(image)], capture_output=True)
+    assert verify.returncode == 0, verify.stderr
+    # The uninterrupted run: the same cells in the kernel that was checkpointed.
+    reference = continue_cells(a)
+    assert "state1" in a.ok("%crac list")
+    a.kill_all()
+
+    b = session()
+    assert "NameError" in b.run("big")[1], "a new session starts with a fresh kernel"
+    content, text, _ = b.run("%crac resume state1")
+    assert content["status"] == "ok", text
+    assert f"resumed from {image}" in text
+    assert content["execution_count"] == checkpoint_count
+    assert continue_cells(b) == reference
+    assert (tmp_path / "notes.txt").read_text() == (
+        "flushed before the checkpoint\nstill in the buffer at the checkpoint\nafter\n"
+    )
+
+
+def test_a_resumed_kernel_checkpoints_and_resumes_again(session, jupyter_home):
+    a = session()
+    a.ok("import os\nn = 1\npid = os.getpid()")
+    assert a.run("%crac checkpoint chain1")[0]["status"] == "ok"
+    a.kill_all()
+    b = session()
+    assert b.run("%crac resume chain1")[0]["status"] == "ok"
+    b.ok("n += 1")
+    content, text, _ = b.run("%crac checkpoint chain2")
+    assert content["status"] == "ok", text
+    b.kill_all()
+    c = session()
+    content, text, _ = c.run("%crac resume")  # the newest image: chain2
+    assert content["status"] == "ok", text
+    assert "chain2.crac" in text
+    assert c.ok("print(n, os.getpid() == pid)").split() == ["2", "True"]
+
+
+def test_a_checkpoint_is_refused_while_the_kernel_has_a_child(session, jupyter_home):
+    s = session()
+    s.ok("import subprocess\nchild = subprocess.Popen(['sleep', '30'])\nchild_pid = child.pid")
+    pid = int(s.ok("print(child_pid)"))
+    content, text, _ = s.run("%crac checkpoint withchild")
+    assert content["status"] == "error"
+    assert "child processes" in text and f"pid {pid}: sleep 30" in text
+    assert not (jupyter_home["images"] / "withchild.crac").exists()
+    assert f"pid {pid}: sleep 30" in s.ok("%crac status")
+    s.ok("child.kill(); child.wait()")
+    content, text, _ = s.run("%crac checkpoint withchild")
+    assert content["status"] == "ok", text
+    assert (jupyter_home["images"] / "withchild.crac").is_file()
+
+
+def test_resuming_an_unknown_image_says_so_and_the_kernel_goes_on(session, jupyter_home):
+    s = session()
+    s.ok("x = 5")
+    content, text, _ = s.run("%crac resume no-such-image")
+    assert content["status"] == "error"
+    assert "no image at" in text and "no-such-image.crac" in text
+    assert "5" in s.ok("print(x)")
+    content, text, _ = s.run("print(1)\n%crac resume x")
+    assert content["status"] == "error" and "only line of its cell" in text
+
+
+def test_bad_names_and_usage_are_explained(session):
+    s = session()
+    content, text, _ = s.run("%crac checkpoint ../escape")
+    assert content["status"] == "error" and "cannot name an image" in text
+    assert "%crac checkpoint [NAME]" in s.ok("%crac")
