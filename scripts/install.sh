@@ -5,7 +5,9 @@
 #   2. a release build of the `crac` binary;
 #   3. `crac` into ${PREFIX:-$HOME/.local}/bin, with the names crac_launch, crac_ckpt and
 #      crac_restart linked to it (crac picks what to do from the name it was started by);
-#   4. a small C program run natively and under crac_launch, outputs compared; then the main
+#   4. the "Python 3 (crac)" Jupyter kernel (crac_jupyter into lib/crac/python, and its
+#      kernelspec when a Python with ipykernel is found);
+#   5. a small C program run natively and under crac_launch, outputs compared; then the main
 #      job: a program checkpointed while it runs (crac_ckpt), killed, and resumed from its
 #      image (crac_restart), its final output compared with a run without crac.
 # Usage: bash scripts/install.sh        (PREFIX=/usr/local bash scripts/install.sh for all users)
@@ -51,6 +53,31 @@ bash scripts/build-libcrac.sh "${PREFIX:-$HOME/.local}/lib"
 install -D -m 0644 include/crac.h "${PREFIX:-$HOME/.local}/include/crac.h"
 say "installed libcrac.so and crac.h into ${PREFIX:-$HOME/.local}/lib and include (cc ... -lcrac)"
 bash scripts/link-shim.sh release "${PREFIX:-$HOME/.local}/lib/crac" && say "installed the libcudart shim into ${PREFIX:-$HOME/.local}/lib/crac"
+# The "Python 3 (crac)" Jupyter kernel: the crac_jupyter package goes to lib/crac/python (where
+# `crac jupyter install` looks, beside bin/), and the kernelspec is written for the first Python
+# that can run it: the one `jupyter` on PATH runs with, else python3.
+pydir="${PREFIX:-$HOME/.local}/lib/crac/python"
+rm -rf "$pydir/.crac_jupyter.new"
+mkdir -p "$pydir"
+cp -r python/crac_jupyter "$pydir/.crac_jupyter.new"
+find "$pydir/.crac_jupyter.new" -name __pycache__ -prune -exec rm -rf {} +
+rm -rf "$pydir/crac_jupyter"
+mv "$pydir/.crac_jupyter.new" "$pydir/crac_jupyter"
+jupyter_pythons=()
+if command -v jupyter >/dev/null 2>&1; then
+    shebang="$(head -n 1 "$(command -v jupyter)" 2>/dev/null | sed -n 's/^#! *\([^ ]*\).*/\1/p')"
+    [ -z "$shebang" ] || jupyter_pythons+=("$shebang")
+fi
+command -v python3 >/dev/null 2>&1 && jupyter_pythons+=("$(command -v python3)")
+kernel_done=""
+for py in ${jupyter_pythons[@]+"${jupyter_pythons[@]}"}; do
+    if "$py" -c 'import ipykernel, zmq, jupyter_client' >/dev/null 2>&1; then
+        "$bindir/crac" jupyter install --user --python "$py" && kernel_done=1
+        break
+    fi
+done
+[ -n "$kernel_done" ] || say "no Python with Jupyter (ipykernel) found: skipped the \"Python 3 (crac)\" kernel; later: crac jupyter install --python PATH"
+
 case ":$PATH:" in
     *":$bindir:"*) ;;
     *) say "WARNING: $bindir is not on your PATH; add it, e.g.:
