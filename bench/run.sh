@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # crac's benchmark entry point: runs every benchmark script in this directory and prints their
 # ratios against reference runs taken in the same script (never absolute timings alone).
-# Usage: bash bench/run.sh [launch|sim|shim|ckpt|gpu-ckpt ...]   (default: launch sim shim; ckpt
-# and gpu-ckpt write images of gigabytes, so they run only when named)
+# Usage: bash bench/run.sh [launch|sim|shim|ckpt|gpu-ckpt|jupyter ...]   (default: launch sim
+# shim; ckpt, gpu-ckpt and jupyter write images of gigabytes, so they run only when named)
 set -euo pipefail
 cd "$(dirname "$0")"
 wanted=("$@")
