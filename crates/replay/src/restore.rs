@@ -332,9 +332,8 @@ fn taken(object: String) -> ReplayError {
 fn load_error(object: String, backend: &'static str, source: GpuError) -> ReplayError {
     let hint = match (&source, backend) {
         (GpuError::NoKernelImageForDevice(_), "sim") => {
-            "; this image cannot be resumed on --gpu sim: the program's fat binary has no PTX \
-             for the sim to run (rebuild it with PTX, e.g. nvcc -gencode \
-             arch=compute_XX,code=compute_XX, or restart it with --gpu cuda)"
+            "; this image cannot be resumed on --gpu sim, which runs only PTX: restart it with \
+             --gpu cuda"
                 .to_string()
         }
         (GpuError::NoKernelImageForDevice(_), b) => {
