@@ -65,6 +65,56 @@ pub fn log_objects(cuda: &serde_json::Value, kind: &str) -> Vec<(u64, u64)> {
         .unwrap_or_default()
 }
 
+/// What `crac_ckpt` reported about one checkpoint of a `--gpu` process.
+#[derive(Debug)]
+pub struct DeviceCheckpoint {
+    /// The image.
+    pub image: PathBuf,
+    /// How long the agent held the program's CUDA calls and drained the device, ms.
+    pub drain_ms: u64,
+    /// How long writing device memory took, ms.
+    pub device_write_ms: u64,
+}
+
+/// Checkpoints `pid` into `dir` with `crac_ckpt` (its report logged at `info`) and returns the
+/// image and the device timings it reported.
+///
+/// # Panics
+/// When `crac_ckpt` fails or reports no device timings.
+pub fn checkpoint_device(pid: u32, dir: &Path) -> DeviceCheckpoint {
+    let out = Cmd::new(&crate::tools().ckpt)
+        .env("CRAC_LOG", "info")
+        .arg("--dir")
+        .arg(dir)
+        .arg(pid.to_string())
+        .timeout(std::time::Duration::from_secs(120))
+        .run()
+        .unwrap_or_else(|e| panic!("crac_ckpt {pid}: {e}"));
+    assert_eq!(out.code(), Some(0), "crac_ckpt {pid} failed:\n{out}");
+    let image = PathBuf::from(out.stdout_text().lines().last().unwrap_or_default());
+    assert!(image.is_file(), "crac_ckpt printed no image path:\n{out}");
+    let stderr = out.stderr_text();
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("device drained in "))
+        .unwrap_or_else(|| panic!("crac_ckpt reported no device drain time:\n{out}"));
+    let number_after = |what: &str| -> u64 {
+        line.split_once(what)
+            .and_then(|(_, rest)| {
+                let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                digits.parse().ok()
+            })
+            .unwrap_or_else(|| panic!("no number after {what:?} in {line:?}"))
+    };
+    let drain_ms = number_after("device drained in ");
+    let device_write_ms = number_after("ms, written in ");
+    DeviceCheckpoint {
+        image,
+        drain_ms,
+        device_write_ms,
+    }
+}
+
 /// Writes a copy of image `src` at `dst` with its metadata changed by `edit`: every payload is
 /// read (checksum checked) and written again in order and encoding, and the metadata sections
 /// get fresh checksums. Returns `dst`.
