@@ -356,8 +356,140 @@ mod tests {
         assert!(decode(&encode(&wraps).unwrap()).is_err());
     }
 
+    use proptest::prelude::*;
+
+    fn name() -> impl Strategy<Value = String> {
+        "[A-Za-z_][A-Za-z0-9_]{0,20}"
+    }
+
+    /// Valid logs: unique objects, handles below their counters, kernels and variables of a
+    /// fat binary listed before them.
+    fn logs() -> impl Strategy<Value = LogFile> {
+        let fatbins = prop::collection::vec(
+            (
+                any::<u64>(),
+                prop::option::of(prop::collection::vec(
+                    (name(), 1u64..1 << 20, any::<bool>()),
+                    0..4,
+                )),
+            ),
+            1..4,
+        );
+        let kernels = prop::collection::vec(
+            (name(), any::<usize>(), prop::option::of(0u64..1 << 17)),
+            0..6,
+        );
+        let allocs = prop::collection::vec((1u64..1 << 30, prop::option::of(1u64..512)), 0..8);
+        let streams = prop::collection::vec((0u32..2, -5i32..5), 0..4);
+        let events = prop::collection::vec((0u32..8, any::<bool>()), 0..4);
+        let hosts = prop::collection::vec((1u64..1 << 20, any::<u32>(), any::<bool>()), 0..3);
+        (
+            fatbins,
+            kernels,
+            allocs,
+            streams,
+            events,
+            hosts,
+            any::<u32>(),
+            prop::collection::vec(any::<u64>(), 0..8),
+        )
+            .prop_map(
+                |(fatbins, kernels, allocs, streams, events, hosts, flags, limits)| {
+                    let mut entries = Vec::new();
+                    for (i, (size, pitch)) in allocs.iter().enumerate() {
+                        let addr = 0x7e00_0000_0000 + ((i as u64) << 32);
+                        entries.push(Entry::Allocation {
+                            addr,
+                            size: *size,
+                            pitch: pitch.map(|p| p.min(*size)),
+                        });
+                    }
+                    let mut handles = Vec::new();
+                    for (i, (wrapper, vars)) in fatbins.iter().enumerate() {
+                        let handle = crate::handles::value(Kind::FatBinary, i as u64 + 1);
+                        handles.push(handle);
+                        entries.push(Entry::FatBinary {
+                            handle,
+                            wrapper: *wrapper,
+                            loaded: vars.as_ref().map(|vars| Loaded {
+                                order: i as u64,
+                                variables: vars
+                                    .iter()
+                                    .enumerate()
+                                    .map(|(j, (name, size, constant))| PlacedVariable {
+                                        name: name.clone(),
+                                        addr: 0x7f00_0000_0000
+                                            + ((i as u64) << 32)
+                                            + ((j as u64) << 24),
+                                        size: *size,
+                                        constant: *constant,
+                                    })
+                                    .collect(),
+                            }),
+                        });
+                    }
+                    for (i, (name, fatbin, max)) in kernels.iter().enumerate() {
+                        entries.push(Entry::Kernel {
+                            stub: 0x40_0000 + i as u64 * 16,
+                            fatbin: handles[fatbin % handles.len()],
+                            name: name.clone(),
+                            max_dynamic_shared: *max,
+                        });
+                        entries.push(Entry::Variable {
+                            shadow: 0x80_0000 + i as u64 * 16,
+                            fatbin: handles[fatbin % handles.len()],
+                            name: name.clone(),
+                            place: max.map(|m| (0x7f80_0000_0000 + i as u64 * 4096, m + 1)),
+                        });
+                    }
+                    for (i, (flags, priority)) in streams.iter().enumerate() {
+                        entries.push(Entry::Stream {
+                            handle: crate::handles::value(Kind::Stream, i as u64 + 1),
+                            flags: *flags,
+                            priority: *priority,
+                        });
+                    }
+                    for (i, (flags, recorded)) in events.iter().enumerate() {
+                        entries.push(Entry::Event {
+                            handle: crate::handles::value(Kind::Event, i as u64 + 1),
+                            flags: *flags & crac_gpu::EventFlags::ALL,
+                            recorded: *recorded,
+                        });
+                    }
+                    for (i, (len, flags, allocated)) in hosts.iter().enumerate() {
+                        entries.push(Entry::HostMemory {
+                            start: 0x1000_0000 + ((i as u64) << 24),
+                            len: *len,
+                            flags: *flags,
+                            allocated: *allocated,
+                        });
+                    }
+                    LogFile {
+                        backend: "sim".into(),
+                        settings: Settings {
+                            flags,
+                            limits,
+                            cache_config: 0,
+                        },
+                        next: Counters {
+                            stream: streams.len() as u64 + 1,
+                            event: events.len() as u64 + 1,
+                            fatbin: fatbins.len() as u64 + 1,
+                        },
+                        entries,
+                    }
+                },
+            )
+    }
+
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn valid_logs_round_trip(log in logs()) {
+            let bytes = encode(&log).unwrap();
+            prop_assert_eq!(decode(&bytes).unwrap(), log);
+        }
 
         #[test]
         fn garbage_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
