@@ -1,5 +1,14 @@
-//! The crossing: finds crac's call table, gives each upper thread its own lower-half TCB, and
-//! runs one operation on it.
+//! The crossing: finds crac's call table, passes the API gate, gives each upper thread its own
+//! lower-half TCB, and runs one operation on it.
+//!
+//! The gate (`crac_abi::gate`) is passed before anything touches the lower half, the first
+//! call's bootstrap included, and left after the crossing back: a checkpoint that closes it
+//! finds no call inside once the last one has come out, and new calls wait here, in upper
+//! mode, on a futex (signals interrupt the wait and it resumes; the checkpoint's quiesce stops
+//! the thread there). The gate's counters carry the table generation, which is also how a
+//! thread learns that a restart replaced its lower TCB: its cached TCB belongs to an older
+//! generation. The host-callback thread's operations go through [`call_callback`], on the
+//! gate's callback lane.
 //!
 //! Between the switch to the lower fs and the switch back ([`cross`]), the fs base points at a
 //! lower-half TCB: the code there must not touch thread-locals (they would be the lower
@@ -10,7 +19,9 @@
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, Ordering};
+use std::time::Duration;
 
+use crac_abi::gate::{self, Futex, Lane};
 use crac_abi::{MAX_ARGS, Op, TABLE_MAGIC, TABLE_VERSION, Table};
 
 use crate::{arch, errors, sys};
@@ -109,10 +120,37 @@ fn not_under_crac() -> u32 {
 /// TCB. Returns the `cudaError_t`.
 #[inline]
 pub fn call(op: Op, args: &[u64]) -> u32 {
+    call_on(Lane::Ordinary, op, args)
+}
+
+/// [`call`] for the host-callback thread's operations (`HostCallbackNext`/`Done`): they pass
+/// a closed gate (callbacks must run while a checkpoint drains the device) and wait only while
+/// it is paused.
+pub fn call_callback(op: Op, args: &[u64]) -> u32 {
+    call_on(Lane::Callbacks, op, args)
+}
+
+#[inline(always)]
+fn call_on(lane: Lane, op: Op, args: &[u64]) -> u32 {
     let Some(table) = table() else {
         return not_under_crac();
     };
-    let generation = generation(table);
+    if !has_gate(table) {
+        return call_inside(table, generation(table), op, args);
+    }
+    let tag = match gate::enter(table, lane, &ShimFutex) {
+        Ok(tag) => tag,
+        Err(gate::Refused::Forked) => return errors::INITIALIZATION_ERROR,
+    };
+    let r = call_inside(table, u64::from(tag), op, args);
+    gate::leave(table, lane, tag, &ShimFutex);
+    r
+}
+
+/// The crossing proper, inside the gate: this thread's lower TCB for `generation` (the
+/// counters' tag, or the table's generation for a table without a gate), then the call.
+#[inline(always)]
+fn call_inside(table: &Table, generation: u64, op: Op, args: &[u64]) -> u32 {
     let fs = match LOWER.with(Cell::get) {
         (fs, g) if fs != 0 && g == generation => fs,
         _ => match bootstrap(table, generation) {
@@ -128,6 +166,12 @@ pub fn call(op: Op, args: &[u64]) -> u32 {
     unsafe { cross(table, fs, op as u32, words.as_ptr()) }
 }
 
+/// Whether the table has the gate's fields (a lower half that predates them has none).
+#[inline(always)]
+fn has_gate(table: &Table) -> bool {
+    usize::try_from(table.size).is_ok_and(|s| s >= crac_abi::GATE_END)
+}
+
 /// The table's generation, or 0 for a table that predates the field.
 #[inline]
 fn generation(table: &Table) -> u64 {
@@ -135,6 +179,33 @@ fn generation(table: &Table) -> u64 {
         table.generation.load(Ordering::Acquire)
     } else {
         0
+    }
+}
+
+/// The gate's waits, in upper mode: raw futex system calls that leave the program's errno
+/// alone.
+struct ShimFutex;
+
+impl Futex for ShimFutex {
+    #[inline]
+    fn wait(&self, addr: usize, expected: u32, timeout: Option<Duration>) {
+        arch::futex_wait(addr, expected, timeout);
+    }
+
+    #[inline]
+    fn wake_all(&self, addr: usize) {
+        arch::futex_wake_all(addr);
+    }
+
+    fn forked(&self, fork_byte: u64) -> bool {
+        let Ok(addr) = usize::try_from(fork_byte) else {
+            return false;
+        };
+        // SAFETY: a non-zero `Table::fork_byte` is the address of a byte in a page the lower
+        // half mapped read-write for the life of the process (a forked child inherits it,
+        // zeroed by MADV_WIPEONFORK); it is only ever accessed atomically.
+        unsafe { std::sync::atomic::AtomicU8::from_ptr(addr as *mut u8) }.load(Ordering::Acquire)
+            == 0
     }
 }
 
@@ -156,9 +227,11 @@ unsafe fn cross(table: &Table, lower_fs: u64, op: u32, args: *const u64) -> u32 
     }
 }
 
-/// First call of a thread (or its first after a restart): get a lower TCB of its own with `new_lower_thread`, run on the
-/// shared bootstrap TCB under the table's lock, with every signal blocked (the bootstrap TCB
-/// is shared, so the trampoline could not tell whose it is).
+/// First call of a thread (or its first after a restart): get a lower TCB of its own with
+/// `new_lower_thread`, run on the shared bootstrap TCB under the table's lock, with every
+/// signal blocked (the bootstrap TCB is shared, so the trampoline could not tell whose it is).
+/// After a restart the new TCB may sit where an old one of another thread did: registering it
+/// overwrites that stale entry of the signal table.
 #[cold]
 fn bootstrap(table: &Table, generation: u64) -> Option<u64> {
     let upper = arch::get_fs();

@@ -1,4 +1,5 @@
-//! The fs-base primitives the crossing and the signal trampoline use (x86-64 only).
+//! The fs-base primitives the crossing and the signal trampoline use (x86-64 only), and the
+//! raw futex the API gate waits on.
 //!
 //! Two ways to move the fs base: `wrfsbase`/`rdfsbase` when the kernel enables them
 //! (`HWCAP2_FSGSBASE`, bit 1 of `AT_HWCAP2`), else the `arch_prctl(ARCH_SET_FS)` system call,
@@ -9,6 +10,7 @@
 mod x86_64;
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 /// Whether `rdfsbase`/`wrfsbase` may be used; set once by [`detect`] before any crossing.
 static FSGSBASE: AtomicBool = AtomicBool::new(false);
@@ -55,4 +57,28 @@ pub unsafe fn set_fs(fs: u64) {
         // SAFETY: the caller vouches for `fs`; the system call touches no memory of ours.
         unsafe { x86_64::arch_prctl_set_fs(fs) }
     }
+}
+
+/// Sleeps while the 32-bit word at `addr` holds `expected`, at most `timeout` (none: no
+/// limit). Returns early on a wake-up, a signal (`EINTR`) or a changed word: callers loop. A
+/// raw system call: it writes no errno, so it may run in upper mode around the program's code.
+pub fn futex_wait(addr: usize, expected: u32, timeout: Option<Duration>) {
+    let ts = timeout.map(|t| libc::timespec {
+        tv_sec: libc::time_t::try_from(t.as_secs()).unwrap_or(libc::time_t::MAX),
+        tv_nsec: libc::c_long::from(t.subsec_nanos()),
+    });
+    let ts_ptr = ts.as_ref().map_or(std::ptr::null(), std::ptr::from_ref);
+    // FUTEX_WAIT | FUTEX_PRIVATE_FLAG: the word is the lower half's, in this process only.
+    let op = u32::try_from(libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG).unwrap_or(0);
+    // SAFETY: FUTEX_WAIT reads only the word (a bad address is EFAULT) and the timespec,
+    // a live local or null.
+    unsafe { x86_64::futex(addr, op, expected, ts_ptr) };
+}
+
+/// Wakes every thread sleeping on the 32-bit word at `addr` (a raw system call, no errno).
+pub fn futex_wake_all(addr: usize) {
+    let op = u32::try_from(libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG).unwrap_or(0);
+    let all = u32::try_from(i32::MAX).unwrap_or(1);
+    // SAFETY: FUTEX_WAKE uses the address only as a key and reads no other argument's memory.
+    unsafe { x86_64::futex(addr, op, all, std::ptr::null()) };
 }

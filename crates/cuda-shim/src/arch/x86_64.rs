@@ -69,3 +69,33 @@ pub unsafe fn arch_prctl_set_fs(v: u64) {
         );
     }
 }
+
+/// `futex`'s system call number.
+const SYS_FUTEX: u64 = 202;
+
+/// A raw `futex(addr, op, val, timeout)` system call (no libc, so no errno is written);
+/// returns the kernel's result (a negative errno on failure).
+///
+/// # Safety
+/// `timeout` must be null or point at a readable `timespec`; `op` must be an operation that
+/// uses no argument past the fourth and writes no user memory (`FUTEX_WAIT`, `FUTEX_WAKE`).
+#[inline(always)]
+pub unsafe fn futex(addr: usize, op: u32, val: u32, timeout: *const libc::timespec) -> i64 {
+    let ret: i64;
+    // SAFETY: the system call reads at most the futex word (a fault is EFAULT, not a signal)
+    // and the timespec the caller vouches for; it clobbers rcx and r11 (declared).
+    unsafe {
+        asm!(
+            "syscall",
+            inlateout("rax") SYS_FUTEX as i64 => ret,
+            in("rdi") addr,
+            in("rsi") u64::from(op),
+            in("rdx") u64::from(val),
+            in("r10") timeout,
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    ret
+}

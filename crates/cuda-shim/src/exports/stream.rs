@@ -5,6 +5,10 @@
 //! fs: the first `cudaLaunchHostFunc`/`cudaStreamAddCallback` starts one shim thread that
 //! loops on `__crac_host_callback_next` (which blocks in the lower half until a callback is
 //! due), calls the program's function in upper mode, and reports `__crac_host_callback_done`.
+//! Both operations go through the gate's callback lane ([`switch::call_callback`]): they pass
+//! while a checkpoint drains the device, and wait in upper mode once it pauses callbacks, where
+//! the checkpoint's quiesce signal (`SIGRTMAX`, the one signal this thread leaves unblocked)
+//! stops the thread like any other.
 
 use std::ffi::{c_int, c_uint, c_void};
 use std::sync::Once;
@@ -211,6 +215,9 @@ with_ptsz! {
     }
 }
 
+/// The signal crac's checkpoint stops program threads with (`SIGRTMAX`).
+const QUIESCE_SIGNAL: c_int = 64;
+
 /// Starts the host-callback thread once (only under crac: outside, no callback is queued).
 fn start_callback_thread() {
     static START: Once = Once::new();
@@ -230,16 +237,17 @@ fn start_callback_thread() {
 /// The host-callback thread: waits in the lower half for the next due callback, runs it here
 /// (upper mode, the program's fs), reports it done.
 fn callback_loop() {
-    // The program's signals go to its own threads, as with NVIDIA's runtime threads.
-    let _mask = sys::block_all_signals();
+    // The program's signals go to its own threads, as with NVIDIA's runtime threads; crac's
+    // quiesce signal must reach this one too, so a checkpoint can stop it.
+    let _mask = sys::block_all_signals_but(QUIESCE_SIGNAL);
     loop {
         let mut cb = HostCallback::default();
-        match switch::call(Op::HostCallbackNext, &[out(&mut cb)]) {
+        match switch::call_callback(Op::HostCallbackNext, &[out(&mut cb)]) {
             codes::SUCCESS => {
                 // SAFETY: the lower half hands back exactly the function and data the program
                 // queued with cudaLaunchHostFunc/cudaStreamAddCallback, of the kind it says.
                 unsafe { run_callback(&cb) };
-                let _ = switch::call(Op::HostCallbackDone, &[cb.token]);
+                let _ = switch::call_callback(Op::HostCallbackDone, &[cb.token]);
             }
             600 => {}
             other => {

@@ -71,6 +71,23 @@ pub fn block_all_signals() -> SavedMask {
     SavedMask(old)
 }
 
+/// Blocks every signal but `keep` on the calling thread; returns the previous mask.
+pub fn block_all_signals_but(keep: c_int) -> SavedMask {
+    let _e = ErrnoGuard::new();
+    // SAFETY: sigset_t is plain data; all-zero is a valid value that sigfillset overwrites.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: both sets are valid; sigdelset with a signal number out of range only fails;
+    // pthread_sigmask only reads `set` and writes `old`.
+    unsafe {
+        libc::sigfillset(&mut set);
+        libc::sigdelset(&mut set, keep);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &set, &mut old);
+    }
+    SavedMask(old)
+}
+
 /// Puts back a mask saved by [`block_all_signals`].
 pub fn restore_signals(saved: &SavedMask) {
     let _e = ErrnoGuard::new();
