@@ -164,8 +164,10 @@ fn every_object_comes_back_under_the_same_handles_and_addresses() {
         summary.objects
     );
 
-    // Same handles, same addresses, same state.
+    // Same handles, same addresses, same state: the restored runtime's log is the log it was
+    // restored from.
     assert_eq!(p.rt.log_len(), live);
+    assert_eq!(p.rt.snapshot().expect("snapshot").log, saved.snapshot.log);
     assert_eq!(
         (
             p.rt.fat_binaries(),
@@ -534,4 +536,52 @@ impl DeviceBackend for Misplacing {
         read_device(s: DevicePtr, d: &mut [u8]) -> crac_gpu::Result<()>;
         write_device(d: DevicePtr, s: &[u8]) -> crac_gpu::Result<()>;
     }
+}
+
+#[test]
+fn threads_allocating_and_freeing_at_once_leave_a_consistent_log() {
+    let p = Program::new();
+    std::thread::scope(|scope| {
+        for t in 0..4u64 {
+            let p = &p;
+            scope.spawn(move || {
+                let mut mine = Vec::new();
+                for i in 0..5_000u64 {
+                    mine.push(p.malloc(1 + (i * 131 + t) % 4096));
+                    if mine.len() > 3 {
+                        p.ok(Op::Free, &[mine.remove(0)]);
+                    }
+                }
+            });
+        }
+    });
+    assert_eq!(p.rt.log_len(), 4 * 3);
+    // The snapshot checks the runtime's allocations against the device's.
+    assert_eq!(p.rt.snapshot().expect("consistent").buffers.len(), 12);
+}
+
+#[test]
+fn draining_waits_for_host_callbacks_the_shim_runs() {
+    let p = Program::new();
+    let s = p.out_u64(Op::StreamCreate, &[]);
+    p.ok(Op::LaunchHostFunc, &[s, 0x1234, 0x5678]);
+    let drained = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            p.rt.synchronize_all().expect("drain");
+            drained.store(true, std::sync::atomic::Ordering::SeqCst);
+        });
+        // The callback is handed to the shim's thread; the drain waits until it is done.
+        let cb = p.next_callback();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert!(!drained.load(std::sync::atomic::Ordering::SeqCst));
+        let token = u64::from_le_bytes(
+            cb[std::mem::offset_of!(crac_abi::HostCallback, token)..][..8]
+                .try_into()
+                .expect("8"),
+        );
+        p.ok(Op::HostCallbackDone, &[token]);
+    });
+    assert!(drained.load(std::sync::atomic::Ordering::SeqCst));
+    p.ok(Op::StreamQuery, &[s]);
 }
