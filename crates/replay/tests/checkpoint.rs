@@ -359,6 +359,12 @@ fn the_log_follows_live_objects_not_calls() {
         }
     }
     assert_eq!(p.rt.log_len(), keep.len() + live.len());
+    // Failed frees change nothing: a pointer inside an allocation, one freed twice.
+    assert_eq!(p.call(Op::Free, &[keep[1] + 256]), 1);
+    let once = p.malloc(64);
+    p.ok(Op::Free, &[once]);
+    assert_eq!(p.call(Op::Free, &[once]), 1);
+    assert_eq!(p.rt.log_len(), keep.len() + live.len());
     let snap = p.rt.snapshot().expect("snapshot");
     assert_eq!(snap.buffers.len(), keep.len() + live.len());
     // A few bytes per live object, nothing per call.

@@ -126,12 +126,16 @@ impl Runtime {
 
     /// `cudaFree`. The entry goes first: once the backend has freed the address another
     /// thread's `cudaMalloc` may get it, and its entry must not be the one removed. A failed
-    /// free puts the entry back.
+    /// free puts the entry back if the allocation is still there (two threads freeing the same
+    /// pointer: one of them fails, and the allocation is gone).
     pub(crate) fn free(&self, ptr: u64) -> Result<(), GpuError> {
         let entry = self.allocations.remove(ptr);
         let freed = self.backend.free(DevicePtr(ptr));
         if let (Err(_), Some((size, pitch))) = (&freed, entry) {
-            self.allocations.insert(ptr, size, pitch);
+            let still = self.backend.find_allocation(DevicePtr(ptr));
+            if matches!(still, Ok(Some(a)) if a.ptr.0 == ptr) {
+                self.allocations.insert(ptr, size, pitch);
+            }
         }
         freed
     }
