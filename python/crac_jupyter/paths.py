@@ -5,6 +5,9 @@
 - Beside each image, ``NAME.crac.kernel.json`` (the sidecar) holds what a relay needs to talk to
   the kernel once it is restarted: the inner connection (ports and key the kernel's sockets are
   bound with), the relay's socket identity, and the id of the request that took the checkpoint.
+- Images that ``crac_ckpt PID`` or a checkpoint signal write (``python-LINEAGE-SEQ.crac``) have
+  no sidecar of their own; the relay keeps ``.kernel-LINEAGE.json`` (the kernel's launch pid)
+  with the same connection for them.
 - ``NAME.crac.resumed`` is written by the relay once it is connected to a restarted kernel; the
   restarted kernel waits for it before it answers, so nothing it sends is lost.
 - crac itself: ``$CRAC_BIN`` (the ``crac`` executable), else ``crac`` on ``PATH``.
@@ -50,6 +53,27 @@ def image_for_name(name: str, directory: str | None = None) -> str:
     return os.path.join(directory or image_dir(), name + IMAGE_SUFFIX)
 
 
+_AGENT_IMAGE = re.compile(r"^.*-(\d+)-\d+\.crac$")
+
+
+def lineage_sidecar(lineage: int, directory: str | None = None) -> str:
+    """The relay's sidecar for the images of the kernel launched as pid lineage."""
+    return os.path.join(directory or image_dir(), f".kernel-{lineage}.json")
+
+
+def sidecar_for(image: str) -> str | None:
+    """The sidecar that describes image's kernel: its own, else its lineage's; None if none."""
+    own = image + SIDECAR_SUFFIX
+    if os.path.isfile(own):
+        return own
+    m = _AGENT_IMAGE.match(os.path.basename(image))
+    if m:
+        lin = lineage_sidecar(int(m.group(1)), os.path.dirname(image))
+        if os.path.isfile(lin):
+            return lin
+    return None
+
+
 def resolve(spec: str | None, directory: str | None = None) -> str:
     """The image that NAME or PATH (or, when None, the newest image with a sidecar) means."""
     d = directory or image_dir()
@@ -64,10 +88,10 @@ def resolve(spec: str | None, directory: str | None = None) -> str:
         path = image_for_name(spec, d)
     if not os.path.isfile(path):
         raise PathError(f"no image at {path} (%crac list shows the images in {d})")
-    if not os.path.isfile(path + SIDECAR_SUFFIX):
+    if sidecar_for(path) is None:
         raise PathError(
-            f"{path} has no {os.path.basename(path)}{SIDECAR_SUFFIX} beside it: it was not "
-            "written by %crac checkpoint, so a kernel cannot be reconnected to it"
+            f"{path} has no {os.path.basename(path)}{SIDECAR_SUFFIX} beside it: it is not an "
+            "image of a \"Python 3 (crac)\" kernel, so a kernel cannot be reconnected to it"
         )
     return path
 
@@ -83,7 +107,7 @@ def list_images(directory: str | None = None) -> list[dict]:
         return []
     for n in names:
         p = os.path.join(d, n)
-        if n.endswith(IMAGE_SUFFIX) and os.path.isfile(p + SIDECAR_SUFFIX):
+        if n.endswith(IMAGE_SUFFIX) and sidecar_for(p) is not None:
             try:
                 st = os.stat(p)
             except OSError:

@@ -22,6 +22,11 @@ sees one kernel process for the whole session, however often the inner one is re
   session the resume cell shows the kernel's "resumed" line and completes with the old
   execution count. The kernel waits for ``IMAGE.resumed`` (written once the relay's sockets are
   connected) before it answers, so nothing it sends is lost.
+- Scheduled checkpoints: ``CRAC_JUPYTER_LAUNCH_ARGS`` adds ``crac launch`` options (e.g.
+  ``--ckpt-signal USR1 --interval 1800 --keep 2``); the relay passes the ``--ckpt-signal`` signal
+  on to the kernel. Such images (and ``crac_ckpt KERNEL_PID``'s) are described by the relay's
+  lineage sidecar, so ``%crac resume PATH`` takes them too; the relay then completes the resume
+  cell itself.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import json
 import os
 import re
 import secrets
+import shlex
 import shutil
 import signal
 import socket
@@ -135,6 +141,42 @@ def restart_command(image: str, pid: int) -> list[str]:
         return ["unshare", "--user", "--map-root-user", "--pid", "--fork", "--kill-child",
                 "--mount-proc", "sh", "-c", script, "sh", str(pid - 1), crac, image]
     return [crac, "restart", "--same-pid", image]
+
+
+def read_sidecar(image: str) -> dict:
+    """The sidecar that describes image's kernel (see ``paths``)."""
+    side = paths.sidecar_for(image)
+    if side is None:
+        raise RuntimeError(f"{image} has no sidecar: it is not an image of a \"Python 3 (crac)\" kernel")
+    with open(side) as f:
+        return json.load(f)
+
+
+def launch_options() -> list[str]:
+    """Extra ``crac launch`` options for the inner kernel, from ``CRAC_JUPYTER_LAUNCH_ARGS``
+    (e.g. ``--ckpt-signal USR1 --interval 1800 --keep 2``)."""
+    return shlex.split(os.environ.get("CRAC_JUPYTER_LAUNCH_ARGS", ""))
+
+
+def forwarded_signal(options: list[str]) -> int | None:
+    """The signal ``--ckpt-signal`` names in options, which the relay passes on to the kernel
+    (a scheduler's warning reaches the kernel's process group leader: the relay)."""
+    for i, o in enumerate(options):
+        value = None
+        if o == "--ckpt-signal" and i + 1 < len(options):
+            value = options[i + 1]
+        elif o.startswith("--ckpt-signal="):
+            value = o.split("=", 1)[1]
+        if value is not None:
+            if value.isdigit():
+                return int(value)
+            name = value.upper()
+            try:
+                return int(signal.Signals[name if name.startswith("SIG") else "SIG" + name])
+            except KeyError:
+                log(f"--ckpt-signal {value}: the relay cannot pass this signal on; send it to the kernel")
+                return None
+    return None
 
 
 def _set_pdeathsig() -> None:
@@ -253,7 +295,7 @@ class Relay:
         with open(conn_file, "w") as f:
             json.dump(conn, f)
         identity = secrets.token_hex(8).encode()
-        cmd = [paths.crac_bin(), "launch", "--dir", paths.image_dir(), "--",
+        cmd = [paths.crac_bin(), "launch", "--dir", paths.image_dir(), *launch_options(), "--",
                self.python, "-m", "crac_jupyter.kernel", "-f", conn_file]
         self.proc = subprocess.Popen(
             cmd, env=self._inner_env(conn_file, identity), stdin=subprocess.DEVNULL,
@@ -261,7 +303,31 @@ class Relay:
         )
         self.kernel_pid = self.proc.pid
         self._connect_inner(conn, identity)
+        self._write_lineage(conn, identity, self.proc.pid)
         log(f"inner kernel pid {self.kernel_pid} on ports {ports}")
+
+    def _write_lineage(self, conn: dict, identity: bytes, lineage: int) -> None:
+        """Describes the kernel for images that crac_ckpt or a checkpoint signal write (named
+        after the kernel's launch pid, which --same-pid keeps)."""
+        self.lineage = lineage
+        path = paths.lineage_sidecar(lineage)
+        side = {"version": 1, "connection": conn, "identity": identity.hex(), "kernel_pid": lineage,
+                "python": self.python, "created": time.time()}
+        with open(path + ".tmp", "w") as f:
+            json.dump(side, f)
+        os.replace(path + ".tmp", path)
+
+    def _forget_lineage(self) -> None:
+        """Removes the lineage sidecar when no image of that kernel needs it."""
+        lineage = getattr(self, "lineage", None)
+        if lineage is None:
+            return
+        d = paths.image_dir()
+        if not any(re.match(rf"^.*-{lineage}-\d+\.crac$", n) for n in os.listdir(d)):
+            try:
+                os.unlink(paths.lineage_sidecar(lineage, d))
+            except FileNotFoundError:
+                pass
 
     def kill_inner(self) -> None:
         """Kills the inner kernel (and a restart's supervisor) and waits for it."""
@@ -279,11 +345,10 @@ class Relay:
     def restart_from(self, image: str) -> None:
         """Replaces the inner kernel with the one checkpointed in image; raises RuntimeError with
         the reason when it does not come back."""
-        with open(image + paths.SIDECAR_SUFFIX) as f:
-            side = json.load(f)
+        side = read_sidecar(image)
         conn = side.get("connection")
         if not conn or not side.get("identity"):
-            raise RuntimeError(f"{image}{paths.SIDECAR_SUFFIX} lacks the kernel's connection")
+            raise RuntimeError(f"the sidecar of {image} lacks the kernel's connection")
         self.kill_inner()
         marker = image + paths.RESUMED_SUFFIX
         try:
@@ -325,6 +390,7 @@ class Relay:
         with open(marker + ".tmp", "w") as f:
             json.dump({"relay_pid": os.getpid(), "at": time.time()}, f)
         os.replace(marker + ".tmp", marker)
+        self._write_lineage(conn, bytes.fromhex(side["identity"]), int(side.get("kernel_pid", 0)))
         log(f"inner kernel restarted from {image}: host pid {self.kernel_pid}")
 
     def _find_kernel(self, old_pid: int) -> int:
@@ -401,12 +467,21 @@ class Relay:
         self._reply(req, "iopub", "execute_input", {"code": code, "execution_count": self.last_count + 1})
         try:
             image = paths.resolve(spec)
-            with open(image + paths.SIDECAR_SUFFIX) as f:
-                old_id = json.load(f).get("checkpoint_msg_id", "")
+            old_id = read_sidecar(image).get("checkpoint_msg_id", "")
             self._reply(req, "iopub", "stream", {"name": "stdout", "text": f"restarting the kernel from {image}\n"})
-            # Registered before the kernel comes back: it may answer at once.
-            self.rewrite[old_id] = (req.header, req.idents)
+            if old_id:
+                # Registered before the kernel comes back: it may answer at once.
+                self.rewrite[old_id] = (req.header, req.idents)
             self.restart_from(image)
+            if not old_id:
+                # An image from crac_ckpt or a checkpoint signal: no cell of the kernel's is
+                # waiting to answer this one, so the relay does.
+                text = (f"resumed from {image} (written by crac_ckpt or a checkpoint signal: a "
+                        "cell that was running then goes on, unseen)\n")
+                self._reply(req, "iopub", "stream", {"name": "stdout", "text": text})
+                self._reply(req, "shell", "execute_reply", {"status": "ok", "execution_count": self.last_count + 1,
+                                                            "user_expressions": {}, "payload": []})
+                self._reply(req, "iopub", "status", {"execution_state": "idle"})
         except (paths.PathError, OSError, RuntimeError, ValueError) as e:
             text = str(e)
             log(f"resume failed: {text}")
@@ -422,9 +497,12 @@ class Relay:
 
     def forward_interrupt(self, *_args) -> None:
         """SIGINT from the server: interrupt the inner kernel."""
+        self._forward(signal.SIGINT)
+
+    def _forward(self, signum: int) -> None:
         if self.kernel_pid:
             try:
-                os.kill(self.kernel_pid, signal.SIGINT)
+                os.kill(self.kernel_pid, signum)
             except ProcessLookupError:
                 pass
 
@@ -432,6 +510,9 @@ class Relay:
     def run(self) -> int:
         """Relays until the inner kernel exits; returns the relay's exit status."""
         signal.signal(signal.SIGINT, self.forward_interrupt)
+        fwd = forwarded_signal(launch_options())
+        if fwd is not None:
+            signal.signal(fwd, lambda signum, _f: self._forward(signum))
         signal.signal(signal.SIGTERM, lambda *_: self._terminate())
         while self.exit_code is None:
             poller = zmq.Poller()
@@ -482,6 +563,10 @@ class Relay:
         if self.proc is not None and self.proc.poll() is None:
             self.kill_inner()
         self._close_inner()
+        try:
+            self._forget_lineage()
+        except OSError:
+            pass
         for s in self.out.values():
             s.close(linger=200)
         self.ctx.term()

@@ -129,3 +129,28 @@ def test_bad_names_and_usage_are_explained(session):
     content, text, _ = s.run("%crac checkpoint ../escape")
     assert content["status"] == "error" and "cannot name an image" in text
     assert "%crac checkpoint [NAME]" in s.ok("%crac")
+
+
+def test_an_image_from_the_checkpoint_signal_resumes_too(session, jupyter_home, monkeypatch):
+    import glob
+    import signal
+    import time
+
+    monkeypatch.setenv("CRAC_JUPYTER_LAUNCH_ARGS", "--ckpt-signal USR1")
+    a = session()
+    kernel_pid = int(a.ok("import os\nkept = {'a': [1, 2, 3]}\nprint(os.getpid())"))
+    pattern = str(jupyter_home["images"] / f"*-{kernel_pid}-*.crac")
+    # The scheduler's warning goes to the kernel's process group leader, the relay.
+    os.kill(a.relay_pid, signal.SIGUSR1)
+    deadline = time.monotonic() + 60
+    while not glob.glob(pattern) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    (image,) = glob.glob(pattern)
+    assert "kept" not in a.ok("%crac list") and os.path.basename(image)[:-5] in a.ok("%crac list")
+    a.kill_all()
+    monkeypatch.delenv("CRAC_JUPYTER_LAUNCH_ARGS")
+    b = session()
+    content, text, _ = b.run(f"%crac resume {image}")
+    assert content["status"] == "ok", text
+    assert f"resumed from {image}" in text
+    assert b.ok("print(kept['a'][-1] + 1, os.getpid())").split() == ["4", str(kernel_pid)]
