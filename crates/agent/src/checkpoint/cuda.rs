@@ -48,6 +48,13 @@ pub enum DeviceError {
          abandoned and the program goes on"
     )]
     Synchronize(#[source] GpuError),
+    /// The device's queued work did not finish in time.
+    #[error(
+        "the program's device work (kernels, copies, host callbacks) did not finish within {} s; \
+         the checkpoint was abandoned and the program goes on; checkpoint between long kernels",
+        DRAIN_TIMEOUT.as_secs()
+    )]
+    DrainTimeout,
     /// The host-callback thread did not leave the lower half.
     #[error(
         "a CUDA host callback of the program did not return within {} s ({source}); the \
@@ -82,8 +89,8 @@ pub enum DeviceError {
         /// Why.
         source: ImageError,
     },
-    /// The reader thread could not be started.
-    #[error("cannot start a thread to read device memory: {0}")]
+    /// A helper thread (device drain, device reader) could not be started.
+    #[error("cannot start a thread to drain or read the device: {0}")]
     Thread(#[source] std::io::Error),
 }
 
@@ -119,9 +126,7 @@ impl DeviceHold {
         let started = Instant::now();
         let gate = crac_loader::table::close_gate(DRAIN_TIMEOUT)
             .map_err(|source| DeviceError::CloseGate { source })?;
-        runtime
-            .synchronize_all()
-            .map_err(DeviceError::Synchronize)?;
+        drain(runtime, DRAIN_TIMEOUT)?;
         gate.pause_callbacks(DRAIN_TIMEOUT)
             .map_err(|source| DeviceError::PauseCallbacks { source })?;
         let snapshot = runtime.snapshot().map_err(DeviceError::Snapshot)?;
@@ -146,6 +151,24 @@ impl DeviceHold {
     /// For a checkpoint-and-exit: the program's CUDA calls never go on.
     pub fn keep_closed(self) {
         self.gate.keep_closed();
+    }
+}
+
+/// Waits up to `timeout` for every stream of `runtime` to finish its work. The wait runs on a
+/// thread of its own, so a kernel that never ends cannot hold the agent: on timeout that
+/// thread is left to finish the wait alone (the runtime lives as long as the process) and the
+/// checkpoint gives up.
+fn drain(runtime: &'static Runtime, timeout: Duration) -> Result<(), DeviceError> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::Builder::new()
+        .name("crac-drain".into())
+        .spawn(move || {
+            let _ = tx.send(runtime.synchronize_all());
+        })
+        .map_err(DeviceError::Thread)?;
+    match rx.recv_timeout(timeout) {
+        Ok(done) => done.map_err(DeviceError::Synchronize),
+        Err(_) => Err(DeviceError::DrainTimeout),
     }
 }
 
@@ -364,6 +387,27 @@ mod tests {
                 "region {i}"
             );
         }
+    }
+
+    #[test]
+    fn a_drain_that_does_not_finish_in_time_gives_up_and_a_later_one_succeeds() {
+        let runtime: &'static Runtime =
+            Box::leak(Box::new(Runtime::new(Box::new(crac_sim::Sim::new(1 << 20)))));
+        let (tx, rx) = mpsc::channel();
+        runtime
+            .backend()
+            .launch_host_func(
+                Stream::LEGACY,
+                Box::new(move |_| {
+                    let _ = rx.recv_timeout(Duration::from_secs(10));
+                }),
+            )
+            .expect("queue a host function");
+        let e = drain(runtime, Duration::from_millis(50)).expect_err("still busy");
+        assert!(matches!(e, DeviceError::DrainTimeout), "{e}");
+        assert!(e.to_string().contains("did not finish within 30 s"), "{e}");
+        tx.send(()).expect("release the host function");
+        drain(runtime, Duration::from_secs(10)).expect("drained");
     }
 
     #[test]

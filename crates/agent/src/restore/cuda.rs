@@ -49,10 +49,7 @@ pub enum DeviceRestoreError {
         source: ReplayError,
     },
     /// A device buffer's payload could not be read or is damaged.
-    #[error(
-        "cannot read the saved device memory at {addr:#x} ({label}) from the image: {source}; \
-         the image is damaged"
-    )]
+    #[error("cannot read the saved device memory at {addr:#x} ({label}) from the image: {source}")]
     ReadPayload {
         /// Device address.
         addr: u64,

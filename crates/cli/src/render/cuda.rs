@@ -28,7 +28,7 @@ pub fn write_text(out: &mut String, meta: &ImageMeta) -> std::fmt::Result {
             for o in &log.objects {
                 writeln!(
                     out,
-                    "  {:<12} {:#014x} {:>10}  {}",
+                    "  {:<15} {:#014x} {:>10}  {}",
                     o.kind,
                     o.id,
                     if o.size > 0 {
