@@ -253,7 +253,7 @@ impl Runtime {
         let now = backend
             .module_variables()
             .map_err(query("list the module variables"))?;
-        let modules = self.registry().records().0;
+        let modules = self.registry().records().fatbins;
         for e in &file.entries {
             let Entry::FatBinary {
                 handle,

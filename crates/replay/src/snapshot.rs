@@ -115,8 +115,8 @@ impl Runtime {
                 constant: v.constant,
             });
         }
-        let (fatbins, kernels, variables, next_fatbin) = self.registry().records();
-        for (handle, wrapper, module) in fatbins {
+        let records = self.registry().records();
+        for (handle, wrapper, module) in records.fatbins {
             let loaded = module.map(|(m, order)| {
                 let variables = by_module.remove(&m).unwrap_or_default();
                 for v in &variables {
@@ -134,7 +134,7 @@ impl Runtime {
                 loaded,
             });
         }
-        for (stub, fatbin, name, max_dynamic_shared) in kernels {
+        for (stub, fatbin, name, max_dynamic_shared) in records.kernels {
             entries.push(Entry::Kernel {
                 stub,
                 fatbin,
@@ -142,7 +142,7 @@ impl Runtime {
                 max_dynamic_shared,
             });
         }
-        for (shadow, fatbin, name, place) in variables {
+        for (shadow, fatbin, name, place) in records.variables {
             entries.push(Entry::Variable {
                 shadow,
                 fatbin,
@@ -201,7 +201,7 @@ impl Runtime {
             next: Counters {
                 stream: stream_next,
                 event: event_next,
-                fatbin: next_fatbin,
+                fatbin: records.next_fatbin,
             },
             entries,
         };

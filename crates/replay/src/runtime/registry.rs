@@ -343,18 +343,19 @@ pub(crate) type KernelRecord = (u64, u64, String, Option<u64>);
 /// A variable: (shadow, fat binary handle, name, device address and size once placed).
 pub(crate) type VariableRecord = (u64, u64, String, Option<(u64, u64)>);
 
+/// Every registration as a checkpoint records it, each list by handle, stub or shadow.
+pub(crate) struct Records {
+    pub(crate) fatbins: Vec<FatBinaryRecord>,
+    pub(crate) kernels: Vec<KernelRecord>,
+    pub(crate) variables: Vec<VariableRecord>,
+    /// The fat-binary table's next value.
+    pub(crate) next_fatbin: u64,
+}
+
 /// Checkpoint and restart: the registrations as records, and the way back.
 impl Registry {
-    /// Every registration, each list by handle, stub or shadow; plus the next fat-binary value
-    /// and the number of modules loaded so far.
-    pub(crate) fn records(
-        &self,
-    ) -> (
-        Vec<FatBinaryRecord>,
-        Vec<KernelRecord>,
-        Vec<VariableRecord>,
-        u64,
-    ) {
+    /// Every registration.
+    pub(crate) fn records(&self) -> Records {
         let t = self.read();
         let mut fatbins: Vec<_> = t
             .fatbins
@@ -386,7 +387,12 @@ impl Registry {
             })
             .collect();
         variables.sort_by_key(|v| v.0);
-        (fatbins, kernels, variables, t.fatbins.next())
+        Records {
+            fatbins,
+            kernels,
+            variables,
+            next_fatbin: t.fatbins.next(),
+        }
     }
 
     /// Puts a fat binary back under its handle: loaded as `module` (in load position
