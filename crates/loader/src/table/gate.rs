@@ -129,3 +129,254 @@ impl Drop for Gate {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
+
+    use std::thread::JoinHandle;
+
+    /// What the test table's `cuda` entry counts.
+    #[derive(Default)]
+    struct Calls {
+        /// Calls inside the entry now.
+        inside: AtomicU32,
+        /// Calls that returned.
+        done: AtomicU64,
+        /// While set, an [`OP_HOLD`] call stays inside.
+        hold: AtomicBool,
+    }
+
+    /// A call that takes 100 µs.
+    const OP_SHORT: u32 = 0;
+    /// A call that stays inside while `Calls::hold` is set.
+    const OP_HOLD: u32 = 1;
+
+    /// The test table's `cuda` entry.
+    ///
+    /// # Safety
+    /// `args[0]` must be the address of a live [`Calls`].
+    unsafe extern "C" fn counted(op: u32, args: *const u64) -> u32 {
+        // SAFETY: the callers below pass a leaked `Calls` as the first word.
+        let calls = unsafe { &*(*args as *const Calls) };
+        calls.inside.fetch_add(1, Ordering::SeqCst);
+        if op == OP_HOLD {
+            while calls.hold.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        } else {
+            std::thread::sleep(Duration::from_micros(100));
+        }
+        calls.done.fetch_add(1, Ordering::SeqCst);
+        calls.inside.fetch_sub(1, Ordering::SeqCst);
+        0
+    }
+
+    /// A table of its own for one test (the process's installed one is another test's).
+    fn test_table(generation: u64) -> &'static Table {
+        Box::leak(Box::new(Table {
+            cuda: counted,
+            ..crate::sys::table::table(0, generation)
+        }))
+    }
+
+    fn leak<T: Default>() -> &'static T {
+        Box::leak(Box::default())
+    }
+
+    /// A thread playing the shim: passes the gate on `lane`, calls through the table, leaves;
+    /// again until `stop` (once it is past the gate).
+    fn caller(
+        table: &'static Table,
+        lane: Lane,
+        op: u32,
+        calls: &'static Calls,
+        stop: &'static AtomicBool,
+    ) -> JoinHandle<()> {
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                one_call(table, lane, op, calls);
+            }
+        })
+    }
+
+    /// One call through the gate on the calling thread.
+    fn one_call(table: &'static Table, lane: Lane, op: u32, calls: &'static Calls) {
+        let tag = protocol::enter(table, lane, &LowerFutex).expect("not a fork");
+        let mut args = [0u64; crac_abi::MAX_ARGS];
+        args[0] = std::ptr::from_ref(calls) as u64;
+        // SAFETY: the table's entry is `counted`, and args[0] names a live Calls.
+        unsafe { (table.cuda)(op, args.as_ptr()) };
+        protocol::leave(table, lane, tag, &LowerFutex);
+    }
+
+    fn wait_for(what: &str, cond: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !cond() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    #[test]
+    fn closing_drains_the_calls_inside_and_holds_new_ones_until_reopened() {
+        let (table, calls, stop) = (test_table(0), leak::<Calls>(), leak::<AtomicBool>());
+        let threads: Vec<_> = (0..6)
+            .map(|_| caller(table, Lane::Ordinary, OP_SHORT, calls, stop))
+            .collect();
+        for round in 0..5 {
+            wait_for("calls", || {
+                calls.done.load(Ordering::SeqCst) > 50 * (round + 1)
+            });
+            let gate = close_gate_on(table);
+            assert_eq!(calls.inside.load(Ordering::SeqCst), 0, "round {round}");
+            let done = calls.done.load(Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(30));
+            assert_eq!(calls.inside.load(Ordering::SeqCst), 0, "a call got past");
+            assert_eq!(calls.done.load(Ordering::SeqCst), done, "a call got past");
+            drop(gate);
+            wait_for("calls after reopening", || {
+                calls.done.load(Ordering::SeqCst) > done + 20
+            });
+        }
+        stop.store(true, Ordering::SeqCst);
+        for t in threads {
+            t.join().expect("caller");
+        }
+        assert_eq!(
+            crac_abi::count_of(table.in_flight.load(Ordering::SeqCst)),
+            0
+        );
+    }
+
+    fn close_gate_on(table: &'static Table) -> Gate {
+        Gate::close(table, Duration::from_secs(5)).expect("close")
+    }
+
+    #[test]
+    fn a_call_that_stays_inside_fails_the_close_and_the_gate_reopens() {
+        let (table, calls, stop) = (test_table(0), leak::<Calls>(), leak::<AtomicBool>());
+        calls.hold.store(true, Ordering::SeqCst);
+        let stuck = caller(table, Lane::Ordinary, OP_HOLD, calls, stop);
+        wait_for("the held call", || calls.inside.load(Ordering::SeqCst) == 1);
+        let start = Instant::now();
+        let err = Gate::close(table, Duration::from_millis(100)).expect_err("a call is held");
+        assert!(start.elapsed() >= Duration::from_millis(100));
+        assert!(
+            matches!(err, GateError::Drain { in_flight: 1, .. }),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string().contains("1 CUDA call(s) still running"),
+            "{err}"
+        );
+        assert_eq!(table.gate.load(Ordering::SeqCst), 0, "reopened");
+        // Another call passes the reopened gate at once.
+        let other = leak::<Calls>();
+        one_call(table, Lane::Ordinary, OP_SHORT, other);
+        assert_eq!(other.done.load(Ordering::SeqCst), 1);
+        stop.store(true, Ordering::SeqCst);
+        calls.hold.store(false, Ordering::SeqCst);
+        stuck.join().expect("caller");
+        assert_eq!(
+            crac_abi::count_of(table.in_flight.load(Ordering::SeqCst)),
+            0
+        );
+    }
+
+    #[test]
+    fn a_second_close_is_refused_while_the_first_holds_the_gate() {
+        let table = test_table(0);
+        let gate = close_gate_on(table);
+        assert!(matches!(
+            Gate::close(table, Duration::ZERO),
+            Err(GateError::AlreadyClosed)
+        ));
+        drop(gate);
+        drop(close_gate_on(table));
+        assert_eq!(table.gate.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn callbacks_run_while_the_gate_is_closed_and_stop_when_paused() {
+        let (table, stop) = (test_table(0), leak::<AtomicBool>());
+        let (ordinary, callbacks) = (leak::<Calls>(), leak::<Calls>());
+        let threads = [
+            caller(table, Lane::Ordinary, OP_SHORT, ordinary, stop),
+            caller(table, Lane::Callbacks, OP_SHORT, callbacks, stop),
+        ];
+        wait_for("calls", || ordinary.done.load(Ordering::SeqCst) > 10);
+        let gate = close_gate_on(table);
+        let held = ordinary.done.load(Ordering::SeqCst);
+        let before = callbacks.done.load(Ordering::SeqCst);
+        wait_for("callbacks through a closed gate", || {
+            callbacks.done.load(Ordering::SeqCst) > before + 20
+        });
+        gate.pause_callbacks(Duration::from_secs(5)).expect("pause");
+        assert_eq!(callbacks.inside.load(Ordering::SeqCst), 0);
+        let paused = callbacks.done.load(Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(30));
+        assert_eq!(callbacks.done.load(Ordering::SeqCst), paused, "paused");
+        assert_eq!(ordinary.done.load(Ordering::SeqCst), held, "closed");
+        drop(gate);
+        wait_for("both lanes after reopening", || {
+            callbacks.done.load(Ordering::SeqCst) > paused + 10
+                && ordinary.done.load(Ordering::SeqCst) > held + 10
+        });
+        stop.store(true, Ordering::SeqCst);
+        for t in threads {
+            t.join().expect("caller");
+        }
+    }
+
+    #[test]
+    fn a_callback_that_stays_inside_fails_the_pause_and_callbacks_go_on() {
+        let (table, calls) = (test_table(0), leak::<Calls>());
+        calls.hold.store(true, Ordering::SeqCst);
+        let stop = leak::<AtomicBool>();
+        let stuck = caller(table, Lane::Callbacks, OP_HOLD, calls, stop);
+        wait_for("the held callback", || {
+            calls.inside.load(Ordering::SeqCst) == 1
+        });
+        let gate = close_gate_on(table);
+        let err = gate
+            .pause_callbacks(Duration::from_millis(50))
+            .expect_err("a callback is held");
+        assert!(matches!(err, GateError::CallbacksDrain { .. }), "{err:?}");
+        assert_eq!(
+            table.gate.load(Ordering::SeqCst),
+            GATE_CLOSED,
+            "still closed"
+        );
+        stop.store(true, Ordering::SeqCst);
+        calls.hold.store(false, Ordering::SeqCst);
+        stuck.join().expect("caller");
+        gate.keep_closed();
+        assert_eq!(
+            table.gate.load(Ordering::SeqCst),
+            GATE_CLOSED,
+            "kept closed"
+        );
+    }
+
+    #[test]
+    fn a_fresh_table_has_an_open_gate_counters_tagged_with_its_generation_and_the_fork_byte() {
+        crate::sys::table::arm_fork_check().expect("arm");
+        let t = crate::sys::table::table(0, 0x1_0000_0005);
+        assert_eq!(t.gate.load(Ordering::SeqCst), 0);
+        assert_eq!(t.generation.load(Ordering::SeqCst), 0x1_0000_0005);
+        for counter in [&t.in_flight, &t.callbacks_in_lower] {
+            let v = counter.load(Ordering::SeqCst);
+            assert_eq!((crac_abi::tag_of(v), crac_abi::count_of(v)), (5, 0));
+        }
+        let fork_byte = t.fork_byte.load(Ordering::SeqCst);
+        assert_ne!(fork_byte, 0);
+        assert!(!crac_abi::gate::Futex::forked(&LowerFutex, fork_byte));
+        assert_eq!(t.size as usize, std::mem::size_of::<Table>());
+        assert!(t.size as usize >= crac_abi::GATE_END);
+        // A call counted before a restart (generation 4) is not taken from this table.
+        protocol::leave(&t, Lane::Ordinary, 4, &LowerFutex);
+        assert_eq!(crac_abi::count_of(t.in_flight.load(Ordering::SeqCst)), 0);
+    }
+}
