@@ -74,11 +74,12 @@ rm -f "$dir/dd.bench"
 dd_rate=$(mbps "$dd_bytes" $(( t1 - t0 )))
 
 # --- 2. the checkpoint ------------------------------------------------------------------------
-# stdin stays open (a fifo nobody writes) so the program is not disturbed by an end of input.
+# stdin stays open (a fifo nobody writes) so the program is not disturbed by an end of input;
+# the program gets it only as stdin (crac does not checkpoint a read-write fifo elsewhere).
 mkfifo "$work/in"
 exec 7<>"$work/in"
 t0=$(ns)
-"$work/crac_launch" --gpu sim -- "$work/gpu_ckpt_mem" "$MIB" 1000 <&7 >"$work/first.out" 2>"$work/first.err" &
+"$work/crac_launch" --gpu sim -- "$work/gpu_ckpt_mem" "$MIB" 1000 <&7 7<&- >"$work/first.out" 2>"$work/first.err" &
 pid=$!
 for _ in $(seq 1200); do grep -q ready "$work/first.out" 2>/dev/null && break; sleep 0.1; done
 grep -q ready "$work/first.out" || { echo "gpu-ckpt bench: the program did not get ready: $(cat "$work/first.err")" >&2; exit 1; }
@@ -112,7 +113,7 @@ fi
 # --- 3. the restart ---------------------------------------------------------------------------
 sleep 1.1   # the program knows it was resumed by a clock jump of more than a second
 t0=$(ns)
-"$work/crac_restart" "$image" <&7 >"$work/r.out" 2>"$work/r.err" \
+"$work/crac_restart" "$image" <&7 7<&- >"$work/r.out" 2>"$work/r.err" \
     || { echo "gpu-ckpt bench: crac_restart failed: $(cat "$work/r.err")" >&2; exit 1; }
 resumed=$(awk '/^resumed/ { print $2 }' "$work/r.out")
 checked=$(awk '/^device/ { print $2 }' "$work/r.out")

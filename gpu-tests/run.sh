@@ -11,14 +11,18 @@
 # built). On a machine with an NVIDIA GPU it runs every program under `crac_launch --gpu cuda`
 # and compares its stdout with tests/cuda/programs/<name>.expected (the same outputs the `sim`
 # device gives in the gpu_* tests), checks that a statically linked runtime is refused with the
-# `-cudart shared` remedy, and then runs the transparent-launch end-to-end tests built by
-# `cargo test --no-run -p crac-e2e`. Without a GPU it says so and exits 0.
+# `-cudart shared` remedy, runs the CUDA-aware checkpoint scenarios (gpu-tests/ckpt.sh: the
+# ckpt_* programs checkpointed at a random moment, killed and restarted, restart chains,
+# checkpoint-and-continue, an image taken on the GPU restarted on the sim device), and then runs
+# the transparent-launch end-to-end tests built by `cargo test --no-run -p crac-e2e`. Without a
+# GPU it says so and exits 0.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 say() { echo "gpu-tests: $*" >&2; }
 out=target/gpu-tests
-programs=(basics streams symbols threads errors signal_storm modern device_printf)
+programs=(basics streams symbols threads errors signal_storm modern device_printf
+    ckpt_stencil ckpt_queued ckpt_threads ckpt_realloc ckpt_symbols ckpt_pinned)
 
 nvcc_path() {
     if [ -n "${CRAC_NVCC:-}" ]; then echo "$CRAC_NVCC"; return; fi
@@ -63,7 +67,7 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader ||
 status=0
 for p in "${programs[@]}"; do
     got="$(mktemp)"
-    if "$out/bin/crac" launch --gpu cuda -- "$out/programs/$p" >"$got" 2>"$got.err" \
+    if "$out/bin/crac" launch --gpu cuda -- "$out/programs/$p" </dev/null >"$got" 2>"$got.err" \
         && diff -u "tests/cuda/programs/$p.expected" "$got" >"$got.diff"; then
         echo "gpu-tests: $p: ok"
     else
@@ -83,6 +87,8 @@ else
     cat "$out/static.err" >&2
     status=1
 fi
+
+bash gpu-tests/ckpt.sh "$out" || status=1
 
 # The transparent-launch tests, built by `cargo test --no-run -p crac-e2e` on the build machine.
 for t in target/debug/deps/launch-*; do
