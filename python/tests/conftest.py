@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+# The package under test, for the tests of its parts (kernels get it from their kernelspec).
+sys.path.insert(0, str(REPO / "python"))
 KERNEL_NAME = "python3-crac"
 
 
@@ -29,8 +31,9 @@ def crac_bin() -> str:
 
 
 @pytest.fixture(scope="session")
-def jupyter_home(tmp_path_factory):
-    """A private Jupyter data directory holding the crac kernelspec, and an image directory."""
+def installed(tmp_path_factory):
+    """A private Jupyter data directory holding the crac kernelspec (written by ``crac jupyter
+    install``), and an image directory."""
     root = tmp_path_factory.mktemp("jupyter")
     data = root / "data"
     images = root / "images"
@@ -42,16 +45,16 @@ def jupyter_home(tmp_path_factory):
     )
     assert out.returncode == 0, out.stderr
     assert (data / "kernels" / KERNEL_NAME / "kernel.json").is_file()
-    saved = {k: os.environ.get(k) for k in ("JUPYTER_DATA_DIR", "JUPYTER_PATH", "CRAC_JUPYTER_DIR")}
-    os.environ["JUPYTER_DATA_DIR"] = str(data)
-    os.environ["JUPYTER_PATH"] = str(data)
-    os.environ["CRAC_JUPYTER_DIR"] = str(images)
-    yield {"data": data, "images": images, "root": root}
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+    return {"data": data, "images": images, "root": root}
+
+
+@pytest.fixture
+def jupyter_home(installed, monkeypatch):
+    """The environment of ``installed`` for one test (other test files see their own)."""
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(installed["data"]))
+    monkeypatch.setenv("JUPYTER_PATH", str(installed["data"]))
+    monkeypatch.setenv("CRAC_JUPYTER_DIR", str(installed["images"]))
+    return installed
 
 
 def children_of(pid: int) -> list[int]:
@@ -85,10 +88,10 @@ def alive(pid: int) -> bool:
 class Session:
     """One notebook session: a KernelManager with its client."""
 
-    def __init__(self):
+    def __init__(self, kernel_name: str = KERNEL_NAME):
         from jupyter_client import KernelManager
 
-        self.km = KernelManager(kernel_name=KERNEL_NAME)
+        self.km = KernelManager(kernel_name=kernel_name)
         self.km.start_kernel()
         self.kc = self.km.client()
         self.kc.start_channels()
@@ -157,8 +160,8 @@ def session(jupyter_home):
     """A fresh "Python 3 (crac)" session, shut down (and its processes killed) afterwards."""
     opened = []
 
-    def start() -> Session:
-        s = Session()
+    def start(kernel_name: str = KERNEL_NAME) -> Session:
+        s = Session(kernel_name)
         opened.append((s, tree(s.relay_pid)))
         return s
 

@@ -75,3 +75,24 @@ def test_restart_gives_a_fresh_kernel_and_shutdown_ends_both_processes(session):
         time.sleep(0.05)
     for p in [relay, *inner]:
         assert not alive(p), f"pid {p} outlived the shutdown"
+
+
+def test_interrupt_as_a_message_on_the_control_channel(session, jupyter_home):
+    import json
+
+    from conftest import KERNEL_NAME
+
+    spec = json.loads((jupyter_home["data"] / "kernels" / KERNEL_NAME / "kernel.json").read_text())
+    spec["interrupt_mode"] = "message"
+    variant = jupyter_home["data"] / "kernels" / "python3-crac-message"
+    variant.mkdir(exist_ok=True)
+    (variant / "kernel.json").write_text(json.dumps(spec))
+    s = session("python3-crac-message")
+    s.ok("import time")
+    msg_id = s.kc.execute("time.sleep(100)")
+    time.sleep(2)
+    s.km.interrupt_kernel()
+    reply = s.kc.get_shell_msg(timeout=30)
+    assert reply["parent_header"]["msg_id"] == msg_id
+    assert reply["content"]["ename"] == "KeyboardInterrupt"
+    assert "on" in s.ok("print('on')")
