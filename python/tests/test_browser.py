@@ -11,8 +11,10 @@ inner kernel) with SIGKILL, lets the UI reconnect to the fresh kernel the server
 with ``%crac resume`` and reads the old value in a new cell. A screenshot of the page is kept as
 a test artifact; its path is printed.
 
-Environment: ``CRAC_CHROMIUM`` (the browser; default ``chromium`` or ``chromium-browser`` on
-PATH), ``CRAC_TEST_ARTIFACTS`` (the artifact directory; default ``target/test-artifacts``).
+Environment: ``CRAC_BIN`` (the crac executable whose ``crac jupyter install`` writes the
+kernelspec; default the cargo target directory's ``debug/crac``), ``CRAC_CHROMIUM`` (the
+browser; default ``chromium`` or ``chromium-browser`` on PATH), ``CRAC_TEST_ARTIFACTS`` (the
+artifact directory; default ``target/test-artifacts``).
 The tests skip only when Chromium or Playwright is missing and cannot be installed, and never
 when ``CI`` is set.
 """
@@ -118,6 +120,7 @@ class Lab:
     log: Path
     kernels: Path
     home: Path
+    images: Path
 
     def api(self, path: str, method: str = "GET"):
         """Calls a REST endpoint of the server and decodes its JSON answer (None when empty)."""
@@ -150,6 +153,8 @@ def _install_crac_kernelspec(kernels: Path, home: Path) -> None:
     """Installs the crac kernelspec the way a user does (`crac jupyter install --user`), into a
     private home, and moves it under the server's JUPYTER_PATH."""
     env = dict(os.environ, HOME=str(home), JUPYTER_DATA_DIR=str(home / ".local/share/jupyter"))
+    # The kernelspec's PYTHONPATH: this checkout's crac_jupyter, unless told otherwise.
+    env.setdefault("CRAC_JUPYTER_PYTHONPATH", str(REPO / "python"))
     done = subprocess.run(
         [str(_crac_bin()), "jupyter", "install", "--user", "--name", CRAC_KERNEL,
          "--python", sys.executable],
@@ -199,10 +204,10 @@ def lab(tmp_path_factory) -> Lab:
         JUPYTERLAB_SETTINGS_DIR=str(root / "settings"),
         JUPYTERLAB_WORKSPACES_DIR=str(root / "workspaces"),
         IPYTHONDIR=str(root / "ipython"),
-        # Checkpoint images and anything else kept per user go to the private home.
+        # Checkpoint images, and anything else kept per user, stay in the test's folders.
         HOME=str(home),
         XDG_DATA_HOME=str(home / ".local/share"),
-        CRAC_DIR=str(root / "images"),
+        CRAC_JUPYTER_DIR=str(root / "images"),
     )
     # No "get notified about Jupyter news?" toast over the screenshots.
     labconfig = root / "config" / "labconfig"
@@ -239,6 +244,7 @@ def lab(tmp_path_factory) -> Lab:
         log=log,
         kernels=jupyter_path / "kernels",
         home=home,
+        images=root / "images",
     )
     try:
         deadline = time.monotonic() + TIMEOUT_S
@@ -525,13 +531,15 @@ def test_crac_kernel_resumes_after_the_kernel_was_killed(page, lab: Lab, request
         output = _run_cell(page, "x = 41 + 1")
         assert output.strip() == "", output
         output = _run_cell(page, "%crac checkpoint nb1", SLOW_TIMEOUT_S)
-        assert "nb1" in output and "Error" not in output, output
+        image = lab.images / "nb1.crac"
+        assert "checkpoint written" in output and str(image) in output, output
+        assert image.is_file(), f"{image} is missing after: {output}"
         kernel_id = _kernel_id(lab, CRAC_KERNEL)
         top, tree = _kill_kernel(kernel_id)
         assert tree, f"the crac kernel's relay {top} had no inner kernel below it"
         _await_new_kernel(page, lab, kernel_id, [top, *tree])
         output = _run_cell(page, "%crac resume nb1", SLOW_TIMEOUT_S)
-        assert "Error" not in output, output
+        assert f"resumed from {image}" in output and "Error" not in output, output
         output = _run_cell(page, "print(x)")
         assert output.strip() == "42", output
     _save_screenshot(page, request, "jupyter-browser.png")
