@@ -14,6 +14,7 @@
 //!   lives in the `crac` executable's loader, so this crate stays free of unsafe code.
 #![forbid(unsafe_code)]
 
+mod describe;
 pub mod handles;
 pub mod host;
 pub mod log;
@@ -21,9 +22,10 @@ mod restore;
 pub mod runtime;
 mod snapshot;
 
+pub use describe::{LogSummary, ObjectSummary, describe};
 pub use host::{BufferMemory, HostFault, HostMemory};
 pub use runtime::{DevicePrintf, Runtime};
-pub use snapshot::{DeviceRegion, LogSummary, ObjectSummary, Snapshot, describe};
+pub use snapshot::{DeviceRegion, Snapshot};
 
 use crac_gpu::GpuError;
 use thiserror::Error;
