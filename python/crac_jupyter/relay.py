@@ -203,6 +203,10 @@ class Relay:
         # msg_id of the request that took a checkpoint -> (new parent header, new shell idents)
         self.rewrite: dict[str, tuple[bytes, list[bytes]]] = {}
         self.inner_sockets: dict[str, zmq.Socket] = {}
+        # Execute requests passed to the kernel and not answered yet; a resume waits for them,
+        # as it would in the kernel's own queue.
+        self.pending: set[str] = set()
+        self.deferred: list[tuple[Message, str | None]] = []
         self._bind_outer()
 
     # --- sockets ---------------------------------------------------------------------------
@@ -350,6 +354,7 @@ class Relay:
         if not conn or not side.get("identity"):
             raise RuntimeError(f"the sidecar of {image} lacks the kernel's connection")
         self.kill_inner()
+        self.pending.clear()
         marker = image + paths.RESUMED_SUFFIX
         try:
             os.unlink(marker)
@@ -434,8 +439,12 @@ class Relay:
         if channel == "shell" and mt == "execute_request":
             m = RESUME_CELL.match(msg.content_dict().get("code", ""))
             if m:
-                self.resume(msg, m.group(1))
+                if self.pending or self.deferred:
+                    self.deferred.append((msg, m.group(1)))
+                else:
+                    self.resume(msg, m.group(1))
                 return
+            self.pending.add(msg.header_dict().get("msg_id", ""))
         if channel == "control" and mt == "shutdown_request":
             self.shutting_down = True
         sock = self.inner_sockets.get(channel)
@@ -458,7 +467,10 @@ class Relay:
                 msg.idents = list(idents)
         if msg.msg_type == "execute_reply":
             self.last_count = int(msg.content_dict().get("execution_count") or self.last_count)
+            self.pending.discard(pid)
         self._send_outer(channel, msg)
+        while self.deferred and not self.pending:
+            self.resume(*self.deferred.pop(0))
 
     def resume(self, req: Message, spec: str | None) -> None:
         """Answers a ``%crac resume`` cell: replaces the inner kernel with a checkpointed one."""

@@ -154,3 +154,17 @@ def test_an_image_from_the_checkpoint_signal_resumes_too(session, jupyter_home, 
     assert content["status"] == "ok", text
     assert f"resumed from {image}" in text
     assert b.ok("print(kept['a'][-1] + 1, os.getpid())").split() == ["4", str(kernel_pid)]
+
+
+def test_a_resume_waits_for_the_cells_queued_before_it(session, jupyter_home):
+    s = session()
+    s.ok("v = 1")
+    assert s.run("%crac checkpoint queued")[0]["status"] == "ok"
+    s.ok("v = 2")
+    first = s.kc.execute("import time\ntime.sleep(3)\nv = 3")
+    second = s.kc.execute("%crac resume queued")
+    r1 = s.kc.get_shell_msg(timeout=60)
+    r2 = s.kc.get_shell_msg(timeout=120)
+    assert r1["parent_header"]["msg_id"] == first and r1["content"]["status"] == "ok"
+    assert r2["parent_header"]["msg_id"] == second and r2["content"]["status"] == "ok"
+    assert s.ok("print(v)").strip() == "1"
