@@ -164,6 +164,38 @@ fn pinned_host_buffers_with_async_copies_in_flight() {
 }
 
 #[test]
+fn a_checkpoint_leaves_the_device_state_intact_in_the_program_that_goes_on() {
+    shim_dir();
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = cmd("ckpt_live").under_crac_with(SIM).spawn().unwrap();
+    child.wait_for_line("ready").unwrap();
+    wait_agent(child.pid());
+    let image = checkpoint_ok(child.pid(), dir.path());
+    child.write_stdin(GO).unwrap();
+    let done = child.finish().unwrap();
+    let intact = "after the checkpoint: device state intact\n";
+    assert_eq!(done.code(), Some(0), "{done}");
+    assert_eq!(done.stdout_text(), format!("ready\n{intact}"), "{done}");
+    // One 128-byte allocation, saved with its contents.
+    let cuda = cuda_json(&image);
+    assert_eq!(
+        log_objects(&cuda, "allocation")
+            .iter()
+            .map(|&(_, size)| size)
+            .collect::<Vec<_>>(),
+        [128],
+        "{cuda:#}"
+    );
+    let restarted = restart(&image)
+        .input(Input::Bytes(GO.to_vec()))
+        .timeout(LIMIT)
+        .run()
+        .unwrap();
+    assert_eq!(restarted.code(), Some(0), "{restarted}");
+    assert_eq!(restarted.stdout_text(), intact, "{restarted}");
+}
+
+#[test]
 fn restart_checkpoint_restart_three_times() {
     let reference = reference("ckpt_stencil");
     let dir = tempfile::tempdir().unwrap();

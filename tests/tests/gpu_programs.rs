@@ -80,29 +80,3 @@ fn a_statically_linked_runtime_is_refused_with_the_remedy() {
         out.stderr_text()
     );
 }
-
-#[test]
-fn a_checkpoint_of_a_gpu_program_is_refused_and_the_program_goes_on() {
-    gpu_support::shim_dir();
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = crac_e2e::Cmd::new(program("ckpt_refused", Runtime::Shared))
-        .timeout(std::time::Duration::from_secs(120))
-        .under_crac_with(&["--gpu", "sim"])
-        .spawn()
-        .unwrap();
-    child.wait_for_line("ready").unwrap();
-    let out = crac_e2e::ckpt::checkpoint(child.pid(), dir.path(), &[]).unwrap();
-    crac_e2e::assert_clean_failure(&out, 1, &["--gpu", "device"]);
-    assert!(
-        std::fs::read_dir(dir.path()).unwrap().next().is_none(),
-        "a refused checkpoint left a file behind"
-    );
-    child.write_stdin(b"go\n").unwrap();
-    let done = child.finish().unwrap();
-    assert_eq!(done.code(), Some(0), "{done}");
-    assert!(
-        done.stdout_text()
-            .contains("after the refused checkpoint: device state intact"),
-        "{done}"
-    );
-}

@@ -1,5 +1,6 @@
-// A CUDA program that waits, with device state live, for a line on stdin: crac_ckpt of it is
-// refused (CUDA-aware checkpoints are not built yet) and it must go on unharmed.
+// A CUDA program that waits, with device state live, for a line on stdin: a checkpoint taken
+// while it waits must leave that state intact, both in the program that goes on and in one
+// restarted from the image.
 #include <cstdio>
 
 __global__ void add_one(int *p) { p[threadIdx.x] += 1; }
@@ -19,7 +20,7 @@ int main() {
     cudaError_t e = cudaMemcpy(h, d, sizeof h, cudaMemcpyDeviceToHost);
     int ok = e == cudaSuccess;
     for (int i = 0; i < 32; i++) ok = ok && h[i] == 2;
-    printf("after the refused checkpoint: %s\n", ok ? "device state intact" : "device state LOST");
+    printf("after the checkpoint: %s\n", ok ? "device state intact" : "device state LOST");
     cudaFree(d);
     return ok ? 0 : 3;
 }
