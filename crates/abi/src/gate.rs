@@ -10,7 +10,9 @@
 //! counter read of the closer, are all `SeqCst`, so one of the two sides always sees the
 //! other: either the closer counts the call, or the call sees the closed gate and backs off.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::SeqCst};
+use std::sync::atomic::AtomicU32;
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::time::{Duration, Instant};
 
 use crate::{GATE_CLOSED, GATE_PAUSED, Table, count_of, tag_of};
@@ -81,16 +83,31 @@ pub enum Refused {
 /// Passes the gate on `lane`: returns the generation tag of the table generation that holds
 /// this call's count, to hand to [`leave`]. Waits (in the caller's half, through `futex`)
 /// while the lane's gate bit is set.
+///
+/// The count is good only if the gate was open when read after it *and* it landed in this
+/// table's generation. A checkpoint can stop a thread between its increment and the gate read
+/// only while the gate is closed (an open gate read means the closer waits for this count); if
+/// the process then restarts, the increment went to the old table, and the thread reads a new,
+/// open gate: the generation check sends it round again, to count itself in the new table.
 #[inline(always)]
 pub fn enter(t: &Table, lane: Lane, futex: &impl Futex) -> Result<u32, Refused> {
-    let prev = lane.counter(t).fetch_add(1, SeqCst);
-    if t.gate.load(SeqCst) & lane.stopped_by() == 0 {
-        return Ok(tag_of(prev));
+    let tag = tag_of(lane.counter(t).fetch_add(1, SeqCst));
+    if admitted(t, lane, tag) {
+        return Ok(tag);
     }
-    enter_slow(t, lane, tag_of(prev), futex)
+    enter_slow(t, lane, tag, futex)
 }
 
-/// [`enter`] when the gate was found shut: take the count back, wait, try again.
+/// Whether a count just added with generation tag `tag` lets the call in: the lane is open
+/// and the count is this table's.
+#[inline(always)]
+fn admitted(t: &Table, lane: Lane, tag: u32) -> bool {
+    t.gate.load(SeqCst) & lane.stopped_by() == 0
+        && tag == tag_of(crate::tagged(t.generation.load(Relaxed)))
+}
+
+/// [`enter`] when the gate was found shut (or the count landed in an earlier table): take the
+/// count back, wait, try again.
 #[cold]
 #[inline(never)]
 fn enter_slow(t: &Table, lane: Lane, mut tag: u32, futex: &impl Futex) -> Result<u32, Refused> {
@@ -99,7 +116,7 @@ fn enter_slow(t: &Table, lane: Lane, mut tag: u32, futex: &impl Futex) -> Result
         leave(t, lane, tag, futex);
         wait_open(t, lane, futex)?;
         tag = tag_of(counter.fetch_add(1, SeqCst));
-        if t.gate.load(SeqCst) & lane.stopped_by() == 0 {
+        if admitted(t, lane, tag) {
             return Ok(tag);
         }
     }
@@ -268,6 +285,31 @@ mod tests {
             crate::tagged(2),
             "never below zero"
         );
+    }
+
+    #[test]
+    fn a_thread_stopped_between_its_increment_and_the_gate_read_counts_itself_again_after_a_restart()
+     {
+        // Generation 1, gate closed by a checkpoint: the thread's increment lands, and the
+        // checkpoint stops it before it reads the gate.
+        let (t, f) = (table(1), Spin::default());
+        t.gate.store(GATE_CLOSED, SeqCst);
+        let tag = tag_of(t.in_flight.fetch_add(1, SeqCst));
+        // Restart: the same address holds a fresh table of generation 2, open.
+        t.generation.store(2, SeqCst);
+        t.in_flight.store(crate::tagged(2), SeqCst);
+        t.gate.store(0, SeqCst);
+        // The thread resumes: an open gate, but its count is in no table it can see.
+        assert!(!admitted(&t, Lane::Ordinary, tag));
+        let tag = enter_slow(&t, Lane::Ordinary, tag, &f).expect("open");
+        assert_eq!(tag, 2);
+        assert_eq!(
+            t.in_flight.load(SeqCst),
+            crate::tagged(2) + 1,
+            "counted in the new table"
+        );
+        leave(&t, Lane::Ordinary, tag, &f);
+        assert_eq!(t.in_flight.load(SeqCst), crate::tagged(2));
     }
 
     #[test]
