@@ -591,3 +591,43 @@ fn draining_waits_for_host_callbacks_the_shim_runs() {
     assert!(drained.load(std::sync::atomic::Ordering::SeqCst));
     p.ok(Op::StreamQuery, &[s]);
 }
+
+/// A log with every kind of entry, from a small program.
+fn rich_log() -> (Program, Vec<u8>) {
+    let p = Program::new();
+    let v = register_vars(&p);
+    let lazy = p.register_fatbin(&fatbin("vector_add", FatbinKind::Ptx));
+    p.register_kernel(lazy, "vector_add");
+    p.malloc(4096);
+    p.ok(Op::FuncSetAttribute, &[v.apply, 8, 1024]);
+    assert_eq!(p.launch(v.apply, 1, 64, &[&1i32.to_le_bytes()], 0), 0);
+    let s = p.out_u64(Op::StreamCreateWithFlags, &[1]);
+    let e = p.out_u64(Op::EventCreate, &[]);
+    p.ok(Op::EventRecord, &[e, s]);
+    let pinned = p.alloc(4096);
+    p.ok(Op::PinnedAlloc, &[pinned, 4096, 0]);
+    p.rt.synchronize_all().expect("drain");
+    let log = p.rt.snapshot().expect("snapshot").log;
+    (p, log)
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(96))]
+
+    /// A damaged log restores into a fresh device or fails with an error; never a panic.
+    #[test]
+    fn damaged_logs_restore_or_fail_cleanly(
+        flips in proptest::collection::vec((0usize..1 << 16, 1u8..=255), 1..4),
+    ) {
+        static LOG: std::sync::OnceLock<(Program, Vec<u8>)> = std::sync::OnceLock::new();
+        let (p, log) = LOG.get_or_init(rich_log);
+        let mut bad = log.clone();
+        for (at, v) in flips {
+            let at = at % bad.len();
+            bad[at] ^= v;
+        }
+        let sim = crac_sim::Sim::new(256 << 20);
+        let _ = crac_replay::Runtime::restore(Box::new(sim), std::sync::Arc::default(), &bad, &p.mem);
+        let _ = describe(&bad);
+    }
+}
