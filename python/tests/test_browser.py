@@ -72,6 +72,9 @@ def chromium() -> str:
     found = _find_chromium()
     if found:
         return found
+    explicit = os.environ.get("CRAC_CHROMIUM")
+    if explicit:
+        _unavailable(f"CRAC_CHROMIUM={explicit} is not an executable")
     setup = subprocess.run(
         ["bash", str(REPO / "scripts" / "setup-browser.sh")],
         capture_output=True,
