@@ -2,7 +2,8 @@
 //! of this test binary (signal actions and threads are process-wide), whose own threads play the
 //! program; the checkpoint runs on the test thread, which the stand-in lower half reports as
 //! crac's. The image is read back and checked against what the threads did, and the threads
-//! must go on running afterwards. (Restarting needs `crac_restart`: the end-to-end suite does
+//! must go on running afterwards; under a device runtime, device memory is in the image and the
+//! call table's gate open again. (Restarting needs `crac_restart`: the end-to-end suite does
 //! that.)
 
 #![allow(clippy::unwrap_used)]
@@ -33,6 +34,9 @@ fn in_child(name: &str) -> bool {
 struct TestLower {
     tid: i32,
     worker_stacks: Vec<u64>,
+    /// With a device runtime installed: the loader's lower threads (the runtime's, the
+    /// checkpoint's helpers) are crac's too, all but these workers.
+    device_workers: Option<Vec<i32>>,
 }
 
 impl LowerHalf for TestLower {
@@ -48,7 +52,12 @@ impl LowerHalf for TestLower {
         set
     }
     fn tids(&self) -> Vec<i32> {
-        vec![self.tid, i32::try_from(std::process::id()).unwrap()]
+        let mut tids = vec![self.tid, i32::try_from(std::process::id()).unwrap()];
+        if let Some(workers) = &self.device_workers {
+            let lower = crac_loader::lower::lower_tids();
+            tids.extend(lower.into_iter().filter(|t| !workers.contains(t)));
+        }
+        tids
     }
     fn protect_fd(&self, fd: OwnedFd) -> io::Result<OwnedFd> {
         crac_loader::fds::move_high(fd)
@@ -71,6 +80,7 @@ fn gettid() -> i32 {
 struct Workers {
     stop: Arc<AtomicBool>,
     stacks: Vec<Arc<AtomicU64>>,
+    tids: Vec<Arc<AtomicU64>>,
     counts: Vec<Arc<AtomicU64>>,
     handles: Vec<std::thread::JoinHandle<()>>,
 }
@@ -79,12 +89,15 @@ fn start_workers(n: usize) -> Workers {
     let stop = Arc::new(AtomicBool::new(false));
     let mut counts = Vec::new();
     let mut stacks = Vec::new();
+    let mut tids = Vec::new();
     let mut handles = Vec::new();
     for i in 0..n {
         let c = Arc::new(AtomicU64::new(0));
         counts.push(c.clone());
         let stack = Arc::new(AtomicU64::new(0));
         stacks.push(stack.clone());
+        let tid = Arc::new(AtomicU64::new(0));
+        tids.push(tid.clone());
         let stop = stop.clone();
         handles.push(
             std::thread::Builder::new()
@@ -92,6 +105,7 @@ fn start_workers(n: usize) -> Workers {
                 .spawn(move || {
                     // The test harness runs tests on a thread with most signals blocked.
                     sys::unblock_all();
+                    tid.store(u64::try_from(gettid()).unwrap(), Ordering::Release);
                     let local = 0u8;
                     stack.store(std::ptr::addr_of!(local) as u64, Ordering::Release);
                     while !stop.load(Ordering::Relaxed) {
@@ -108,6 +122,7 @@ fn start_workers(n: usize) -> Workers {
     Workers {
         stop,
         stacks,
+        tids,
         counts,
         handles,
     }
@@ -118,6 +133,13 @@ impl Workers {
         self.stacks
             .iter()
             .map(|s| s.load(Ordering::Acquire))
+            .collect()
+    }
+
+    fn tids(&self) -> Vec<i32> {
+        self.tids
+            .iter()
+            .map(|t| i32::try_from(t.load(Ordering::Acquire)).unwrap())
             .collect()
     }
 
@@ -150,6 +172,7 @@ fn checkpoint_and_continue_saves_every_thread_and_the_memory() {
     let lower = TestLower {
         tid: gettid(),
         worker_stacks: workers.stacks(),
+        device_workers: None,
     };
     let mut last = 0;
     let request = CheckpointRequest {
@@ -240,6 +263,7 @@ fn a_thread_that_blocks_the_signal_fails_the_checkpoint_and_the_program_goes_on(
     let lower = TestLower {
         tid: gettid(),
         worker_stacks: workers.stacks(),
+        device_workers: None,
     };
     let request = CheckpointRequest {
         path: path.clone(),
@@ -290,6 +314,7 @@ fn a_second_queued_stop_signal_neither_kills_the_program_nor_lands_in_the_image(
     let lower = TestLower {
         tid: gettid(),
         worker_stacks: stacks,
+        device_workers: None,
     };
     let first = CheckpointRequest {
         path: dir.path().join("first.crac"),
@@ -321,5 +346,82 @@ fn a_second_queued_stop_signal_neither_kills_the_program_nor_lands_in_the_image(
     let before = workers.total();
     std::thread::sleep(Duration::from_millis(100));
     assert!(workers.total() > before, "the threads go on");
+    workers.finish();
+}
+
+/// Calls CUDA operation `op` through the installed table (this test thread is crac's, so no
+/// fs switch is needed); returns the `cudaError_t`.
+fn cuda_call(table: u64, op: crac_abi::Op, args: &[u64]) -> u32 {
+    let mut words = [0u64; crac_abi::MAX_ARGS];
+    words[..args.len()].copy_from_slice(args);
+    sys::call_table(table, op as u32, &words)
+}
+
+#[test]
+fn a_gpu_checkpoint_saves_device_memory_and_reopens_the_gate() {
+    if !in_child("a_gpu_checkpoint_saves_device_memory_and_reopens_the_gate") {
+        return;
+    }
+    // As a launch does: no mapping of the test's may land where device pointers live.
+    crac_loader::table::reserve_device_window(crac_gpu::Window::DEFAULT).unwrap();
+    let runtime = crac_replay::Runtime::new(Box::new(crac_sim::Sim::new(64 << 20)));
+    let table = crac_loader::table::install(runtime).unwrap();
+    let mut ptr = 0u64;
+    let len = 3usize << 20;
+    assert_eq!(
+        cuda_call(
+            table,
+            crac_abi::Op::Malloc,
+            &[std::ptr::addr_of_mut!(ptr) as u64, len as u64]
+        ),
+        0
+    );
+    let data = sys::program_memory(len);
+    for (i, b) in data.iter_mut().enumerate() {
+        *b = u8::try_from(i % 253).unwrap();
+    }
+    // cudaMemcpyHostToDevice = 1.
+    let args = [ptr, data.as_ptr() as u64, len as u64, 1];
+    assert_eq!(cuda_call(table, crac_abi::Op::Memcpy, &args), 0);
+
+    let workers = start_workers(2);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("g.crac");
+    let lower = TestLower {
+        tid: gettid(),
+        worker_stacks: workers.stacks(),
+        device_workers: Some(workers.tids()),
+    };
+    let mut last = (0, 0);
+    let request = CheckpointRequest {
+        path: path.clone(),
+        ..Default::default()
+    };
+    let outcome =
+        checkpoint::checkpoint(&request, &lower, &mut |p| last = (p.done, p.total)).unwrap();
+    assert_eq!(outcome.device_bytes, len as u64);
+    assert_eq!(last.0, last.1, "progress reached the end");
+    assert_eq!(last.1, outcome.memory_bytes + outcome.device_bytes);
+    // The gate is open again: it closes (and reopens on drop).
+    drop(crac_loader::table::close_gate(Duration::from_secs(1)).unwrap());
+
+    let mut reader = ImageReader::open(std::fs::File::open(&path).unwrap()).unwrap();
+    let meta = reader.meta().clone();
+    let device = meta.header.fingerprints.device.as_ref().unwrap();
+    assert_eq!(device.backend, "sim");
+    let cuda = meta.cuda.as_ref().unwrap();
+    let summary = crac_replay::describe(&cuda.log).unwrap();
+    assert!(
+        summary
+            .objects
+            .iter()
+            .any(|o| o.kind == "allocation" && o.id == ptr && o.size == len as u64),
+        "{summary:?}"
+    );
+    let buffer = cuda.buffers.iter().find(|b| b.addr == ptr).unwrap();
+    assert_eq!(buffer.len, len as u64);
+    let mut bytes = vec![0u8; len];
+    reader.read_payload(&buffer.payload, &mut bytes).unwrap();
+    assert!(bytes == *data, "device memory in the image differs");
     workers.finish();
 }

@@ -49,3 +49,15 @@ pub fn program_memory(len: usize) -> &'static mut [u8] {
         std::slice::from_raw_parts_mut(usize::try_from(p).expect("address") as *mut u8, len)
     }
 }
+
+/// Calls the `cuda` entry of the call table at `table` (as `crac_loader::table::install`
+/// returned it) with operation `op` and `args`.
+pub fn call_table(table: u64, op: u32, args: &[u64; crac_abi::MAX_ARGS]) -> u32 {
+    // SAFETY: `table` is the address `install` returned: a `Table` in static memory, filled
+    // once and never freed or moved.
+    let table = unsafe { &*(usize::try_from(table).expect("address") as *const crac_abi::Table) };
+    // SAFETY: `args` holds MAX_ARGS words, and every pointer among them names memory of the
+    // caller that outlives the call; the calling thread is a lower-half thread, so no fs
+    // switch is needed.
+    unsafe { (table.cuda)(op, args.as_ptr()) }
+}
