@@ -168,3 +168,13 @@ def test_a_resume_waits_for_the_cells_queued_before_it(session, jupyter_home):
     assert r1["parent_header"]["msg_id"] == first and r1["content"]["status"] == "ok"
     assert r2["parent_header"]["msg_id"] == second and r2["content"]["status"] == "ok"
     assert s.ok("print(v)").strip() == "1"
+
+
+def test_a_kernel_can_start_from_an_image(session, jupyter_home, monkeypatch):
+    a = session()
+    a.ok("started_from = 'image'")
+    assert a.run("%crac checkpoint onstart")[0]["status"] == "ok"
+    a.kill_all()
+    monkeypatch.setenv("CRAC_JUPYTER_RESUME", "onstart")
+    b = session()
+    assert b.ok("print(started_from)").strip() == "image"
