@@ -100,12 +100,20 @@ impl Gate {
     }
 
     /// After the device is synchronized: makes the host-callback thread leave the lower half
-    /// (`HostCallbackNext` answers "nothing yet" at once while paused) and wait at the gate
-    /// too. A thread already waiting inside for a callback comes out within the lower half's
-    /// poll interval (a second). On timeout the callbacks are let go again and the gate stays
-    /// closed.
+    /// (`HostCallbackNext` answers "nothing yet" at once while paused, and one already waiting
+    /// inside for a callback is interrupted) and wait at the gate too. On timeout the
+    /// callbacks are let go again and the gate stays closed.
     pub fn pause_callbacks(&self, timeout: Duration) -> Result<(), GateError> {
         protocol::shut(self.table, GATE_PAUSED, 0);
+        // A callback thread waiting inside for the next callback comes out now.
+        if super::TABLE
+            .get()
+            .is_some_and(|t| std::ptr::eq(t, self.table))
+        {
+            if let Some(rt) = super::RUNTIME.get() {
+                rt.callbacks().interrupt();
+            }
+        }
         let start = Instant::now();
         protocol::drain(self.table, Lane::Callbacks, timeout, &LowerFutex).map_err(|_| {
             protocol::open(self.table, GATE_PAUSED, &LowerFutex);

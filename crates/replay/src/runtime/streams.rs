@@ -24,6 +24,8 @@ struct Queue {
     due: VecDeque<(HostCallback, mpsc::Sender<()>)>,
     running: HashMap<u64, mpsc::Sender<()>>,
     next_token: u64,
+    /// Bumped by [`Callbacks::interrupt`]: a waiting [`Callbacks::next`] returns at once.
+    interrupts: u64,
 }
 
 /// Callbacks handed over by the backend, waiting for the shim's callback thread.
@@ -48,19 +50,28 @@ impl Callbacks {
         let _ = rx.recv();
     }
 
-    /// The next due callback, waiting up to a second; `None` if none came.
+    /// The next due callback, waiting up to a second; `None` if none came (or on
+    /// [`Callbacks::interrupt`]).
     pub fn next(&self) -> Option<HostCallback> {
         let mut q = lock(&self.queue);
         if q.due.is_empty() {
+            let seen = q.interrupts;
             q = self
                 .ready
-                .wait_timeout_while(q, NEXT_WAIT, |q| q.due.is_empty())
+                .wait_timeout_while(q, NEXT_WAIT, |q| q.due.is_empty() && q.interrupts == seen)
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .0;
         }
         let (cb, tx) = q.due.pop_front()?;
         q.running.insert(cb.token, tx);
         Some(cb)
+    }
+
+    /// Makes a [`Callbacks::next`] waiting now return at once (a checkpoint pausing the
+    /// callback thread needs it out of the lower half).
+    pub fn interrupt(&self) {
+        lock(&self.queue).interrupts += 1;
+        self.ready.notify_all();
     }
 
     /// Marks the callback `token` as run: its stream goes on.
