@@ -178,10 +178,7 @@ def checkpoint(shell, name: str | None) -> dict:
         "python": sys.executable,
         "created": time.time(),
     }
-    tmp = target + paths.SIDECAR_SUFFIX + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(sidecar, f)
-    os.replace(tmp, target + paths.SIDECAR_SUFFIX)
+    paths.write_private_json(target + paths.SIDECAR_SUFFIX, sidecar)
     verify_s = _verify(target)
     size = os.path.getsize(target)
     print(f"checkpoint written: {target}")

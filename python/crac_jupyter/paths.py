@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -130,6 +131,16 @@ def crac_bin() -> str:
     if not found:
         raise PathError("crac is not on PATH; install crac (scripts/install.sh) or set CRAC_BIN")
     return found
+
+
+def write_private_json(path: str, obj) -> None:
+    """Writes obj as JSON to path atomically, readable by the owner only (sidecars hold the
+    kernel's key)."""
+    tmp = path + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(obj, f)
+    os.replace(tmp, path)
 
 
 def human_size(n: int) -> str:

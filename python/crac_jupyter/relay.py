@@ -296,8 +296,7 @@ class Relay:
         for name, port in zip(("shell", "iopub", "stdin", "control", "hb"), ports):
             conn[name + "_port"] = port
         conn_file = os.path.join(self.workdir, "inner.json")
-        with open(conn_file, "w") as f:
-            json.dump(conn, f)
+        paths.write_private_json(conn_file, conn)
         identity = secrets.token_hex(8).encode()
         cmd = [paths.crac_bin(), "launch", "--dir", paths.image_dir(), *launch_options(), "--",
                self.python, "-m", "crac_jupyter.kernel", "-f", conn_file]
@@ -317,9 +316,7 @@ class Relay:
         path = paths.lineage_sidecar(lineage)
         side = {"version": 1, "connection": conn, "identity": identity.hex(), "kernel_pid": lineage,
                 "python": self.python, "created": time.time()}
-        with open(path + ".tmp", "w") as f:
-            json.dump(side, f)
-        os.replace(path + ".tmp", path)
+        paths.write_private_json(path, side)
 
     def _forget_lineage(self) -> None:
         """Removes the lineage sidecar when no image of that kernel needs it."""

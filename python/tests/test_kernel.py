@@ -8,6 +8,18 @@ import time
 from conftest import alive, children_of
 
 
+def after_error(s, code: str) -> str:
+    """Runs code after a cell that failed: ipykernel aborts requests that reach it while it is
+    still clearing its queue after an error (stop_on_error), as it does without the relay."""
+    for _ in range(10):
+        content, text, _ = s.run(code)
+        if content["status"] != "aborted":
+            assert content["status"] == "ok", text
+            return text
+        time.sleep(0.2)
+    raise AssertionError(f"{code!r} was aborted ten times")
+
+
 def test_cells_run_and_heartbeats_are_answered(session):
     s = session()
     assert "42" in s.ok("x = 41 + 1\nprint(x)")
@@ -51,7 +63,7 @@ def test_interrupt_stops_a_sleeping_cell_and_the_kernel_goes_on(session):
     assert reply["parent_header"]["msg_id"] == msg_id
     assert reply["content"]["status"] == "error"
     assert reply["content"]["ename"] == "KeyboardInterrupt"
-    assert "still here" in s.ok("print('still here')")
+    assert "still here" in after_error(s, "print('still here')")
 
 
 def test_restart_gives_a_fresh_kernel_and_shutdown_ends_both_processes(session):
@@ -95,4 +107,4 @@ def test_interrupt_as_a_message_on_the_control_channel(session, jupyter_home):
     reply = s.kc.get_shell_msg(timeout=30)
     assert reply["parent_header"]["msg_id"] == msg_id
     assert reply["content"]["ename"] == "KeyboardInterrupt"
-    assert "on" in s.ok("print('on')")
+    assert "on" in after_error(s, "print('on')")

@@ -106,3 +106,11 @@ def test_libzmq_calls_pthread_sigmask_through_a_slot_that_can_be_redirected():
     found = sigmask._loaded("libzmq") or sigmask._loaded("_zmq")
     assert found, f"libzmq of pyzmq {zmq.__version__} is not loaded"
     assert sigmask.got_slots(found[0], "pthread_sigmask"), "no GOT slot for pthread_sigmask"
+
+
+def test_sidecars_are_readable_by_their_owner_only(tmp_path):
+    p = tmp_path / "x.crac.kernel.json"
+    paths.write_private_json(str(p), {"connection": {"key": "secret"}})
+    assert p.stat().st_mode & 0o777 == 0o600
+    assert json.loads(p.read_text())["connection"]["key"] == "secret"
+    assert not (tmp_path / "x.crac.kernel.json.tmp").exists()
