@@ -85,6 +85,19 @@ pub fn candidate_dirs(xdg_runtime_dir: Option<&OsStr>, uid: u32) -> Vec<PathBuf>
     out
 }
 
+/// Set in the environment of a `crac_restart --same-pid` that runs in a pid namespace of its
+/// own: the pid, outside that namespace, of its supervisor, which users know the process by.
+pub const SOCKET_PID_ENV: &str = "__CRAC_SOCKET_PID";
+
+/// The pid this process's control socket is named after: `$__CRAC_SOCKET_PID` when it holds
+/// one, else our own.
+pub fn own_socket_pid() -> u32 {
+    std::env::var(SOCKET_PID_ENV)
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(std::process::id)
+}
+
 /// The socket path of process `pid` inside `dir`.
 pub fn socket_path(dir: &Path, pid: u32) -> PathBuf {
     dir.join(format!("{pid}.sock"))

@@ -49,7 +49,7 @@ pub fn start_in(
 ) -> Result<Agent, AgentError> {
     // fds 0-2 as they are now are what the program inherits: checkpoints save those as stdio.
     crate::fds::note_startup_stdio();
-    let path = socket::socket_path(dir, std::process::id());
+    let path = socket::socket_path(dir, socket::own_socket_pid());
     let listener = socket::bind(&path)?;
     // From here on, dropping `agent` removes the socket file if a later step fails.
     let agent = Agent { path };
