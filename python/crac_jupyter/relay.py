@@ -357,7 +357,11 @@ class Relay:
             os.unlink(marker)
         except FileNotFoundError:
             pass
-        busy = [conn[n + "_port"] for n in ("shell", "iopub", "stdin", "control", "hb") if listening(conn[n + "_port"])]
+        ports = [conn[n + "_port"] for n in ("shell", "iopub", "stdin", "control", "hb")]
+        # A killed kernel's sockets close as it is torn down, which may take a moment.
+        deadline = time.monotonic() + 5
+        while (busy := [p for p in ports if listening(p)]) and time.monotonic() < deadline:
+            time.sleep(0.05)
         if busy:
             raise RuntimeError(
                 f"the kernel's ports {busy} are in use on this machine; the image's kernel "

@@ -178,3 +178,14 @@ def test_a_kernel_can_start_from_an_image(session, jupyter_home, monkeypatch):
     monkeypatch.setenv("CRAC_JUPYTER_RESUME", "onstart")
     b = session()
     assert b.ok("print(started_from)").strip() == "image"
+
+
+def test_the_same_image_resumes_twice_in_one_session(session, jupyter_home):
+    s = session()
+    s.ok("import os\ncounter = 10")
+    assert s.run("%crac checkpoint twice")[0]["status"] == "ok"
+    for _ in range(2):
+        s.ok("counter += 1")
+        content, text, _ = s.run("%crac resume twice")
+        assert content["status"] == "ok", text
+        assert s.ok("print(counter)").strip() == "10"
