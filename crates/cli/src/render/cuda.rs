@@ -26,18 +26,13 @@ pub fn write_text(out: &mut String, meta: &ImageMeta) -> std::fmt::Result {
                 size(c.log.len() as u64)
             )?;
             for o in &log.objects {
-                writeln!(
-                    out,
-                    "  {:<15} {:#014x} {:>10}  {}",
-                    o.kind,
-                    o.id,
-                    if o.size > 0 {
-                        size(o.size)
-                    } else {
-                        "-".to_owned()
-                    },
-                    o.detail
-                )?;
+                let bytes = if o.size > 0 {
+                    size(o.size)
+                } else {
+                    "-".to_owned()
+                };
+                let line = format!("  {:<15} {:#014x} {bytes:>10}  {}", o.kind, o.id, o.detail);
+                writeln!(out, "{}", line.trim_end())?;
             }
         }
         Err(e) => writeln!(
