@@ -33,11 +33,16 @@ pub const STAGING: usize = 64 << 20;
 pub enum DeviceError {
     /// Calls did not leave the lower half in time.
     #[error(
-        "a CUDA call of the program did not return within {} s ({source}); the checkpoint was \
-         abandoned and the program goes on; try again when the program is not inside a long \
-         CUDA call",
+        "a CUDA call of the program did not return within {} s, so the checkpoint was \
+         abandoned: {source}",
         DRAIN_TIMEOUT.as_secs()
     )]
+    CallsDidNotReturn {
+        /// What the gate says.
+        source: GateError,
+    },
+    /// The gate could not be closed for another reason.
+    #[error("cannot hold the program's CUDA calls for the checkpoint: {source}")]
     CloseGate {
         /// Why, as the gate says.
         source: GateError,
@@ -57,8 +62,8 @@ pub enum DeviceError {
     DrainTimeout,
     /// The host-callback thread did not leave the lower half.
     #[error(
-        "a CUDA host callback of the program did not return within {} s ({source}); the \
-         checkpoint was abandoned and the program goes on",
+        "a CUDA host callback of the program did not return within {} s, so the checkpoint \
+         was abandoned and the program goes on: {source}",
         DRAIN_TIMEOUT.as_secs()
     )]
     PauseCallbacks {
@@ -124,8 +129,11 @@ impl DeviceHold {
             return Ok(None);
         };
         let started = Instant::now();
-        let gate = crac_loader::table::close_gate(DRAIN_TIMEOUT)
-            .map_err(|source| DeviceError::CloseGate { source })?;
+        let gate =
+            crac_loader::table::close_gate(DRAIN_TIMEOUT).map_err(|source| match source {
+                GateError::Drain { .. } => DeviceError::CallsDidNotReturn { source },
+                source => DeviceError::CloseGate { source },
+            })?;
         drain(runtime, DRAIN_TIMEOUT)?;
         gate.pause_callbacks(DRAIN_TIMEOUT)
             .map_err(|source| DeviceError::PauseCallbacks { source })?;
@@ -391,8 +399,9 @@ mod tests {
 
     #[test]
     fn a_drain_that_does_not_finish_in_time_gives_up_and_a_later_one_succeeds() {
-        let runtime: &'static Runtime =
-            Box::leak(Box::new(Runtime::new(Box::new(crac_sim::Sim::new(1 << 20)))));
+        let runtime: &'static Runtime = Box::leak(Box::new(Runtime::new(Box::new(
+            crac_sim::Sim::new(1 << 20),
+        ))));
         let (tx, rx) = mpsc::channel();
         runtime
             .backend()
