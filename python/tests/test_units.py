@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from crac_jupyter import paths, relay, sigmask
+from crac_jupyter import inner, paths, relay, sigmask
 from crac_jupyter.wire import DELIM, Message, Signer, WireError, dumps
 
 
@@ -94,10 +94,10 @@ def test_the_resume_cell_is_recognised_only_alone():
 def test_the_checkpoint_signal_is_read_from_the_launch_options():
     import signal
 
-    assert relay.forwarded_signal(["--ckpt-signal", "USR1"]) == signal.SIGUSR1
-    assert relay.forwarded_signal(["--interval", "5", "--ckpt-signal=SIGUSR2"]) == signal.SIGUSR2
-    assert relay.forwarded_signal(["--ckpt-signal", "10"]) == 10
-    assert relay.forwarded_signal(["--interval", "5"]) is None
+    assert inner.forwarded_signal(["--ckpt-signal", "USR1"]) == signal.SIGUSR1
+    assert inner.forwarded_signal(["--interval", "5", "--ckpt-signal=SIGUSR2"]) == signal.SIGUSR2
+    assert inner.forwarded_signal(["--ckpt-signal", "10"]) == 10
+    assert inner.forwarded_signal(["--interval", "5"]) is None
 
 
 def test_libzmq_calls_pthread_sigmask_through_a_slot_that_can_be_redirected():
