@@ -98,6 +98,18 @@ pub fn own_socket_pid() -> u32 {
         .unwrap_or_else(std::process::id)
 }
 
+/// Whether `/proc` shows every process of the machine: false inside a nested pid namespace
+/// (`crac_restart --same-pid`'s, a container's), where a live process's socket would look
+/// stale to [`sweep_stale`] and be removed if probed between its `bind` and `listen`.
+pub fn proc_shows_every_process() -> bool {
+    fs::read_to_string("/proc/self/status").map_or(true, |status| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("NSpid:"))
+            .is_none_or(|pids| pids.split_whitespace().count() <= 1)
+    })
+}
+
 /// The socket path of process `pid` inside `dir`.
 pub fn socket_path(dir: &Path, pid: u32) -> PathBuf {
     dir.join(format!("{pid}.sock"))

@@ -59,7 +59,11 @@ pub fn start_in(
         .map_err(AgentError::ProtectFd)?;
     // Sweep before the program exists: reading the directory and probing sockets takes low fd
     // numbers, which must all be free again when the program starts.
-    let swept = socket::sweep_stale(dir, Path::new("/proc"));
+    let swept = if socket::proc_shows_every_process() {
+        socket::sweep_stale(dir, Path::new("/proc"))
+    } else {
+        0
+    };
     if swept > 0 {
         tracing::debug!(
             "removed {swept} stale control sockets from {}",
