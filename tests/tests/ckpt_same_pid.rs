@@ -231,3 +231,24 @@ fn python_remembers_the_pid() -> bool {
         .unwrap();
     v.stdout_text().trim() == "True"
 }
+
+#[test]
+fn an_image_of_pid_1_is_refused_with_the_remedy() {
+    use crac_core::image::{ImageMeta, ImageWriter};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("init.crac");
+    let mut meta = ImageMeta::default();
+    meta.process.pid = 1;
+    meta.process.comm = "init".into();
+    let file = std::fs::File::create(&path).unwrap();
+    ImageWriter::new(file).unwrap().finish(&meta).unwrap();
+    let out = restart_same_pid(&path).run().unwrap();
+    assert_eq!(out.code(), Some(1), "{out}");
+    let err = out.stderr_text();
+    assert!(
+        err.starts_with("crac_restart: the program in ")
+            && err.contains("had pid 1,")
+            && err.trim_end().ends_with("restart it without --same-pid"),
+        "{out}"
+    );
+}
