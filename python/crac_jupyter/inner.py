@@ -198,14 +198,15 @@ class InnerKernel:
         self.write_lineage(conn, identity, self.proc.pid)
         return conn, identity
 
-    def restart(self, image: str, side: dict) -> None:
+    def restart(self, image: str, side: dict, tick=lambda: None) -> None:
         """Brings back the kernel of image (described by side) and waits until it listens on
-        its old ports. The current kernel must be killed first."""
+        its old ports, calling tick while it waits. The current kernel must be killed first."""
         conn = side["connection"]
         ports = [conn[n + "_port"] for n in PORT_NAMES]
         # A killed kernel's sockets close as it is torn down, which may take a moment.
         deadline = time.monotonic() + 5
         while (busy := [p for p in ports if listening(p)]) and time.monotonic() < deadline:
+            tick()
             time.sleep(0.05)
         if busy:
             raise InnerError(
@@ -228,6 +229,7 @@ class InnerKernel:
                 self.kill()
                 what = f"exited with status {code}" if code is not None else "did not bring the kernel back in time"
                 raise InnerError(f"crac restart {what}" + (f": {why}" if why else ""))
+            tick()
             time.sleep(0.02)
         self.pid = self._find(old_pid)
         self.write_lineage(conn, bytes.fromhex(side["identity"]), old_pid)

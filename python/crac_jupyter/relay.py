@@ -122,12 +122,18 @@ class Relay:
         deadline = time.monotonic() + limit_s
         for m in self._monitors:
             while True:
-                left = deadline - time.monotonic()
-                if left <= 0 or not m.poll(int(left * 1000)):
+                if time.monotonic() > deadline:
                     return False
-                if recv_monitor_message(m)["event"] == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                self._answer_heartbeats()
+                if m.poll(50) and recv_monitor_message(m)["event"] == zmq.EVENT_HANDSHAKE_SUCCEEDED:
                     break
         return True
+
+    def _answer_heartbeats(self) -> None:
+        """Echoes pending heartbeats (while a resume keeps the loop busy)."""
+        hb = self.out["hb"]
+        while hb.poll(0):
+            hb.send_multipart(hb.recv_multipart())
 
     def _close_inner(self) -> None:
         for s in self._monitors:
@@ -163,7 +169,7 @@ class Relay:
             os.unlink(marker)
         except FileNotFoundError:
             pass
-        self.kernel.restart(image, side)
+        self.kernel.restart(image, side, tick=self._answer_heartbeats)
         self._connect_inner(side["connection"], bytes.fromhex(side["identity"]))
         if not self._wait_connected(30):
             self.kill_inner()
