@@ -138,7 +138,7 @@ pub fn supervise_if_asked(name: &str, args: &RestartArgs) -> anyhow::Result<Opti
         return Ok(None);
     }
     match image_pid(&args.image) {
-        Ok(pid) => Ok(Some(supervise(pid)?)),
+        Ok(pid) => Ok(Some(supervise(name, pid)?)),
         Err(e @ (PidnsError::Image(_) | PidnsError::PidNotAvailable { .. })) => {
             eprintln!("{name}: {e}");
             Ok(Some(ExitCode::from(CANNOT_RESTART)))
@@ -164,7 +164,7 @@ fn image_pid(image: &Path) -> Result<i32, PidnsError> {
 }
 
 /// P: enters the namespaces, forks C, forwards signals to G, and returns (or dies) as G ended.
-fn supervise(pid: i32) -> Result<ExitCode, PidnsError> {
+fn supervise(name: &str, pid: i32) -> Result<ExitCode, PidnsError> {
     let setup = |what| move |source| PidnsError::Setup { what, source };
     // Blocked before C exists, so a signal sent to us meanwhile waits to be passed on.
     let forwarded = sys::SigSet::of(&FORWARDED);
@@ -180,7 +180,7 @@ fn supervise(pid: i32) -> Result<ExitCode, PidnsError> {
     match unsafe { sys::fork() }.map_err(|source| PidnsError::Fork { source })? {
         Forked::Child => {
             drop((status_r, lifeline_w, signals));
-            init(pid, me, status_w, lifeline_r, &old_mask)
+            init(name, pid, me, status_w, lifeline_r, &old_mask)
         }
         Forked::Parent(c) => {
             drop((status_w, lifeline_r));
@@ -322,9 +322,16 @@ fn describe(status: c_int) -> String {
 }
 
 /// C: pid 1 of the new namespace. Never returns.
-fn init(pid: i32, supervisor: u32, mut status: File, lifeline: OwnedFd, mask: &sys::SigSet) -> ! {
+fn init(
+    name: &str,
+    pid: i32,
+    supervisor: u32,
+    mut status: File,
+    lifeline: OwnedFd,
+    mask: &sys::SigSet,
+) -> ! {
     let fail = |what: &str, e: &dyn std::fmt::Display| -> ! {
-        eprintln!("crac_restart: --same-pid: {what}: {e}; restart without --same-pid");
+        eprintln!("{name}: --same-pid: {what}: {e}; restart without --same-pid");
         std::process::exit(i32::from(CANNOT_RESTART))
     };
     if let Err(e) = sys::set_parent_death_signal(libc::SIGKILL) {
@@ -349,7 +356,7 @@ fn init(pid: i32, supervisor: u32, mut status: File, lifeline: OwnedFd, mask: &s
     match unsafe { sys::fork_with_pid(pid) } {
         Ok(Forked::Child) => {
             let e = exec.run();
-            eprintln!("crac_restart: --same-pid: cannot run crac again: {e}");
+            eprintln!("{name}: --same-pid: cannot run crac again: {e}");
             std::process::exit(i32::from(CANNOT_RESTART))
         }
         Ok(Forked::Parent(_)) => {}
