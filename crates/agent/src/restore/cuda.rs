@@ -9,7 +9,7 @@
 //! Any failure is an error naming what failed; the threads never resume over half a device.
 
 use std::fs::File;
-use std::sync::Arc;
+use std::sync::{Arc, mpsc};
 
 use crac_core::image::{CudaRecord, ImageError, ImageMeta, ImageReader};
 use crac_gpu::{DeviceBackend, DevicePtr, GpuError};
@@ -21,7 +21,7 @@ use crac_replay::{DevicePrintf, ReplayError, Runtime};
 pub type BackendFactory = fn(&str) -> Result<(Box<dyn DeviceBackend>, Arc<DevicePrintf>), String>;
 
 /// Bytes of device memory read from the image and written to the device at a time.
-const CHUNK: usize = 64 << 20;
+pub const CHUNK: usize = 64 << 20;
 
 /// Why the program's CUDA state could not be restored.
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +68,9 @@ pub enum DeviceRestoreError {
         /// Why.
         source: GpuError,
     },
+    /// The writer thread could not be started.
+    #[error("cannot start a thread to write device memory: {0}")]
+    Thread(#[source] std::io::Error),
     /// The call table could not be installed.
     #[error("cannot install the CUDA call table: {0}")]
     Install(#[source] crac_loader::table::TableError),
@@ -138,7 +141,7 @@ pub fn restore(
         kind: kind.to_owned(),
         source,
     })?;
-    let bytes = write_back(cuda, reader, runtime.backend())?;
+    let bytes = write_back(cuda, reader, runtime.backend(), CHUNK)?;
     let generation = u64::from(meta.header.generation) + 1;
     let now =
         crac_loader::table::reinstall(runtime, generation).map_err(DeviceRestoreError::Install)?;
@@ -152,34 +155,90 @@ pub fn restore(
 }
 
 /// Copies every device buffer of `cuda` from the image to `backend`, checking each payload's
-/// checksum.
+/// checksum, `chunk` bytes at a time. Two staging buffers turn over between this thread,
+/// which reads (and hashes) the next piece, and a writer thread, which copies the previous one
+/// to the device.
 pub fn write_back(
     cuda: &CudaRecord,
     reader: &mut ImageReader<File>,
     backend: &dyn DeviceBackend,
+    chunk: usize,
+) -> Result<u64, DeviceRestoreError> {
+    let (full_tx, full_rx) = mpsc::sync_channel::<(u64, Vec<u8>)>(1);
+    let (empty_tx, empty_rx) = mpsc::sync_channel::<Vec<u8>>(2);
+    // Cannot fail: the receiver is alive and there is room for it.
+    let _ = empty_tx.send(Vec::new());
+    std::thread::scope(|scope| {
+        let writer = std::thread::Builder::new()
+            .name("crac-device-write".into())
+            .spawn_scoped(scope, move || -> Result<(), (u64, GpuError)> {
+                for (addr, piece) in full_rx {
+                    backend
+                        .write_device(DevicePtr(addr), &piece)
+                        .map_err(|e| (addr, e))?;
+                    // The reader may have finished: then nobody needs the buffer back.
+                    let _ = empty_tx.send(piece);
+                }
+                Ok(())
+            })
+            .map_err(DeviceRestoreError::Thread)?;
+        let read = read_all(cuda, reader, chunk, &full_tx, &empty_rx);
+        drop(full_tx);
+        let written = writer
+            .join()
+            .unwrap_or_else(|_| Err((0, GpuError::Unknown("the writer thread panicked".into()))));
+        // A write error first: it is why the reader's hand-off failed, if it did.
+        if let Err((addr, source)) = written {
+            return Err(DeviceRestoreError::WriteDevice {
+                addr,
+                label: label_at(cuda, addr),
+                source,
+            });
+        }
+        read
+    })
+}
+
+/// The reader's side of [`write_back`]: every payload, piece by piece, to the writer.
+fn read_all(
+    cuda: &CudaRecord,
+    reader: &mut ImageReader<File>,
+    chunk: usize,
+    full: &mpsc::SyncSender<(u64, Vec<u8>)>,
+    empty: &mpsc::Receiver<Vec<u8>>,
 ) -> Result<u64, DeviceRestoreError> {
     let mut total = 0;
     for b in &cuda.buffers {
         let mut at = b.addr;
         let read = reader
-            .stream_payload(&b.payload, b.len, CHUNK, &mut |piece: &[u8]| {
-                backend.write_device(DevicePtr(at), piece)?;
-                at += piece.len() as u64;
-                Ok::<(), GpuError>(())
+            .stream_payload(&b.payload, b.len, chunk, &mut |piece: Vec<u8>| {
+                let len = piece.len() as u64;
+                full.send((at, piece)).map_err(drop)?;
+                at += len;
+                // The buffer to fill next: the spare one, then each one the writer is done
+                // with (a writer that stopped gives none back: its error is reported).
+                Ok::<_, ()>(empty.recv().unwrap_or_default())
             })
             .map_err(|source| DeviceRestoreError::ReadPayload {
                 addr: b.addr,
                 label: b.label.clone(),
                 source,
             })?;
-        read.map_err(|source| DeviceRestoreError::WriteDevice {
-            addr: at,
-            label: b.label.clone(),
-            source,
-        })?;
+        if read.is_err() {
+            // The writer stopped; its error is reported by the caller.
+            return Ok(total);
+        }
         total += b.len;
     }
     Ok(total)
+}
+
+/// The label of the buffer holding device address `addr`.
+fn label_at(cuda: &CudaRecord, addr: u64) -> String {
+    cuda.buffers
+        .iter()
+        .find(|b| b.addr <= addr && addr < b.addr.saturating_add(b.len.max(1)))
+        .map_or_else(|| "device memory".to_owned(), |b| b.label.clone())
 }
 
 #[cfg(test)]
@@ -236,8 +295,9 @@ mod tests {
         let bytes: Vec<u8> = (0..3u32 << 20).map(|i| (i % 251) as u8).collect();
         let mut reader = image_with(ptr.0, &bytes);
         let cuda = reader.meta().cuda.clone().expect("cuda");
+        // Small pieces, so both staging buffers turn over many times.
         assert_eq!(
-            write_back(&cuda, &mut reader, &sim).expect("write back"),
+            write_back(&cuda, &mut reader, &sim, 4096 + 3).expect("write back"),
             bytes.len() as u64
         );
         let mut got = vec![0u8; bytes.len()];
@@ -253,7 +313,7 @@ mod tests {
         file.write_all_at(&[b[0] ^ 0x40], offset).expect("flip");
         std::io::Seek::rewind(&mut file).expect("rewind");
         let mut reader = ImageReader::open(file).expect("open");
-        let e = write_back(&cuda, &mut reader, &sim).expect_err("damaged");
+        let e = write_back(&cuda, &mut reader, &sim, CHUNK).expect_err("damaged");
         let text = e.to_string();
         assert!(
             text.contains("checksum") && text.contains(&format!("{:#x}", ptr.0)),
@@ -266,7 +326,7 @@ mod tests {
         let sim = crac_sim::Sim::new(1 << 20);
         let mut reader = image_with(0x10, &[1, 2, 3]);
         let cuda = reader.meta().cuda.clone().expect("cuda");
-        let e = write_back(&cuda, &mut reader, &sim).expect_err("no such memory");
+        let e = write_back(&cuda, &mut reader, &sim, 1).expect_err("no such memory");
         assert!(
             e.to_string()
                 .starts_with("cannot write the saved device memory at 0x10"),

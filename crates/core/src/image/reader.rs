@@ -139,22 +139,25 @@ impl<R: Read + Seek> ImageReader<R> {
     }
 
     /// Reads one payload of uncompressed length `len` in pieces (at most `chunk` bytes each when
-    /// raw, one zstd chunk each when compressed), handing them to `sink` in order, then checks
-    /// the checksum of the whole: memory use stays bounded for a payload of any size (device
-    /// memory). `sink` has seen the bytes before a bad checksum is reported, so whatever it
-    /// built must be discarded on error. A sink error stops the read and comes back as the
-    /// inner `Err`.
+    /// raw, one zstd chunk each when compressed), then checks the checksum of the whole: memory
+    /// use stays bounded for a payload of any size (device memory). Each piece is handed to
+    /// `sink` as a buffer of the piece's length, and `sink` gives back the buffer to fill next
+    /// (the same one, or another it has finished with: so a consumer on another thread can
+    /// work on one piece while the next is read, with no copy). `sink` has seen the bytes
+    /// before a bad checksum is reported, so whatever it built must be discarded on error. A
+    /// sink error stops the read and comes back as the inner `Err`.
     pub fn stream_payload<E>(
         &mut self,
         payload: &PayloadRef,
         len: u64,
         chunk: usize,
-        sink: &mut dyn FnMut(&[u8]) -> Result<(), E>,
+        sink: &mut dyn FnMut(Vec<u8>) -> Result<Vec<u8>, E>,
     ) -> Result<Result<(), E>, ImageError> {
         self.check_in_area(payload)?;
         seek(&mut self.inner, payload.offset)?;
         let mut h = Xxh3Default::new();
         let mut seen = 0u64;
+        let mut buf = Vec::new();
         match payload.encoding {
             Encoding::Raw => {
                 if len != payload.stored_len {
@@ -164,37 +167,42 @@ impl<R: Read + Seek> ImageReader<R> {
                         got: len,
                     });
                 }
-                let mut buf =
-                    vec![0u8; usize::try_from(len).unwrap_or(usize::MAX).min(chunk.max(1))];
                 while seen < len {
                     let n = usize::try_from(len - seen)
                         .unwrap_or(usize::MAX)
-                        .min(buf.len());
-                    read_exact(&mut self.inner, &mut buf[..n], "payload")?;
-                    h.update(&buf[..n]);
+                        .min(chunk.max(1));
+                    buf.resize(n, 0);
+                    read_exact(&mut self.inner, &mut buf, "payload")?;
+                    h.update(&buf);
                     seen += n as u64;
-                    if let Err(e) = sink(&buf[..n]) {
-                        return Ok(Err(e));
-                    }
+                    buf = match sink(std::mem::take(&mut buf)) {
+                        Ok(next) => next,
+                        Err(e) => return Ok(Err(e)),
+                    };
                 }
             }
             Encoding::Zstd => {
                 let mut frame = Vec::new();
-                let mut raw = vec![0u8; ZSTD_CHUNK];
                 let mut decoder = FrameDecoder::new();
                 let mut stopped = None;
                 let walked = read_zstd(&mut self.inner, payload, &mut frame, |ch, f| {
-                    let out = &mut raw[..ch.raw_len];
-                    decompress_chunk(&mut decoder, f, out)?;
-                    h.update(out);
+                    buf.resize(ch.raw_len, 0);
+                    decompress_chunk(&mut decoder, f, &mut buf)?;
+                    h.update(&buf);
                     seen += ch.raw_len as u64;
                     if seen > len {
                         return Err(format!("more than the {len} bytes expected"));
                     }
-                    sink(out).map_err(|e| {
-                        stopped = Some(e);
-                        String::new()
-                    })
+                    match sink(std::mem::take(&mut buf)) {
+                        Ok(next) => {
+                            buf = next;
+                            Ok(())
+                        }
+                        Err(e) => {
+                            stopped = Some(e);
+                            Err(String::new())
+                        }
+                    }
                 });
                 if let Some(e) = stopped {
                     return Ok(Err(e));
@@ -478,11 +486,12 @@ mod tests {
         let mut r = ImageReader::open(Cursor::new(file)).expect("open");
         let mut got = Vec::new();
         let mut pieces = 0;
-        let inner = r.stream_payload(p, len, chunk, &mut |piece: &[u8]| {
+        let inner = r.stream_payload(p, len, chunk, &mut |piece: Vec<u8>| {
             assert!(piece.len() <= chunk.max(ZSTD_CHUNK));
             pieces += 1;
-            got.extend_from_slice(piece);
-            Ok::<(), ()>(())
+            got.extend_from_slice(&piece);
+            // Every other piece is read into a fresh buffer.
+            Ok::<_, ()>(if pieces % 2 == 0 { Vec::new() } else { piece })
         })?;
         assert_eq!(inner, Ok(()));
         assert!(len == 0 || pieces > 0);
