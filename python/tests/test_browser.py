@@ -500,6 +500,7 @@ def _dismiss_dialogs(page) -> None:
 def _save_screenshot(page, request, name: str) -> Path:
     shot = _artifact_dir() / name
     page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 0, f"empty screenshot at {shot}"
     _report(request, f"browser test: screenshot at {shot}")
     return shot
 
