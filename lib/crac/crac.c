@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -35,34 +36,79 @@ static void set_error(const char *what) {
     snprintf(last_error, sizeof last_error, "%s", what);
 }
 
+/* Connects to `path`; the fd if the listener is this process (its agent), else -1. */
+static int connect_own(const char *path) {
+    struct sockaddr_un addr;
+    if (strlen(path) >= sizeof addr.sun_path) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    memset(&addr, 0, sizeof addr);
+    addr.sun_family = AF_UNIX;
+    memcpy(addr.sun_path, path, strlen(path) + 1);
+    if (connect(fd, (struct sockaddr *)&addr, sizeof addr) == 0) {
+        struct ucred cred;
+        socklen_t len = sizeof cred;
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 && cred.pid == getpid())
+            return fd;
+        errno = ECONNREFUSED; /* another process's agent */
+    }
+    int err = errno;
+    close(fd);
+    errno = err;
+    return -1;
+}
+
+/* Looks in `dir` for a socket whose listener is this process: a program restarted with
+ * `crac_restart --same-pid` has its agent's socket named after the outer pid, not getpid(). */
+static int scan_for_own(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d)
+        return -1;
+    int fd = -1;
+    struct dirent *e;
+    char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    while (fd < 0 && (e = readdir(d)) != NULL) {
+        size_t n = strlen(e->d_name);
+        if (n < 6 || strcmp(e->d_name + n - 5, ".sock") != 0)
+            continue;
+        if (snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= (int)sizeof path)
+            continue;
+        fd = connect_own(path);
+    }
+    closedir(d);
+    if (fd < 0)
+        errno = ENOENT;
+    return fd;
+}
+
 /* Connects to this process's agent: the fd, -1 with errno when there is no agent. */
 static int connect_agent(void) {
-    char paths[2][sizeof(((struct sockaddr_un *)0)->sun_path)];
+    char dirs[2][sizeof(((struct sockaddr_un *)0)->sun_path)];
     int n = 0;
     const char *xdg = getenv("XDG_RUNTIME_DIR");
     if (xdg && xdg[0] == '/') {
-        if (snprintf(paths[n], sizeof paths[n], "%s/crac/%ld.sock", xdg, (long)getpid()) <
-            (int)sizeof paths[n])
+        if (snprintf(dirs[n], sizeof dirs[n], "%s/crac", xdg) < (int)sizeof dirs[n])
             n++;
     }
-    snprintf(paths[n], sizeof paths[n], "/tmp/crac-%lu/%ld.sock", (unsigned long)geteuid(),
-             (long)getpid());
+    snprintf(dirs[n], sizeof dirs[n], "/tmp/crac-%lu", (unsigned long)geteuid());
     n++;
-    int err = ENOENT;
+    char path[256];
     for (int i = 0; i < n; i++) {
-        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd < 0)
-            return -1;
-        struct sockaddr_un addr;
-        memset(&addr, 0, sizeof addr);
-        addr.sun_family = AF_UNIX;
-        memcpy(addr.sun_path, paths[i], strlen(paths[i]) + 1);
-        if (connect(fd, (struct sockaddr *)&addr, sizeof addr) == 0)
+        snprintf(path, sizeof path, "%s/%ld.sock", dirs[i], (long)getpid());
+        int fd = connect_own(path);
+        if (fd >= 0)
             return fd;
-        err = errno;
-        close(fd);
     }
-    errno = err;
+    for (int i = 0; i < n; i++) {
+        int fd = scan_for_own(dirs[i]);
+        if (fd >= 0)
+            return fd;
+    }
+    errno = ENOENT;
     return -1;
 }
 

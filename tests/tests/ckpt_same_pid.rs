@@ -252,3 +252,34 @@ fn an_image_of_pid_1_is_refused_with_the_remedy() {
         "{out}"
     );
 }
+
+#[test]
+fn crac_h_finds_its_agent_after_a_same_pid_restart() {
+    if !namespaces_available() {
+        return;
+    }
+    let exe = crac_e2e::c_program_with_libcrac("crac_api_twice");
+    let dir = tempfile::tempdir().unwrap();
+    let launched = Cmd::new(&exe)
+        .under_crac_with(&["--dir", &dir.path().display().to_string()])
+        .run()
+        .unwrap();
+    assert_eq!(
+        launched.stdout_text(),
+        "1: continued\n2: continued\n",
+        "{launched}"
+    );
+    let mut images = crac_e2e::ckpt::images(dir.path()).unwrap();
+    images.sort();
+    assert_eq!(images.len(), 2, "{images:?}");
+    // From the first image: the second call runs in the restarted process, whose agent listens
+    // on a socket named after crac_restart's pid, not the program's own.
+    let restarted = restart_same_pid(&images[0]).run().unwrap();
+    assert_eq!(
+        restarted.stdout_text(),
+        "1: restarted\n2: continued\n",
+        "{restarted}"
+    );
+    assert_eq!(restarted.code(), Some(0), "{restarted}");
+    assert_eq!(crac_e2e::ckpt::images(dir.path()).unwrap().len(), 3);
+}
