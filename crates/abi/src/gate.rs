@@ -81,7 +81,7 @@ pub enum Refused {
 }
 
 /// Passes the gate on `lane`: returns the generation tag of the table generation that holds
-/// this call's count, to hand to [`leave`]. Waits (in the caller's half, through `futex`)
+/// this call's count (the shim checks its cached lower TCB against it). Waits (in the caller's half, through `futex`)
 /// while the lane's gate bit is set.
 ///
 /// The count is good only if the gate was open when read after it *and* it landed in this
@@ -113,7 +113,7 @@ fn admitted(t: &Table, lane: Lane, tag: u32) -> bool {
 fn enter_slow(t: &Table, lane: Lane, mut tag: u32, futex: &impl Futex) -> Result<u32, Refused> {
     let counter = lane.counter(t);
     loop {
-        leave(t, lane, tag, futex);
+        back_off(t, lane, tag, futex);
         wait_open(t, lane, futex)?;
         tag = tag_of(counter.fetch_add(1, SeqCst));
         if admitted(t, lane, tag) {
@@ -139,12 +139,27 @@ fn wait_open(t: &Table, lane: Lane, futex: &impl Futex) -> Result<(), Refused> {
     }
 }
 
-/// Takes back the count [`enter`] added (`tag`: what it returned), and wakes the closer when
-/// it was the last one in while the lane is stopped. A count held in an earlier generation's
-/// table (the thread was stopped by a checkpoint between its increment and this decrement, and
-/// the process restarted) is not this table's to take back: nothing is done.
+/// Ends a call [`enter`] let in: takes its count back, and wakes the closer when it was the
+/// last one in while the lane is stopped.
+///
+/// A plain decrement is enough: a checkpoint cannot stop a thread between its admission and
+/// this (the closer waits for its count), so no restart comes in between and the count is
+/// still in this table.
 #[inline(always)]
-pub fn leave(t: &Table, lane: Lane, tag: u32, futex: &impl Futex) {
+pub fn leave(t: &Table, lane: Lane, futex: &impl Futex) {
+    let counter = lane.counter(t);
+    let prev = counter.fetch_sub(1, SeqCst);
+    if count_of(prev) == 1 && t.gate.load(SeqCst) & lane.stopped_by() != 0 {
+        futex.wake_all(count_addr(counter));
+    }
+}
+
+/// Takes back a count [`enter`] added but did not admit (`tag`: the generation it landed in),
+/// and wakes the closer when it was the last one in while the lane is stopped. A count held in
+/// an earlier generation's table (the thread was stopped by a checkpoint between its increment
+/// and its gate read, and the process restarted) is not this table's to take back: nothing is
+/// done.
+fn back_off(t: &Table, lane: Lane, tag: u32, futex: &impl Futex) {
     let counter = lane.counter(t);
     let mut cur = counter.load(SeqCst);
     loop {
@@ -252,7 +267,7 @@ mod tests {
         let tag = enter(&t, Lane::Ordinary, &f).expect("open");
         assert_eq!(tag, 3);
         assert_eq!(count_of(t.in_flight.load(SeqCst)), 1);
-        leave(&t, Lane::Ordinary, tag, &f);
+        leave(&t, Lane::Ordinary, &f);
         assert_eq!(t.in_flight.load(SeqCst), crate::tagged(3));
         assert_eq!(f.wakes.load(SeqCst), 0, "no closer to wake");
     }
@@ -260,26 +275,27 @@ mod tests {
     #[test]
     fn the_last_call_out_of_a_closed_gate_wakes_the_closer() {
         let (t, f) = (table(0), Spin::default());
-        let tag = enter(&t, Lane::Ordinary, &f).expect("open");
+        enter(&t, Lane::Ordinary, &f).expect("open");
         assert!(shut(&t, GATE_CLOSED, GATE_CLOSED));
         assert!(!shut(&t, GATE_CLOSED, GATE_CLOSED), "already closed");
         assert_eq!(drain(&t, Lane::Ordinary, Duration::ZERO, &f), Err(1));
-        leave(&t, Lane::Ordinary, tag, &f);
+        leave(&t, Lane::Ordinary, &f);
         assert_eq!(f.wakes.load(SeqCst), 1);
         assert_eq!(drain(&t, Lane::Ordinary, Duration::ZERO, &f), Ok(()));
     }
 
     #[test]
     fn a_count_from_an_earlier_generation_is_not_taken_back() {
-        // A thread counted itself in generation 1, was stopped, and the process restarted
-        // with generation 2: its decrement must not touch the new table's count.
+        // A thread counted itself in generation 1, was stopped before its gate read, and the
+        // process restarted with generation 2: backing off must not touch the new count.
         let (t, f) = (table(2), Spin::default());
         let other = enter(&t, Lane::Ordinary, &f).expect("open");
-        leave(&t, Lane::Ordinary, 1, &f);
+        assert_eq!(other, 2);
+        back_off(&t, Lane::Ordinary, 1, &f);
         assert_eq!(count_of(t.in_flight.load(SeqCst)), 1);
-        leave(&t, Lane::Ordinary, other, &f);
+        leave(&t, Lane::Ordinary, &f);
         assert_eq!(t.in_flight.load(SeqCst), crate::tagged(2));
-        leave(&t, Lane::Ordinary, 2, &f);
+        back_off(&t, Lane::Ordinary, 2, &f);
         assert_eq!(
             t.in_flight.load(SeqCst),
             crate::tagged(2),
@@ -308,7 +324,7 @@ mod tests {
             crate::tagged(2) + 1,
             "counted in the new table"
         );
-        leave(&t, Lane::Ordinary, tag, &f);
+        leave(&t, Lane::Ordinary, &f);
         assert_eq!(t.in_flight.load(SeqCst), crate::tagged(2));
     }
 
@@ -320,8 +336,8 @@ mod tests {
         };
         let t = table(0);
         t.gate.store(GATE_CLOSED, SeqCst);
-        let tag = enter(&t, Lane::Callbacks, &f).expect("callbacks pass a closed gate");
-        leave(&t, Lane::Callbacks, tag, &f);
+        enter(&t, Lane::Callbacks, &f).expect("callbacks pass a closed gate");
+        leave(&t, Lane::Callbacks, &f);
         t.gate.store(GATE_CLOSED | GATE_PAUSED, SeqCst);
         // Without a fork byte, a paused gate would wait for ever; a forked child is refused.
         t.fork_byte.store(0x1000, SeqCst);

@@ -143,7 +143,7 @@ fn call_on(lane: Lane, op: Op, args: &[u64]) -> u32 {
         Err(gate::Refused::Forked) => return errors::INITIALIZATION_ERROR,
     };
     let r = call_inside(table, u64::from(tag), op, args);
-    gate::leave(table, lane, tag, &ShimFutex);
+    gate::leave(table, lane, &ShimFutex);
     r
 }
 
