@@ -114,7 +114,8 @@ pub struct CkptArgs {
     /// Where images go [default: $CRAC_DIR, else the current directory]
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
-    /// Checkpoint every process of yours running under crac
+    /// Checkpoint every process of yours running under crac with the same runtime directory
+    /// ($XDG_RUNTIME_DIR, else /tmp)
     #[arg(long, conflicts_with = "pids")]
     pub all: bool,
     /// Processes to checkpoint (started by crac_launch or crac_restart)

@@ -156,14 +156,18 @@ pub fn checkpoint_over(
     }
 }
 
-/// The pids of every live process of ours with a control socket, in order.
+/// The pids of every live process of ours with a control socket in the directory a process
+/// started in this environment would use (`$XDG_RUNTIME_DIR/crac` when it is there and ours,
+/// else `/tmp/crac-<uid>`), in order. Only that one directory: a caller with a runtime directory
+/// of its own (a batch job, a test) must not reach processes started elsewhere.
 pub fn live_agents() -> Vec<u32> {
     let uid = sys::effective_uid();
     let xdg = std::env::var_os("XDG_RUNTIME_DIR");
     let mut pids: Vec<u32> = socket::candidate_dirs(xdg.as_deref(), uid)
         .iter()
-        .filter(|d| socket::check_dir(d, uid).is_ok())
-        .filter_map(|d| std::fs::read_dir(d).ok())
+        .find(|d| socket::check_dir(d, uid).is_ok())
+        .and_then(|d| std::fs::read_dir(d).ok())
+        .into_iter()
         .flat_map(|entries| entries.flatten())
         .filter_map(|e| {
             e.file_name()
