@@ -14,8 +14,13 @@ use super::procmem::ProcMem;
 use crate::lower::LowerHalf;
 use crate::sys::quiesce::{self, AllParked, KernelSigaction, Parked};
 
-/// The signal that stops program threads (`SIGRTMAX`).
-pub const QUIESCE_SIGNAL: i32 = 64;
+/// The signal that stops program threads: 33, glibc's internal `SIGSETXID`. glibc's
+/// `pthread_sigmask`, `sigprocmask` and `sigfillset` never block it (nor musl's), so threads
+/// that block "every signal" — libzmq's, and many thread pools' — still stop; only a raw
+/// `rt_sigprocmask` system call can block it. glibc uses it only while `setuid` and friends
+/// broadcast a credential change to every thread; its handler is the program's action, put
+/// back after each checkpoint like any other.
+pub const QUIESCE_SIGNAL: i32 = 33;
 /// How long a thread may take to stop.
 const STOP_TIMEOUT: Duration = Duration::from_secs(2);
 /// Rounds of re-listing threads before giving up on a program that keeps starting new ones.
@@ -168,8 +173,9 @@ fn why_not_stopped(tid: i32) -> String {
     let state = field("State:");
     if blocked & (1 << (QUIESCE_SIGNAL - 1)) != 0 {
         format!(
-            "it blocks signal {QUIESCE_SIGNAL} (SIGRTMAX), which crac uses to stop threads; \
-             let the program leave it unblocked"
+            "it blocks signal {QUIESCE_SIGNAL}, which crac uses to stop threads (C libraries \
+             never block it; the program's own rt_sigprocmask system call did); let the \
+             program leave it unblocked"
         )
     } else if state.starts_with('T') || state.starts_with('t') {
         "it is stopped (SIGSTOP or a debugger); continue it and try again".into()

@@ -32,7 +32,7 @@ pub enum TriggerError {
     /// The checkpoint signal is one crac cannot catch or uses itself.
     #[error(
         "signal {signo} cannot trigger checkpoints (SIGKILL and SIGSTOP cannot be caught, \
-         SIGRTMAX (64) stops threads for checkpoints, others are outside 1..=64); choose \
+         signal 33 stops threads for checkpoints, others are outside 1..=64); choose \
          another, such as USR1"
     )]
     BadSignal {
@@ -237,13 +237,14 @@ mod tests {
 
     #[test]
     fn bad_signals_and_a_zero_interval_are_refused() {
-        for s in [0, -1, 65, 64, libc::SIGKILL, libc::SIGSTOP] {
+        for s in [0, -1, 65, 33, libc::SIGKILL, libc::SIGSTOP] {
             assert!(matches!(
                 check_signal(s),
                 Err(TriggerError::BadSignal { .. })
             ));
         }
         check_signal(libc::SIGUSR1).unwrap();
+        check_signal(64).unwrap();
         let p = CheckpointPolicy {
             interval_secs: Some(0),
             ..CheckpointPolicy::default()

@@ -1,16 +1,32 @@
 //! The signal-mask calls the engine tests need.
 
-/// Blocks SIGRTMAX (crac's quiesce signal) in the calling thread; returns the old mask.
-pub fn block_sigrtmax() -> libc::sigset_t {
-    let mut set = std::mem::MaybeUninit::<libc::sigset_t>::zeroed();
+/// Blocks signal 33 (crac's quiesce signal) in the calling thread with a raw `rt_sigprocmask`
+/// system call, the one way to block it (glibc's calls refuse to); returns the old mask.
+pub fn block_quiesce_signal() -> libc::sigset_t {
+    let set: u64 = 1 << (33 - 1);
     let mut old = std::mem::MaybeUninit::<libc::sigset_t>::zeroed();
-    // SAFETY: sigemptyset/sigaddset initialise a valid local set; pthread_sigmask reads it and
-    // writes the old mask into another local (zeroed, so initialised either way).
+    // SAFETY: rt_sigprocmask reads 8 bytes of `set` (a local) and writes the old 8-byte kernel
+    // mask into the start of `old` (a zeroed local sigset_t, larger than 8 bytes).
     unsafe {
-        libc::sigemptyset(set.as_mut_ptr());
-        libc::sigaddset(set.as_mut_ptr(), libc::SIGRTMAX());
-        libc::pthread_sigmask(libc::SIG_BLOCK, set.as_ptr(), old.as_mut_ptr());
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_BLOCK,
+            std::ptr::from_ref(&set),
+            old.as_mut_ptr(),
+            8usize,
+        );
         old.assume_init()
+    }
+}
+
+/// Blocks every signal the C library lets a thread block (`sigfillset` + `pthread_sigmask`, as
+/// libzmq's threads and many thread pools do).
+pub fn block_all_libc() {
+    let mut set = std::mem::MaybeUninit::<libc::sigset_t>::zeroed();
+    // SAFETY: sigfillset initialises a valid local set, which pthread_sigmask reads.
+    unsafe {
+        libc::sigfillset(set.as_mut_ptr());
+        libc::pthread_sigmask(libc::SIG_SETMASK, set.as_ptr(), std::ptr::null_mut());
     }
 }
 
