@@ -14,15 +14,22 @@
 //! - The driver's current context is per thread: every entry point first makes the primary
 //!   context current on the calling thread (once per thread).
 //!
-//! Limits (honest list): one device (ordinal 0); module variables get the driver's addresses,
-//! so [`register_fatbin_at`](crate::DeviceBackend::register_fatbin_at) with placements is not
-//! supported; `device_reset` frees crac's allocations and handles but keeps the context.
+//! - Module variables (`__device__`, `__constant__`) are placed by the driver, not by crac: at
+//!   restart [`register_fatbin_at`](crate::DeviceBackend::register_fatbin_at) loads the module
+//!   again and checks that each variable came back at its saved address, and fails naming the
+//!   variable and both addresses when it did not (`globals.rs`: what makes the driver's choice
+//!   repeat, and why it is checked rather than assumed).
+//!
+//! Limits (honest list): one device (ordinal 0); an image whose modules have variables restarts
+//! only where the driver places them as before (same driver version and GPU model);
+//! `device_reset` frees crac's allocations and handles but keeps the context.
 //! This backend has been compiled everywhere but run only where a GPU was available.
 
 mod backend;
 mod context;
 mod device;
 mod driver;
+mod globals;
 mod memory;
 mod modules;
 mod place;

@@ -6,7 +6,7 @@ use std::ffi::{CString, c_int, c_void};
 
 use super::context::{handle, stream};
 use super::driver::{CuPtr, Handle, PARAM_BUFFER_POINTER, PARAM_BUFFER_SIZE, PARAM_END};
-use super::{CudaBackend, lock};
+use super::{CudaBackend, globals, lock};
 use crate::{
     DevicePtr, FuncAttributes, FunctionId, GpuError, LaunchConfig, ModuleId, ParamLayout, Result,
     VariablePlacement, VariableRecord,
@@ -19,6 +19,17 @@ const MAX_PARAMS: usize = 32764;
 
 impl CudaBackend {
     pub(super) fn register_fatbin(&self, image: &[u8]) -> Result<ModuleId> {
+        self.register_fatbin_at(image, &[])
+    }
+
+    /// Loads the module and checks that the driver put every variable of `vars` at its saved
+    /// address (`globals.rs` says why it may not): on any difference the module is unloaded
+    /// again and the error names the variable and both addresses.
+    pub(super) fn register_fatbin_at(
+        &self,
+        image: &[u8],
+        vars: &[VariablePlacement],
+    ) -> Result<ModuleId> {
         let api = self.current()?;
         let mut m: Handle = std::ptr::null_mut();
         Self::check(
@@ -27,21 +38,37 @@ impl CudaBackend {
             unsafe { (api.module_load_data)(&mut m, image.as_ptr().cast()) },
             "cuModuleLoadData",
         )?;
-        lock(&self.live).modules.insert(m as u64, Vec::new());
-        Ok(ModuleId(m as u64))
+        // SAFETY: `m` was just loaded and is unloaded only below, after the last lookup.
+        let placed = globals::verify(vars, |name| unsafe { self.global(m, name) });
+        match placed {
+            Ok(placed) => {
+                lock(&self.live).modules.insert(m as u64, placed);
+                Ok(ModuleId(m as u64))
+            }
+            Err(e) => {
+                // SAFETY: the module just loaded, never handed out nor entered in the live set,
+                // and with no work launched from it.
+                let _ = unsafe { (api.module_unload)(m) };
+                Err(e)
+            }
+        }
     }
 
-    pub(super) fn register_fatbin_at(
-        &self,
-        image: &[u8],
-        vars: &[VariablePlacement],
-    ) -> Result<ModuleId> {
-        if !vars.is_empty() {
-            return Err(GpuError::NotSupported(
-                "placing module variables at given addresses with the CUDA driver".into(),
-            ));
-        }
-        self.register_fatbin(image)
+    /// `cuModuleGetGlobal`: the address and size of variable `name` of a loaded module.
+    ///
+    /// # Safety
+    /// `module` is a module this backend loaded and has not unloaded.
+    unsafe fn global(&self, module: Handle, name: &str) -> Result<(u64, u64)> {
+        let api = self.current()?;
+        let cname = CString::new(name).map_err(|_| GpuError::InvalidSymbol(name.into()))?;
+        let (mut ptr, mut size): (CuPtr, usize) = (0, 0);
+        Self::check(
+            // SAFETY: out-pointers to live locals, a NUL-terminated name, and a loaded module
+            // (this function's precondition).
+            unsafe { (api.module_get_global)(&mut ptr, &mut size, module, cname.as_ptr()) },
+            "cuModuleGetGlobal",
+        )?;
+        Ok((ptr, size as u64))
     }
 
     pub(super) fn unregister_module(&self, module: ModuleId) -> Result<()> {
@@ -80,25 +107,16 @@ impl CudaBackend {
         module: ModuleId,
         name: &str,
     ) -> Result<(DevicePtr, u64)> {
-        let api = self.current()?;
-        let cname = CString::new(name).map_err(|_| GpuError::InvalidSymbol(name.into()))?;
-        let (mut ptr, mut size): (CuPtr, usize) = (0, 0);
         self.module_known(module)?;
-        Self::check(
-            // SAFETY: out-pointers to live locals, a NUL-terminated name, a loaded module
-            // (checked against the live set above).
-            unsafe {
-                (api.module_get_global)(&mut ptr, &mut size, handle(module.0), cname.as_ptr())
-            },
-            "cuModuleGetGlobal",
-        )
-        .map_err(|_| GpuError::InvalidSymbol(name.into()))?;
+        // SAFETY: a module this backend loaded, checked against the live set above.
+        let (ptr, size) = unsafe { self.global(handle(module.0), name) }
+            .map_err(|_| GpuError::InvalidSymbol(name.into()))?;
         if let Some(vars) = lock(&self.live).modules.get_mut(&module.0) {
             if !vars.iter().any(|(n, ..)| n == name) {
-                vars.push((name.to_string(), ptr, size as u64, false));
+                vars.push((name.to_string(), ptr, size, false));
             }
         }
-        Ok((DevicePtr(ptr), size as u64))
+        Ok((DevicePtr(ptr), size))
     }
 
     pub(super) fn function_attributes(&self, function: FunctionId) -> Result<FuncAttributes> {
