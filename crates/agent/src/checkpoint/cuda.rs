@@ -9,9 +9,9 @@
 //! 3. pause the host-callback thread (it leaves the lower half and waits at the gate too);
 //! 4. take the snapshot: the compacted log and the device regions to save.
 //!
-//! Then, while the threads are stopped, [`write_buffers`] streams the regions through two
-//! staging buffers: a reader thread fills one from the device while the other is written to
-//! the image. The gate reopens when the [`DeviceHold`] is dropped, success or failure, unless a
+//! Then, still before the threads are stopped (nothing they do can change device memory while
+//! the gate is closed), [`write_buffers`] streams the regions through two staging buffers: a
+//! reader thread fills one from the device while the other is written to the image. The gate reopens when the [`DeviceHold`] is dropped, success or failure, unless a
 //! checkpoint-and-exit keeps it closed for good.
 
 use std::io::{Seek, Write};

@@ -11,15 +11,18 @@
 //! 0. Under `--gpu` ([`cuda`]): the call table's gate closes (CUDA calls in flight finish, new
 //!    ones wait in the upper half), every stream is synchronized, the host-callback thread is
 //!    paused, and the replay log and the list of device regions are taken.
-//! 1. [`quiesce::stop`]: every program thread parks in crac's handler for `SIGRTMAX`; the
+//! 1. The image file is created (and counted as crac's fd) and, under `--gpu`, the device
+//!    regions are streamed into it ([`cuda::write_buffers`]) while the program's threads still
+//!    run: with the gate closed and the device drained nothing they do can change device
+//!    memory, so the pause does not grow with it.
+//! 2. [`quiesce::stop`]: every program thread parks in crac's handler for `SIGRTMAX`; the
 //!    kernel's signal frame on its stack is its register record.
-//! 2. Frames of threads knocked out of a sleep or wait are rewritten to issue the call again
-//!    ([`frame`]), the cached-tid offset is measured ([`threads`]), threads, signals and process
-//!    state are read.
-//! 3. The image file is created (and counted as crac's fd), the program's fds captured.
-//! 4. Device regions are streamed first ([`cuda::write_buffers`]), then regions are planned
-//!    from `/proc/self/maps` minus the lower half ([`regions`]) and streamed ([`memory`]); the
-//!    metadata and header are written last.
+//! 3. Frames of threads knocked out of a sleep or wait are rewritten to issue the call again
+//!    ([`frame`]), the cached-tid offset is measured ([`threads`]), threads, signals, process
+//!    state and the program's fds are captured.
+//! 4. Regions are planned from `/proc/self/maps` minus the lower half ([`regions`]) and
+//!    streamed ([`memory`]) after the device payloads; the metadata and header are written
+//!    last.
 //! 5. fsync, rename, fsync the directory; the program's action for `SIGRTMAX` is put back,
 //!    the fd capture resumed, the threads released, and the gate reopened.
 //!
@@ -96,7 +99,8 @@ pub struct CheckpointOutcome {
     /// How long holding the program's CUDA calls and draining the device took, before the
     /// threads were stopped.
     pub drain: Duration,
-    /// How long writing device memory to the image took (part of `write`).
+    /// How long writing device memory to the image took (part of `write`, not of `pause`: it
+    /// is written before the threads are stopped).
     pub device_write: Duration,
 }
 
@@ -209,37 +213,22 @@ pub fn checkpoint(
     // be stopped; one inside a CUDA call could not be. Dropped last (declared first): the
     // gate reopens after the threads are released, on every path.
     let device = cuda::DeviceHold::take()?;
-    let started = Instant::now();
     let mem = ProcMem::open(lower).map_err(|source| CheckpointError::ReadProc {
         what: "memory (/proc/self/mem)",
         source,
     })?;
     crac_loader::fds::register(std::os::fd::AsRawFd::as_raw_fd(&mem));
-    let stopped = quiesce::stop(lower, &mem)?;
-    let reissued = threads::reissue_interrupted(&mem, &stopped.threads);
-    if reissued > 0 {
-        tracing::debug!("{reissued} interrupted system calls will be issued again");
-    }
     let (tmp_file, tmp) = durable::create_tmp(&request.path)?;
-    let written = write::write_image(
-        request,
-        lower,
-        &stopped,
-        &mem,
-        device.as_ref(),
-        tmp_file,
-        progress,
-    );
-    let (outcome, fd_capture) = match written {
+    let written = write_then_stop(request, lower, &mem, device.as_ref(), tmp_file, progress);
+    let (outcome, stopped, fd_capture) = match written {
         Ok(v) => v,
         Err(e) => {
+            // The threads (if stopped) went on when the attempt was dropped.
             let _ = std::fs::remove_file(&tmp);
-            drop(stopped);
             return Err(e);
         }
     };
     let outcome = CheckpointOutcome {
-        pause: started.elapsed(),
         drain: device.as_ref().map_or(Duration::ZERO, |d| d.drain),
         ..outcome
     };
@@ -254,6 +243,32 @@ pub fn checkpoint(
     }
     stopped.resume_program(fd_capture);
     Ok(outcome)
+}
+
+/// Writes the device memory into the image while the program runs (its CUDA calls held at the
+/// gate), then stops its threads and writes the rest. The pause reported covers the second
+/// part only. On failure the threads, if stopped, are going on again.
+fn write_then_stop(
+    request: &CheckpointRequest,
+    lower: &dyn LowerHalf,
+    mem: &ProcMem,
+    device: Option<&cuda::DeviceHold>,
+    file: std::fs::File,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<(CheckpointOutcome, quiesce::Stopped, fds::FdCapture), CheckpointError> {
+    let begun = write::begin(lower, device, file, progress)?;
+    let paused = Instant::now();
+    let stopped = quiesce::stop(lower, mem)?;
+    let reissued = threads::reissue_interrupted(mem, &stopped.threads);
+    if reissued > 0 {
+        tracing::debug!("{reissued} interrupted system calls will be issued again");
+    }
+    let (outcome, fd_capture) = write::write_image(request, lower, begun, &stopped, mem, progress)?;
+    let outcome = CheckpointOutcome {
+        pause: paused.elapsed(),
+        ..outcome
+    };
+    Ok((outcome, stopped, fd_capture))
 }
 
 impl quiesce::Stopped {

@@ -1,13 +1,17 @@
-//! Step 3 and 4 of a checkpoint: capturing threads, signals, process state and fds of the
-//! stopped program, then streaming its device memory (under `--gpu`), planning and streaming
-//! its memory and committing the image.
+//! Writing the image. [`begin`] runs before the program's threads are stopped: it creates the
+//! image and streams the device memory into it (under `--gpu`). [`write_image`] runs once they
+//! are stopped: it captures threads, signals, process state and fds, plans and streams the
+//! program's memory and commits the image.
 
 use std::fs::File;
 use std::io;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
-use crac_core::image::{CudaRecord, ImageHeader, ImageMeta, ImageWriter, ProcessRecord, durable};
+use crac_core::image::{
+    CudaRecord, DeviceFingerprint, ImageHeader, ImageMeta, ImageWriter, ProcessRecord, durable,
+};
+use crac_core::procfs::MapsEntry;
 
 use super::cuda::{self, DeviceHold};
 use super::procmem::ProcMem;
@@ -17,6 +21,96 @@ use super::{
 };
 use crate::fds;
 use crate::lower::LowerHalf;
+
+/// An image being written, its device memory already in: what [`begin`] hands to
+/// [`write_image`].
+pub(super) struct Begun {
+    writer: ImageWriter<File>,
+    /// The image's fd (crac's, not the program's).
+    image_fd: i32,
+    /// The CUDA section, payloads written (`None` without `--gpu`).
+    cuda: Option<CudaRecord>,
+    /// The device the CUDA section comes from.
+    device: Option<DeviceFingerprint>,
+    /// Device memory written, bytes.
+    device_bytes: u64,
+    /// How long writing it took.
+    device_write: Duration,
+}
+
+/// Before the program's threads are stopped: starts the image on `file` (at `PATH.tmp`) and
+/// streams the device memory `device` holds into it. The program goes on running meanwhile,
+/// but nothing it does can change device memory: its CUDA calls wait at the closed gate and
+/// the device is drained. `progress` counts the device bytes against an estimate of the
+/// memory to come.
+pub(super) fn begin(
+    lower: &dyn LowerHalf,
+    device: Option<&DeviceHold>,
+    file: File,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Begun, CheckpointError> {
+    let file = lower
+        .protect_fd(file.into())
+        .map(File::from)
+        .map_err(CheckpointError::ProtectFd)?;
+    let image_fd = std::os::fd::AsRawFd::as_raw_fd(&file);
+    crac_loader::fds::register(image_fd);
+    let started = Instant::now();
+    let mut writer = ImageWriter::new(file).map_err(CheckpointError::Image)?;
+    let Some(d) = device else {
+        return Ok(Begun {
+            writer,
+            image_fd,
+            cuda: None,
+            device: None,
+            device_bytes: 0,
+            device_write: Duration::ZERO,
+        });
+    };
+    let device_bytes = d.bytes();
+    // Only for the progress total: the program's memory as it is now (it still runs).
+    let estimate = plan_memory(lower).map_or(0, |(_, plans)| memory::total(&plans));
+    let total = device_bytes + estimate;
+    let fingerprint = d.fingerprint()?;
+    let buffers = cuda::write_buffers(
+        &mut writer,
+        d.runtime.backend(),
+        &d.snapshot.buffers,
+        cuda::STAGING,
+        &mut |done| progress(Progress { done, total }),
+    )?;
+    Ok(Begun {
+        writer,
+        image_fd,
+        cuda: Some(CudaRecord {
+            log: d.snapshot.log.clone(),
+            buffers,
+        }),
+        device: Some(fingerprint),
+        device_bytes,
+        device_write: started.elapsed(),
+    })
+}
+
+/// The mappings of `/proc/self/maps` and the plan of the program memory to save (the lower
+/// half left out).
+fn plan_memory(
+    lower: &dyn LowerHalf,
+) -> Result<(Vec<MapsEntry>, Vec<regions::Plan>), CheckpointError> {
+    let intervals = lower.intervals();
+    let maps_text =
+        std::fs::read_to_string("/proc/self/maps").map_err(read_err("/proc/self/maps"))?;
+    let maps = crac_core::procfs::parse_maps(&maps_text)?;
+    let pagemap = File::open("/proc/self/pagemap").map_err(read_err("/proc/self/pagemap"))?;
+    let plans = regions::plan(
+        &maps,
+        &intervals,
+        &mut |iv| regions::present_runs(&pagemap, iv),
+        &mut |path| std::fs::metadata(path).ok().map(|m| m.len()),
+    )
+    .map_err(read_err("/proc/self/pagemap"))?;
+    Ok((maps, plans))
+}
 
 /// Everything captured before the fds and memory.
 struct Captured {
@@ -31,28 +125,23 @@ struct Captured {
     state: fds::ProcessState,
 }
 
-/// Captures everything and writes the image to `file` (at `PATH.tmp`), then commits it under
-/// `request.path`. On failure after the fd capture, what it took is put back.
+/// With the program stopped: captures everything, writes it and the memory after the device
+/// memory [`begin`] wrote, then commits the image under `request.path`. On failure after the
+/// fd capture, what it took is put back.
 pub(super) fn write_image(
     request: &CheckpointRequest,
     lower: &dyn LowerHalf,
+    begun: Begun,
     stopped: &quiesce::Stopped,
     mem: &ProcMem,
-    device: Option<&DeviceHold>,
-    file: File,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<(CheckpointOutcome, fds::FdCapture), CheckpointError> {
-    let file = lower
-        .protect_fd(file.into())
-        .map(File::from)
-        .map_err(CheckpointError::ProtectFd)?;
-    let image_fd = std::os::fd::AsRawFd::as_raw_fd(&file);
-    crac_loader::fds::register(image_fd);
     let captured = capture(lower, stopped, mem)?;
     let reply = request
         .agent_reply
         .as_ref()
         .map(|(fd, frame)| (*fd, frame.as_slice()));
+    let image_fd = begun.image_fd;
     let is_crac = |fd: i32| fd == image_fd || crac_loader::fds::is_crac_fd(fd);
     let fd_capture = fds::capture(&is_crac, reply)?;
     let ctx = Ctx {
@@ -60,9 +149,8 @@ pub(super) fn write_image(
         lower,
         stopped,
         mem,
-        device,
     };
-    match write_memory(&ctx, file, captured, &fd_capture, progress) {
+    match write_memory(&ctx, begun, captured, &fd_capture, progress) {
         Ok(outcome) => Ok((outcome, fd_capture)),
         Err(e) => {
             if let Err(e) = fd_capture.resume() {
@@ -123,13 +211,12 @@ struct Ctx<'a> {
     lower: &'a dyn LowerHalf,
     stopped: &'a quiesce::Stopped,
     mem: &'a ProcMem,
-    device: Option<&'a DeviceHold>,
 }
 
 /// Plans and writes the memory, then the metadata, and commits the image.
 fn write_memory(
     ctx: &Ctx<'_>,
-    file: File,
+    begun: Begun,
     c: Captured,
     fd_capture: &fds::FdCapture,
     progress: &mut dyn FnMut(Progress),
@@ -139,53 +226,27 @@ fn write_memory(
         lower,
         stopped,
         mem,
-        device,
     } = *ctx;
+    let Begun {
+        mut writer,
+        cuda,
+        device,
+        device_bytes,
+        device_write,
+        ..
+    } = begun;
     // Memory last: everything above allocated in the lower arena only.
-    let intervals = lower.intervals();
-    let maps_text =
-        std::fs::read_to_string("/proc/self/maps").map_err(read_err("/proc/self/maps"))?;
-    let maps = crac_core::procfs::parse_maps(&maps_text)?;
-    let pagemap = File::open("/proc/self/pagemap").map_err(read_err("/proc/self/pagemap"))?;
-    let plans = regions::plan(
-        &maps,
-        &intervals,
-        &mut |iv| regions::present_runs(&pagemap, iv),
-        &mut |path| std::fs::metadata(path).ok().map(|m| m.len()),
-    )
-    .map_err(read_err("/proc/self/pagemap"))?;
-    drop(pagemap);
+    let (maps, plans) = plan_memory(lower)?;
     let memory_bytes = memory::total(&plans);
-    let device_bytes = device.map_or(0, DeviceHold::bytes);
     let mut fingerprints = machine::fingerprints(&maps, mem);
-    if let Some(d) = device {
-        fingerprints.device = Some(d.fingerprint()?);
-    }
+    fingerprints.device = device;
     let proof = stopped
         .proof()
         .ok_or(CheckpointError::ThreadsKeepStarting)?;
     let direct = crate::sys::memory::StoppedMemory::new(proof, &maps);
 
     let write_started = Instant::now();
-    let mut writer = ImageWriter::new(file).map_err(CheckpointError::Image)?;
     let total = memory_bytes + device_bytes;
-    let cuda = match device {
-        Some(d) => {
-            let buffers = cuda::write_buffers(
-                &mut writer,
-                d.runtime.backend(),
-                &d.snapshot.buffers,
-                cuda::STAGING,
-                &mut |done| progress(Progress { done, total }),
-            )?;
-            Some(CudaRecord {
-                log: d.snapshot.log.clone(),
-                buffers,
-            })
-        }
-        None => None,
-    };
-    let device_write = write_started.elapsed();
     let regions = memory::write(&mut writer, plans, &direct, mem, &mut |p| {
         progress(Progress {
             done: device_bytes + p.done,
@@ -229,7 +290,7 @@ fn write_memory(
         image_bytes,
         memory_bytes,
         pause: Duration::ZERO,
-        write: write_started.elapsed(),
+        write: device_write + write_started.elapsed(),
         device_bytes,
         drain: Duration::ZERO,
         device_write,
