@@ -123,3 +123,86 @@ pub enum ReplayError {
         reason: String,
     },
 }
+
+impl ReplayError {
+    /// A log whose bytes do not decode: what the decoder found, said in words (its own text is
+    /// a debug dump).
+    pub(crate) fn undecodable(e: &bincode::error::DecodeError) -> Self {
+        use bincode::error::DecodeError as D;
+        let reason = match e {
+            D::UnexpectedEnd { .. } | D::Io { .. } => "it ends early",
+            D::LimitExceeded => "a length in it is larger than the log",
+            D::UnexpectedVariant { .. } | D::EmptyEnum { .. } => "it has an unknown entry kind",
+            // serde's own errors: an enum's index out of range is the common one.
+            D::OtherString(s) if s.contains("variant") => "it has an unknown entry kind",
+            D::Utf8 { .. } | D::InvalidCharEncoding(_) => "a name in it is not valid UTF-8",
+            D::InvalidBooleanValue(_) => "a yes/no field in it holds another value",
+            D::InvalidIntegerType { .. }
+            | D::NonZeroTypeIsZero { .. }
+            | D::OutsideUsizeRange(_) => "a number in it is out of range",
+            _ => "its contents do not decode",
+        };
+        ReplayError::CorruptLog {
+            reason: reason.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::log::{Entry, LogFile, decode, encode};
+
+    /// A log of one allocation, and the offset of that entry's kind (what follows a log of
+    /// none: the entry count is its last byte).
+    fn one_allocation() -> (Vec<u8>, usize) {
+        let mut file = LogFile {
+            backend: "sim".into(),
+            ..LogFile::default()
+        };
+        let kind_at = encode(&file).expect("encode").len();
+        file.entries.push(Entry::Allocation {
+            addr: 0x7e00_0000_0000,
+            size: 4096,
+            pitch: None,
+        });
+        (encode(&file).expect("encode"), kind_at)
+    }
+
+    fn damaged(bytes: &[u8]) -> String {
+        decode(bytes).expect_err("damaged").to_string()
+    }
+
+    fn assert_sentence(text: &str, says: &str) {
+        assert!(text.contains("CUDA log is damaged"), "{text}");
+        assert!(text.contains(says), "{text}");
+        assert!(
+            !text.contains('{') && !text.contains("additional") && !text.contains("String"),
+            "no debug dump: {text}"
+        );
+    }
+
+    #[test]
+    fn a_cut_log_is_said_to_end_early() {
+        let (bytes, _) = one_allocation();
+        for len in [13, bytes.len() / 2, bytes.len() - 1] {
+            assert_sentence(&damaged(&bytes[..len]), "it ends early");
+        }
+    }
+
+    #[test]
+    fn an_entry_of_an_unknown_kind_is_named_so() {
+        let (mut bytes, kind_at) = one_allocation();
+        assert_eq!(bytes[kind_at], 0, "an allocation is the first kind");
+        bytes[kind_at] = 200;
+        assert_sentence(&damaged(&bytes), "it has an unknown entry kind");
+    }
+
+    #[test]
+    fn a_name_that_is_not_utf8_is_named_so() {
+        let (mut bytes, _) = one_allocation();
+        // The backend name "sim" follows the 12-byte head and its length byte.
+        assert_eq!(&bytes[13..16], b"sim");
+        bytes[14] = 0xff;
+        assert_sentence(&damaged(&bytes), "not valid UTF-8");
+    }
+}

@@ -83,7 +83,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<LogFile, ReplayError> {
     } else {
         decode_limited::<{ 1 << 32 }>(body)
     };
-    let (log, used) = decoded.map_err(|e| corrupt(e.to_string()))?;
+    let (log, used) = decoded.map_err(|e| ReplayError::undecodable(&e))?;
     if used != body.len() {
         return Err(corrupt(format!(
             "{} bytes follow its end",
