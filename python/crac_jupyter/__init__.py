@@ -3,7 +3,7 @@
 - ``relay``: the process the Jupyter server starts; it owns the server's five channels and
   passes messages to and from the real ipykernel (``kernel``), re-signed (``wire``).
 - ``inner``: that kernel's process: ``crac launch`` on private loopback ports, ``crac restart
-  --same-pid`` from an image; ``sigmask`` keeps libzmq's threads stoppable by crac.
+  --same-pid`` from an image.
 - ``agent``: a checkpoint asked of crac's agent from inside the kernel; ``paths``: image names,
   directories, sidecars.
 - ``magics``: ``%crac checkpoint|list|status|resume``, loaded into the inner kernel.

@@ -1,6 +1,5 @@
 """The inner kernel, run by the relay under ``crac launch``: ``python -m crac_jupyter.kernel -f
-CONNECTION_FILE``. It is ipykernel's own kernel with two additions made before it starts: libzmq's
-threads stay stoppable by crac (``sigmask``), and the ``%crac`` magics are loaded. IPython's
+CONNECTION_FILE``. It is ipykernel's own kernel with the ``%crac`` magics loaded. IPython's
 history lives in memory (``HistoryManager.hist_file=:memory:``): its SQLite file and the journal
 SQLite creates and deletes beside it would be open files that a restart cannot find again (and
 that another kernel may have changed); in memory the history is in the image with the rest.
@@ -13,9 +12,6 @@ import sys
 
 def main(argv: list[str] | None = None) -> None:
     """Starts ipykernel's IPKernelApp with argv (default: this process's arguments)."""
-    from crac_jupyter import sigmask
-
-    sigmask.unblock_for_libzmq()
     from ipykernel.kernelapp import IPKernelApp
 
     app = IPKernelApp.instance()

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from crac_jupyter import inner, paths, relay, sigmask
+from crac_jupyter import inner, paths, relay
 from crac_jupyter.wire import DELIM, Message, Signer, WireError, dumps
 
 
@@ -98,14 +98,6 @@ def test_the_checkpoint_signal_is_read_from_the_launch_options():
     assert inner.forwarded_signal(["--interval", "5", "--ckpt-signal=SIGUSR2"]) == signal.SIGUSR2
     assert inner.forwarded_signal(["--ckpt-signal", "10"]) == 10
     assert inner.forwarded_signal(["--interval", "5"]) is None
-
-
-def test_libzmq_calls_pthread_sigmask_through_a_slot_that_can_be_redirected():
-    import zmq
-
-    found = sigmask._loaded("libzmq") or sigmask._loaded("_zmq")
-    assert found, f"libzmq of pyzmq {zmq.__version__} is not loaded"
-    assert sigmask.got_slots(found[0], "pthread_sigmask"), "no GOT slot for pthread_sigmask"
 
 
 def test_sidecars_are_readable_by_their_owner_only(tmp_path):
