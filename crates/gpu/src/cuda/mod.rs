@@ -13,7 +13,6 @@
 //!   parameter buffer; streams, events and host functions are the driver's.
 //! - The driver's current context is per thread: every entry point first makes the primary
 //!   context current on the calling thread (once per thread).
-//!
 //! - Module variables (`__device__`, `__constant__`) are placed by the driver, not by crac: at
 //!   restart [`register_fatbin_at`](crate::DeviceBackend::register_fatbin_at) loads the module
 //!   again and checks that each variable came back at its saved address, and fails naming the
