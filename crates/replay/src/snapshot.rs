@@ -51,6 +51,7 @@ impl Runtime {
     /// gate closed and the device drained ([`Self::synchronize_all`]), so no object is
     /// created or destroyed meanwhile.
     pub fn snapshot(&self) -> Result<Snapshot, ReplayError> {
+        self.place_loaded_variables();
         let backend = self.backend();
         let query = |what| move |source| ReplayError::Query { what, source };
         let module_vars = backend

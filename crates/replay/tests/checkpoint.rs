@@ -481,14 +481,108 @@ fn a_module_without_ptx_cannot_resume_on_sim_and_says_so() {
     assert!(msg.contains("no PTX"), "{msg}");
 }
 
-/// A sim device that ignores where modules' variables should go.
-struct Misplacing(crac_sim::Sim);
-
 macro_rules! forward {
     ($($name:ident($($a:ident: $t:ty),*) -> $r:ty;)*) => {
         $(fn $name(&self, $($a: $t),*) -> $r { self.0.$name($($a),*) })*
     };
 }
+
+/// A sim device that, like the real driver, lists only the module variables it was asked about
+/// (the driver has no call that enumerates a module's globals).
+struct AskedOnly(crac_sim::Sim, std::sync::Mutex<Vec<u64>>);
+
+#[test]
+fn variables_only_kernels_touch_are_saved_even_when_the_backend_cannot_list_them() {
+    let backend = AskedOnly(crac_sim::Sim::new(256 << 20), std::sync::Mutex::default());
+    let p = Program::over(crac_replay::Runtime::new(Box::new(backend)));
+    let v = register_vars(&p);
+    // The program only launches kernels: no symbol copy ever asks where `hits` or `accum` are.
+    assert_eq!(p.launch(v.apply, 1, 64, &[&2i32.to_le_bytes()], 0), 0);
+    p.ok(Op::DeviceSynchronize, &[]);
+    let saved = p.checkpoint();
+    let labels: Vec<&str> = saved
+        .snapshot
+        .buffers
+        .iter()
+        .map(|b| b.label.as_str())
+        .collect();
+    for name in ["coeffs", "accum", "hits", "launches_seen"] {
+        assert!(
+            labels.iter().any(|l| *l == format!("variable {name}")),
+            "{name} not saved: {labels:?}"
+        );
+    }
+}
+
+impl DeviceBackend for AskedOnly {
+    fn register_variable(
+        &self,
+        m: crac_gpu::ModuleId,
+        n: &str,
+    ) -> crac_gpu::Result<(DevicePtr, u64)> {
+        let placed = self.0.register_variable(m, n)?;
+        self.1.lock().expect("asked").push(placed.0.0);
+        Ok(placed)
+    }
+
+    fn module_variables(&self) -> crac_gpu::Result<Vec<crac_gpu::VariableRecord>> {
+        let asked = self.1.lock().expect("asked").clone();
+        let mut all = self.0.module_variables()?;
+        all.retain(|v| asked.contains(&v.ptr.0));
+        Ok(all)
+    }
+
+    fn register_fatbin_at(
+        &self,
+        image: &[u8],
+        vars: &[crac_gpu::VariablePlacement],
+    ) -> crac_gpu::Result<crac_gpu::ModuleId> {
+        self.0.register_fatbin_at(image, vars)
+    }
+
+    forward! {
+        name() -> &'static str;
+        device_count() -> crac_gpu::Result<u32>;
+        device_props(o: u32) -> crac_gpu::Result<crac_gpu::DeviceProps>;
+        mem_get_info() -> crac_gpu::Result<(u64, u64)>;
+        device_synchronize() -> crac_gpu::Result<()>;
+        device_reset() -> crac_gpu::Result<()>;
+        malloc(s: u64) -> crac_gpu::Result<DevicePtr>;
+        malloc_at(p: DevicePtr, s: u64) -> crac_gpu::Result<()>;
+        find_allocation(p: DevicePtr) -> crac_gpu::Result<Option<crac_gpu::Allocation>>;
+        free(p: DevicePtr) -> crac_gpu::Result<()>;
+        memcpy_htod(d: DevicePtr, s: &[u8], st: crac_gpu::Stream) -> crac_gpu::Result<()>;
+        memcpy_dtoh(d: &mut [u8], s: DevicePtr, st: crac_gpu::Stream) -> crac_gpu::Result<()>;
+        memcpy_dtod(d: DevicePtr, s: DevicePtr, l: u64, st: crac_gpu::Stream) -> crac_gpu::Result<()>;
+        memset(d: DevicePtr, v: u8, l: u64, st: crac_gpu::Stream) -> crac_gpu::Result<()>;
+        stream_create(f: crac_gpu::StreamFlags, p: i32) -> crac_gpu::Result<crac_gpu::Stream>;
+        stream_destroy(s: crac_gpu::Stream) -> crac_gpu::Result<()>;
+        stream_query(s: crac_gpu::Stream) -> crac_gpu::Result<bool>;
+        stream_synchronize(s: crac_gpu::Stream) -> crac_gpu::Result<()>;
+        stream_info(s: crac_gpu::Stream) -> crac_gpu::Result<(crac_gpu::StreamFlags, i32)>;
+        stream_wait_event(s: crac_gpu::Stream, e: crac_gpu::Event) -> crac_gpu::Result<()>;
+        launch_host_func(s: crac_gpu::Stream, f: crac_gpu::HostFn) -> crac_gpu::Result<()>;
+        event_create(f: crac_gpu::EventFlags) -> crac_gpu::Result<crac_gpu::Event>;
+        event_destroy(e: crac_gpu::Event) -> crac_gpu::Result<()>;
+        event_record(e: crac_gpu::Event, s: crac_gpu::Stream) -> crac_gpu::Result<()>;
+        event_query(e: crac_gpu::Event) -> crac_gpu::Result<bool>;
+        event_synchronize(e: crac_gpu::Event) -> crac_gpu::Result<()>;
+        event_elapsed_ms(a: crac_gpu::Event, b: crac_gpu::Event) -> crac_gpu::Result<f32>;
+        register_fatbin(i: &[u8]) -> crac_gpu::Result<crac_gpu::ModuleId>;
+        unregister_module(m: crac_gpu::ModuleId) -> crac_gpu::Result<()>;
+        register_function(m: crac_gpu::ModuleId, n: &str) -> crac_gpu::Result<crac_gpu::FunctionId>;
+        function_attributes(f: crac_gpu::FunctionId) -> crac_gpu::Result<crac_gpu::FuncAttributes>;
+        function_set_max_dynamic_shared(f: crac_gpu::FunctionId, b: u64) -> crac_gpu::Result<()>;
+        launch(f: crac_gpu::FunctionId, c: &crac_gpu::LaunchConfig, p: &[u8]) -> crac_gpu::Result<()>;
+        function_params(f: crac_gpu::FunctionId) -> crac_gpu::Result<Vec<crac_gpu::ParamLayout>>;
+        allocations() -> crac_gpu::Result<Vec<crac_gpu::Allocation>>;
+        read_device(s: DevicePtr, d: &mut [u8]) -> crac_gpu::Result<()>;
+        write_device(d: DevicePtr, s: &[u8]) -> crac_gpu::Result<()>;
+    }
+}
+
+/// A sim device that ignores where modules' variables should go.
+struct Misplacing(crac_sim::Sim);
 
 impl DeviceBackend for Misplacing {
     fn register_fatbin_at(

@@ -34,7 +34,8 @@ impl Program {
         Program::over(Runtime::new(Box::new(sim)).with_device_printf(printf.clone()))
     }
 
-    fn over(rt: Runtime) -> Program {
+    /// A program over `rt`.
+    pub fn over(rt: Runtime) -> Program {
         Program {
             rt,
             mem: BufferMemory::new(BASE, 64 << 20),

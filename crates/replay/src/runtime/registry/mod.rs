@@ -34,6 +34,11 @@ pub(crate) struct FatBinary {
 }
 
 impl FatBinary {
+    /// Whether its module is loaded (and loaded without error).
+    fn is_loaded(&self) -> bool {
+        self.module.get().is_some_and(Result::is_ok)
+    }
+
     /// The module, loading it on first use; `loads` counts the modules loaded so far.
     fn load(&self, backend: &dyn DeviceBackend, loads: &AtomicU64) -> Result<ModuleId, GpuError> {
         self.module
@@ -207,6 +212,27 @@ impl Runtime {
                 backend.register_variable(module, &v.name)
             })
             .clone()
+    }
+
+    /// Places every registered variable of every loaded module that the program has not looked
+    /// up yet. A backend may know only the variables it was asked about (the real driver has no
+    /// call that lists a module's globals), and a `__device__` counter that only kernels touch
+    /// must still be saved and put back. A variable that cannot be found stays unplaced (its
+    /// module then restores without it, as it loaded).
+    pub(crate) fn place_loaded_variables(&self) {
+        let pending: Vec<u64> = self
+            .registry
+            .read()
+            .variables
+            .iter()
+            .filter(|(_, v)| v.place.get().is_none() && v.fatbin.is_loaded())
+            .map(|(symbol, _)| *symbol)
+            .collect();
+        for symbol in pending {
+            if let Err(e) = self.variable(symbol) {
+                tracing::debug!("variable {symbol:#x} of a loaded module has no place: {e}");
+            }
+        }
     }
 
     /// `__cudaRegisterFatBinary`: reads the wrapper and copies the fat binary from program
