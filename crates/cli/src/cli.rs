@@ -175,12 +175,18 @@ pub struct JupyterInstallArgs {
     /// Install into the Python environment's prefix (sys.prefix) of --python
     #[arg(long)]
     pub sys_prefix: bool,
-    /// The kernelspec's directory name
-    #[arg(long, default_value = "python3-crac")]
-    pub name: String,
+    /// The kernelspec's directory name [default: python3-crac; python3-crac-sim or
+    /// python3-crac-cuda with --gpu]
+    #[arg(long)]
+    pub name: Option<String>,
     /// The Python the kernel runs (default: python3 on PATH)
     #[arg(long, value_name = "PATH")]
     pub python: Option<PathBuf>,
+    /// Run the kernel's CUDA calls on this device backend (`crac launch --gpu`): the device
+    /// memory of a CUDA library the notebook loads (built with `nvcc -cudart shared`) is then
+    /// part of its checkpoints
+    #[arg(long, value_name = "BACKEND")]
+    pub gpu: Option<crate::gpu::GpuKind>,
 }
 
 /// Arguments of `crac jupyter uninstall`.

@@ -13,6 +13,12 @@
 //! - The package: `$CRAC_JUPYTER_PYTHONPATH`, else `BIN/../lib/crac/python` (where
 //!   scripts/install.sh puts it, BIN being this executable's directory), else the source tree's
 //!   `python/` for a development build (`target/debug/crac`).
+//!
+//! `install --gpu sim|cuda` writes a kernel whose CUDA calls go to that device backend: its
+//! kernelspec sets `CRAC_JUPYTER_LAUNCH_ARGS` to `--gpu BACKEND` (the relay passes it to `crac
+//! launch`), which replaces a value the server's environment has (add other `crac launch`
+//! options to the kernelspec's `env` instead). Its display name says which backend, and its
+//! directory name defaults to `python3-crac-BACKEND`, so it sits beside the plain kernel.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -21,9 +27,14 @@ use anyhow::{Context, bail};
 use serde_json::json;
 
 use crate::cli::{JupyterAction, JupyterArgs, JupyterInstallArgs, JupyterUninstallArgs};
+use crate::gpu::GpuKind;
 
 /// The name the kernel has in Jupyter's launcher and kernel menus.
 pub const DISPLAY_NAME: &str = "Python 3 (crac)";
+/// The kernelspec's directory name without `--gpu`.
+const DEFAULT_NAME: &str = "python3-crac";
+/// The variable whose `crac launch` options the relay passes on (`crac_jupyter.inner`).
+const LAUNCH_ARGS_VAR: &str = "CRAC_JUPYTER_LAUNCH_ARGS";
 /// The module a kernelspec runs; also how `uninstall` recognises a kernelspec of ours.
 const RELAY_MODULE: &str = "crac_jupyter.relay";
 
@@ -125,18 +136,54 @@ fn package_root(exe: &Path) -> anyhow::Result<PathBuf> {
     )
 }
 
+/// The backend's name as `--gpu` spells it (`sim`, `cuda`).
+fn gpu_name(gpu: GpuKind) -> &'static str {
+    match gpu {
+        GpuKind::Sim => "sim",
+        GpuKind::Cuda => "cuda",
+    }
+}
+
+/// The kernel's name in Jupyter's menus.
+fn display_name(gpu: Option<GpuKind>) -> String {
+    match gpu {
+        None => DISPLAY_NAME.to_string(),
+        Some(GpuKind::Sim) => "Python 3 (crac, GPU sim)".to_string(),
+        Some(GpuKind::Cuda) => "Python 3 (crac, CUDA)".to_string(),
+    }
+}
+
+/// The kernelspec's directory name when `--name` does not give one.
+fn default_name(gpu: Option<GpuKind>) -> String {
+    match gpu {
+        None => DEFAULT_NAME.to_string(),
+        Some(g) => format!("{DEFAULT_NAME}-{}", gpu_name(g)),
+    }
+}
+
 /// The kernelspec's `kernel.json`.
-fn kernel_json(python: &Path, pythonpath: &Path, crac: &Path) -> serde_json::Value {
+fn kernel_json(
+    python: &Path,
+    pythonpath: &Path,
+    crac: &Path,
+    gpu: Option<GpuKind>,
+) -> serde_json::Value {
+    let mut env = json!({
+        "PYTHONPATH": pythonpath,
+        "CRAC_BIN": crac,
+    });
+    let mut crac_meta = json!({ "version": env!("CARGO_PKG_VERSION") });
+    if let Some(g) = gpu {
+        env[LAUNCH_ARGS_VAR] = json!(format!("--gpu {}", gpu_name(g)));
+        crac_meta["gpu"] = json!(gpu_name(g));
+    }
     json!({
         "argv": [python, "-m", RELAY_MODULE, "-f", "{connection_file}"],
-        "display_name": DISPLAY_NAME,
+        "display_name": display_name(gpu),
         "language": "python",
         "interrupt_mode": "signal",
-        "env": {
-            "PYTHONPATH": pythonpath,
-            "CRAC_BIN": crac,
-        },
-        "metadata": { "debugger": false, "crac": { "version": env!("CARGO_PKG_VERSION") } },
+        "env": env,
+        "metadata": { "debugger": false, "crac": crac_meta },
     })
 }
 
@@ -162,24 +209,26 @@ fn check_name(name: &str) -> anyhow::Result<()> {
 }
 
 fn install(name: &str, args: &JupyterInstallArgs) -> anyhow::Result<ExitCode> {
-    check_name(&args.name)?;
+    let spec_name = args.name.clone().unwrap_or_else(|| default_name(args.gpu));
+    check_name(&spec_name)?;
     let exe = std::env::current_exe()
         .and_then(|e| e.canonicalize())
         .context("cannot find crac's own executable")?;
     let pkg = package_root(&exe)?;
     let python = args.python.clone().unwrap_or_else(|| "python3".into());
     let info = probe_python(&python, Some(&pkg))?;
-    let dir = kernels_dir(args.sys_prefix, Some(&info))?.join(&args.name);
+    let dir = kernels_dir(args.sys_prefix, Some(&info))?.join(&spec_name);
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let mut text = serde_json::to_string_pretty(&kernel_json(&info.executable, &pkg, &exe))
-        .context("cannot encode kernel.json")?;
+    let spec = kernel_json(&info.executable, &pkg, &exe, args.gpu);
+    let mut text = serde_json::to_string_pretty(&spec).context("cannot encode kernel.json")?;
     text.push('\n');
     let file = dir.join("kernel.json");
     let tmp = dir.join(".kernel.json.tmp");
     std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
     std::fs::rename(&tmp, &file).with_context(|| format!("cannot write {}", file.display()))?;
     println!(
-        "{name}: installed the \"{DISPLAY_NAME}\" kernel ({}) running {}",
+        "{name}: installed the \"{}\" kernel ({}) running {}",
+        display_name(args.gpu),
         dir.display(),
         info.executable.display()
     );
@@ -243,6 +292,7 @@ mod tests {
             Path::new("/v/bin/python"),
             Path::new("/p/lib/crac/python"),
             Path::new("/p/bin/crac"),
+            None,
         );
         assert_eq!(
             spec["argv"],
@@ -258,6 +308,24 @@ mod tests {
         assert_eq!(spec["interrupt_mode"], "signal");
         assert_eq!(spec["env"]["PYTHONPATH"], "/p/lib/crac/python");
         assert_eq!(spec["env"]["CRAC_BIN"], "/p/bin/crac");
+        assert!(spec["env"].get(LAUNCH_ARGS_VAR).is_none());
+    }
+
+    #[test]
+    fn a_gpu_kernelspec_launches_the_kernel_on_its_backend_under_its_own_name() {
+        let spec = kernel_json(
+            Path::new("/v/bin/python"),
+            Path::new("/p"),
+            Path::new("/p/bin/crac"),
+            Some(GpuKind::Sim),
+        );
+        assert_eq!(spec["env"][LAUNCH_ARGS_VAR], "--gpu sim");
+        assert_eq!(spec["display_name"], "Python 3 (crac, GPU sim)");
+        assert_eq!(spec["metadata"]["crac"]["gpu"], "sim");
+        assert_eq!(default_name(Some(GpuKind::Sim)), "python3-crac-sim");
+        assert_eq!(default_name(Some(GpuKind::Cuda)), "python3-crac-cuda");
+        assert_eq!(default_name(None), "python3-crac");
+        assert_ne!(display_name(Some(GpuKind::Cuda)), display_name(None));
     }
 
     #[test]

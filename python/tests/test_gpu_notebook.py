@@ -1,0 +1,184 @@
+"""GPU state in a notebook on the ``sim`` backend: a kernel from ``crac jupyter install --gpu sim``
+loads a small CUDA library (``cuda/devbuf.cu``, built here with nvcc against the shared runtime)
+through ctypes, fills device memory with a CUDA kernel, checkpoints, is killed, and resumes in a
+new session: the device bytes, the library's ``__device__`` counter and its host-side statics
+come back, and the kernel goes on computing exactly as the uninterrupted one did.
+
+nvcc is ``$CRAC_NVCC``, else the path ``scripts/setup.sh`` recorded in ``$CRAC_TOOLS/nvcc-path``
+(default ``~/.cache/crac-tools``), as for the Rust GPU tests. The shim libraries must be next to
+crac (``scripts/link-shim.sh``; ``scripts/test.sh`` runs it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, crac_bin
+
+HERE = Path(__file__).resolve().parent
+GPU_KERNEL = "python3-crac-sim"
+MIB = 1 << 20
+M32 = 0xFFFFFFFF
+
+# The notebook's first cell: the library's prototypes and three helpers (PATH is set before it).
+SETUP = """
+import ctypes
+lib = ctypes.CDLL(PATH)
+lib.devbuf_fill.argtypes = [ctypes.c_ulonglong, ctypes.c_uint]
+lib.devbuf_read.argtypes = [ctypes.c_int, ctypes.c_ulonglong, ctypes.c_void_p, ctypes.c_ulonglong]
+for name in ("checksum", "launches", "address", "size"):
+    getattr(lib, "devbuf_" + name).restype = ctypes.c_ulonglong
+lib.devbuf_error.restype = ctypes.c_char_p
+
+def fill(n, seed):
+    assert lib.devbuf_fill(n, seed) == 0, lib.devbuf_error().decode()
+
+def words(k, first, n):
+    buf = (ctypes.c_uint32 * (4 * n))()
+    assert lib.devbuf_read(k, 16 * first, buf, 16 * n) == 0, lib.devbuf_error().decode()
+    return [tuple(buf[4 * j:4 * j + 4]) for j in range(n)]
+
+def state():
+    print(lib.devbuf_count(), lib.devbuf_launches(), hex(lib.devbuf_checksum()),
+          lib.devbuf_error().decode() or "no error")
+"""
+
+
+def nvcc() -> Path:
+    if os.environ.get("CRAC_NVCC"):
+        path = Path(os.environ["CRAC_NVCC"])
+    else:
+        tools = Path(os.environ.get("CRAC_TOOLS") or Path.home() / ".cache" / "crac-tools")
+        try:
+            path = Path((tools / "nvcc-path").read_text().strip())
+        except OSError:
+            pytest.fail(f"nvcc not found: run scripts/setup.sh (no {tools / 'nvcc-path'}) or set CRAC_NVCC")
+    if not path.is_file():
+        pytest.fail(f"nvcc not found: run scripts/setup.sh ({path} does not exist)")
+    return path
+
+
+@pytest.fixture(scope="module")
+def devbuf(tmp_path_factory) -> Path:
+    """libdevbuf.so, built from cuda/devbuf.cu: PTX only (the sim device runs PTX), linked against
+    the shared CUDA runtime (what crac's shim stands in for)."""
+    src = HERE / "cuda" / "devbuf.cu"
+    out = tmp_path_factory.mktemp("devbuf") / "libdevbuf.so"
+    compiler = nvcc()
+    lib = compiler.parent.parent / "lib"  # the runtime wheel's libcudart.so, for the link
+    build = subprocess.run(
+        [str(compiler), "-arch=compute_80", "-code=compute_80", "-O2", "-cudart", "shared",
+         "-shared", "-Xcompiler", "-fPIC", f"-L{lib}", "-o", str(out), str(src)],
+        capture_output=True, text=True,
+    )
+    assert build.returncode == 0, f"nvcc failed on {src}:\n{build.stdout}{build.stderr}"
+    return out
+
+
+@pytest.fixture
+def gpu_kernel(jupyter_home) -> str:
+    """The "Python 3 (crac, GPU sim)" kernelspec, written by ``crac jupyter install --gpu sim``
+    beside the plain one."""
+    env = dict(os.environ, CRAC_JUPYTER_PYTHONPATH=str(REPO / "python"))
+    out = subprocess.run(
+        [crac_bin(), "jupyter", "install", "--gpu", "sim", "--python", sys.executable],
+        env=env, capture_output=True, text=True,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "Python 3 (crac, GPU sim)" in out.stdout
+    spec = json.loads((jupyter_home["data"] / "kernels" / GPU_KERNEL / "kernel.json").read_text())
+    assert spec["display_name"] == "Python 3 (crac, GPU sim)"
+    assert spec["env"]["CRAC_JUPYTER_LAUNCH_ARGS"] == "--gpu sim"
+    assert (jupyter_home["data"] / "kernels" / "python3-crac" / "kernel.json").is_file()
+    return GPU_KERNEL
+
+
+def pattern(i: int, seed: int) -> tuple[int, int, int, int]:
+    """Word i of a buffer filled with seed (devbuf.cu's formula), before the XOR with the
+    previous buffer."""
+    x = ((i * 2654435761) & M32) ^ seed
+    return (x, (x * 1664525 + 1013904223) & M32, ~x & M32, x ^ 0x9E3779B9)
+
+
+def xor(a: tuple, b: tuple) -> tuple:
+    return tuple(p ^ q for p, q in zip(a, b))
+
+
+def inspect_cuda(image: Path) -> dict:
+    out = subprocess.run([crac_bin(), "inspect", "--json", str(image)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    cuda = json.loads(out.stdout).get("cuda")
+    assert isinstance(cuda, dict), f"{image} has no CUDA section:\n{out.stdout}"
+    return cuda
+
+
+def allocations(cuda: dict) -> list[tuple[int, int]]:
+    return [(o.get("id"), o.get("size")) for o in cuda.get("objects", []) if o.get("kind") == "allocation"]
+
+
+def test_device_memory_filled_through_ctypes_comes_back_in_a_new_session(
+    session, jupyter_home, gpu_kernel, devbuf
+):
+    first_size, second_size = 64 * MIB, 8 * MIB
+    last = first_size // 16 - 1
+    a = session(gpu_kernel)
+    a.ok(f"PATH = {str(devbuf)!r}\n{SETUP}")
+    a.ok(f"fill({first_size}, 1)", timeout=300)
+    before = a.ok("state()").split()
+    assert before[:2] == ["1", "1"] and before[-2:] == ["no", "error"], before
+    got = a.ok(f"print(words(0, 0, 3) + words(0, {last}, 1))")
+    assert got.strip() == str([pattern(0, 1), pattern(1, 1), pattern(2, 1), pattern(last, 1)])
+    address = int(a.ok("print(lib.devbuf_address(0))"))
+    content, text, _ = a.run("%crac checkpoint gpu1", timeout=300)
+    assert content["status"] == "ok", text
+    image = jupyter_home["images"] / "gpu1.crac"
+    assert f"checkpoint written: {image}" in text
+
+    cuda = inspect_cuda(image)
+    assert cuda.get("backend") == "sim", cuda
+    assert (address, first_size) in allocations(cuda), json.dumps(cuda, indent=1)[:4000]
+    listing = subprocess.run([crac_bin(), "inspect", str(image)], capture_output=True, text=True)
+    assert listing.returncode == 0, listing.stderr
+    lines = [" ".join(line.split()) for line in listing.stdout.splitlines()]
+    assert f"allocation {address:#014x} 64 MiB" in lines, listing.stdout
+    assert "__device__ launches" in listing.stdout, listing.stdout
+
+    # The uninterrupted run: the second buffer is computed on the device from the first.
+    a.ok(f"fill({second_size}, 2)", timeout=300)
+    reference = a.ok("state()")
+    reference_words = a.ok("print(words(1, 0, 2))")
+    assert reference_words.strip() == str([xor(pattern(i, 2), pattern(i, 1)) for i in (0, 1)])
+    a.kill_all()
+
+    b = session(gpu_kernel)
+    assert "NameError" in b.run("lib")[1], "a new session starts with a fresh kernel"
+    content, text, _ = b.run("%crac resume gpu1", timeout=300)
+    assert content["status"] == "ok", text
+    assert f"resumed from {image}" in text
+    assert b.ok("state()").split() == before, "the device bytes and counter came back"
+    b.ok(f"fill({second_size}, 2)", timeout=300)
+    assert b.ok("state()") == reference
+    assert b.ok("print(words(1, 0, 2))") == reference_words
+    assert int(b.ok("print(lib.devbuf_address(0))")) == address
+
+
+def test_a_gpu_image_resumes_in_a_plain_crac_kernel_too(session, jupyter_home, gpu_kernel, devbuf):
+    a = session(gpu_kernel)
+    a.ok(f"PATH = {str(devbuf)!r}\n{SETUP}")
+    a.ok(f"fill({4 * MIB}, 7)")
+    before = a.ok("state()")
+    assert a.run("%crac checkpoint gpu2", timeout=300)[0]["status"] == "ok"
+    a.kill_all()
+    b = session()  # "Python 3 (crac)": the image says which backend its device state needs
+    content, text, _ = b.run("%crac resume gpu2", timeout=300)
+    assert content["status"] == "ok", text
+    assert b.ok("state()") == before
+    b.ok(f"fill({4 * MIB}, 8)")
+    assert b.ok("print(lib.devbuf_launches())").strip() == "2"
+    assert b.ok("print(words(1, 5, 1))").strip() == str([xor(pattern(5, 8), pattern(5, 7))])
