@@ -168,7 +168,9 @@ def test_device_memory_filled_through_ctypes_comes_back_in_a_new_session(
     assert int(b.ok("print(lib.devbuf_address(0))")) == address
 
 
-def test_a_gpu_image_resumes_in_a_plain_crac_kernel_too(session, jupyter_home, gpu_kernel, devbuf):
+def test_a_resumed_gpu_kernel_checkpoints_its_device_again_from_a_plain_crac_kernel(
+    session, jupyter_home, gpu_kernel, devbuf
+):
     a = session(gpu_kernel)
     a.ok(f"PATH = {str(devbuf)!r}\n{SETUP}")
     a.ok(f"fill({4 * MIB}, 7)")
@@ -182,3 +184,14 @@ def test_a_gpu_image_resumes_in_a_plain_crac_kernel_too(session, jupyter_home, g
     b.ok(f"fill({4 * MIB}, 8)")
     assert b.ok("print(lib.devbuf_launches())").strip() == "2"
     assert b.ok("print(words(1, 5, 1))").strip() == str([xor(pattern(5, 8), pattern(5, 7))])
+    # A second generation: the restarted kernel's device state, now two buffers, is saved again.
+    after = b.ok("state()")
+    content, text, _ = b.run("%crac checkpoint gpu3", timeout=300)
+    assert content["status"] == "ok", text
+    sizes = sorted(size for _, size in allocations(inspect_cuda(jupyter_home["images"] / "gpu3.crac")))
+    assert sizes == [4 * MIB, 4 * MIB], sizes
+    b.kill_all()
+    c = session(gpu_kernel)
+    content, text, _ = c.run("%crac resume gpu3", timeout=300)
+    assert content["status"] == "ok", text
+    assert c.ok("state()") == after
