@@ -64,10 +64,21 @@ def nvcc() -> Path:
     return path
 
 
+def check_shim() -> None:
+    """Fails with the remedy when crac has no CUDA 13 shim to preload into the kernel (without it
+    the library's libcudart.so.13 is not found, and ctypes says only that)."""
+    crac = Path(crac_bin()).resolve()
+    dirs = [Path(os.environ["CRAC_SHIM_DIR"])] if os.environ.get("CRAC_SHIM_DIR") else []
+    dirs += [crac.parent / "crac-shim", crac.parent.parent / "lib" / "crac"]
+    if not any((d / "libcudart.so.13").is_file() for d in dirs):
+        pytest.fail(f"no libcudart.so.13 shim in {', '.join(map(str, dirs))}: run scripts/link-shim.sh")
+
+
 @pytest.fixture(scope="module")
 def devbuf(tmp_path_factory) -> Path:
     """libdevbuf.so, built from cuda/devbuf.cu: PTX only (the sim device runs PTX), linked against
     the shared CUDA runtime (what crac's shim stands in for)."""
+    check_shim()
     src = HERE / "cuda" / "devbuf.cu"
     out = tmp_path_factory.mktemp("devbuf") / "libdevbuf.so"
     compiler = nvcc()
