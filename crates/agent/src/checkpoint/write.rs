@@ -9,7 +9,8 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
 use crac_core::image::{
-    CudaRecord, DeviceFingerprint, ImageHeader, ImageMeta, ImageWriter, ProcessRecord, durable,
+    CudaRecord, DeviceFingerprint, ImageError, ImageHeader, ImageMeta, ImageWriter, ProcessRecord,
+    durable,
 };
 use crac_core::procfs::MapsEntry;
 
@@ -55,9 +56,20 @@ pub(super) fn begin(
         .map_err(CheckpointError::ProtectFd)?;
     let image_fd = std::os::fd::AsRawFd::as_raw_fd(&file);
     crac_loader::fds::register(image_fd);
+    // Under `--gpu`, a second fd of the image, out of the program's way too, to flush the
+    // device payloads.
+    let flusher = match device {
+        Some(_) => Some(
+            file.try_clone()
+                .and_then(|f| lower.protect_fd(f.into()))
+                .map(File::from)
+                .map_err(CheckpointError::ProtectFd)?,
+        ),
+        None => None,
+    };
     let started = Instant::now();
     let mut writer = ImageWriter::new(file).map_err(CheckpointError::Image)?;
-    let Some(d) = device else {
+    let (Some(d), Some(flusher)) = (device, flusher) else {
         return Ok(Begun {
             writer,
             image_fd,
@@ -79,6 +91,12 @@ pub(super) fn begin(
         cuda::STAGING,
         &mut |done| progress(Progress { done, total }),
     )?;
+    // The device payloads reach the disk now, while the program runs: the commit's fsync,
+    // inside the pause, then has only the program's memory and the metadata to flush.
+    flusher
+        .sync_data()
+        .map_err(|source| CheckpointError::Image(ImageError::WriteImage { source }))?;
+    drop(flusher);
     Ok(Begun {
         writer,
         image_fd,
