@@ -5,9 +5,10 @@
 #   2. a program holding MIB MiB of device memory (bench/programs/gpu_ckpt_mem.cu: 256 MiB
 #      allocations filled by cudaMemset and stamped by a kernel) under `crac_launch --gpu sim`,
 #      checkpointed with `crac_ckpt --exit`: crac_ckpt's wall time, split as the agent reports
-#      it into the device drain (CUDA calls held, every stream finished) and the image write
-#      (device memory streamed into the image, then the CPU side); image bytes / wall time as a
-#      ratio of dd's throughput;
+#      it into the device drain (CUDA calls held, every stream finished), the device memory
+#      streamed into the image (the program still running, its CUDA calls held) and the pause
+#      (threads stopped while the CPU side is written); image bytes / wall time as a ratio of
+#      dd's throughput;
 #   3. restart time: from just before `crac_restart` until the program, watching the clock in a
 #      loop, prints that it resumed (device memory is already back then: the restart copies it
 #      before any thread runs), and until it has read its pattern words back from the device.
@@ -103,7 +104,7 @@ device_size=$(sed -n 's/.*: \(.*\) of device memory,.*/\1/p' "$work/ckpt.err" | 
 echo "checkpoint of a program holding $MIB MiB of sim device memory (set up in $setup_ms ms) into $dir:"
 echo "  dd sequential write (bs=64M, fdatasync)    $dd_rate MiB/s"
 echo "  checkpoint (image bytes / crac_ckpt wall)  $ckpt_rate MiB/s   ratio to dd $(awk -v a="$dd_rate" -v b="$ckpt_rate" 'BEGIN { printf "%.2f", b / a }')"
-echo "  crac_ckpt wall $ckpt_ms ms = device drain ${drain_ms:-?} ms + program paused ${pause_ms:-?} ms (image write ${write_ms:-?} ms, of which device memory ${device_ms:-?} ms) + the rest"
+echo "  crac_ckpt wall $ckpt_ms ms = device drain ${drain_ms:-?} ms + device memory written ${device_ms:-?} ms (program running, its CUDA calls held) + program paused ${pause_ms:-?} ms + the rest (image write ${write_ms:-?} ms in all)"
 echo "  image $(( image_bytes / 1048576 )) MiB (device memory ${device_size:-?})"
 if [ -z "$drain_ms" ]; then
     echo "  (crac_ckpt reported no device split; its log:)"
