@@ -369,6 +369,52 @@ mod tests {
     }
 
     #[test]
+    fn a_forked_child_at_a_closed_gate_is_refused_instead_of_waiting() {
+        crate::sys::table::arm_fork_check().expect("arm");
+        let table = test_table(0);
+        assert_ne!(table.fork_byte.load(Ordering::SeqCst), 0);
+        let gate = close_gate_on(table);
+        // SAFETY: the child only runs atomics, a read of the fork byte and _exit.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork");
+        if pid == 0 {
+            let refused = protocol::enter(table, Lane::Ordinary, &LowerFutex)
+                == Err(protocol::Refused::Forked);
+            // SAFETY: ends the child without running the parent's destructors or atexit.
+            unsafe { libc::_exit(if refused { 0 } else { 1 }) };
+        }
+        // A child that waits at the gate instead is killed after a while, failing the test.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut status = 0;
+        loop {
+            // SAFETY: polls the child just forked, into a valid local.
+            let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+            if r == pid {
+                break;
+            }
+            assert_eq!(r, 0, "waitpid");
+            if Instant::now() > deadline {
+                // SAFETY: kills and reaps our own child.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                    libc::waitpid(pid, &mut status, 0);
+                }
+                panic!("the forked child waited at the closed gate");
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(
+            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+            "child status {status:#x}"
+        );
+        drop(gate);
+        assert_eq!(
+            crac_abi::count_of(table.in_flight.load(Ordering::SeqCst)),
+            0
+        );
+    }
+
+    #[test]
     fn a_fresh_table_has_an_open_gate_counters_tagged_with_its_generation_and_a_fork_byte() {
         crate::sys::table::arm_fork_check().expect("arm");
         let t = crate::sys::table::table(0, 0x1_0000_0005);
