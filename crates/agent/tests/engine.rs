@@ -403,8 +403,26 @@ fn a_gpu_checkpoint_saves_device_memory_and_reopens_the_gate() {
         path: path.clone(),
         ..Default::default()
     };
-    let outcome =
-        checkpoint::checkpoint(&request, &lower, &mut |p| last = (p.done, p.total)).unwrap();
+    let mut ran_during_device_write = None;
+    let outcome = checkpoint::checkpoint(&request, &lower, &mut |p| {
+        // The first progress comes from the device memory, written before the threads stop:
+        // the program still runs then.
+        if ran_during_device_write.is_none() {
+            let before = workers.total();
+            let deadline = Instant::now() + Duration::from_secs(2);
+            while workers.total() == before && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            ran_during_device_write = Some(workers.total() > before);
+        }
+        last = (p.done, p.total);
+    })
+    .unwrap();
+    assert_eq!(
+        ran_during_device_write,
+        Some(true),
+        "the program's threads run while device memory is written"
+    );
     assert_eq!(outcome.device_bytes, len as u64);
     assert_eq!(last.0, last.1, "progress reached the end");
     assert_eq!(last.1, outcome.memory_bytes + outcome.device_bytes);
