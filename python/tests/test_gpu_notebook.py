@@ -2,7 +2,9 @@
 loads a small CUDA library (``cuda/devbuf.cu``, built here with nvcc against the shared runtime)
 through ctypes, fills device memory with a CUDA kernel, checkpoints, is killed, and resumes in a
 new session: the device bytes, the library's ``__device__`` counter and its host-side statics
-come back, and the kernel goes on computing exactly as the uninterrupted one did.
+come back, and the kernel goes on computing exactly as the uninterrupted one did; likewise for
+a second generation resumed from a plain "Python 3 (crac)" session, and for a checkpoint signal
+that arrives while a cell runs kernel after kernel.
 
 nvcc is ``$CRAC_NVCC``, else the path ``scripts/setup.sh`` recorded in ``$CRAC_TOOLS/nvcc-path``
 (default ``~/.cache/crac-tools``), as for the Rust GPU tests. The shim libraries must be next to
@@ -11,10 +13,13 @@ crac (``scripts/link-shim.sh``; ``scripts/test.sh`` runs it).
 
 from __future__ import annotations
 
+import glob
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -206,3 +211,54 @@ def test_a_resumed_gpu_kernel_checkpoints_its_device_again_from_a_plain_crac_ker
     content, text, _ = c.run("%crac resume gpu3", timeout=300)
     assert content["status"] == "ok", text
     assert c.ok("state()") == after
+
+
+def test_a_checkpoint_signal_while_a_cell_computes_on_the_device(
+    session, jupyter_home, devbuf, tmp_path
+):
+    """A scheduler's warning arrives while a cell runs kernel after kernel: the image holds the
+    device as it was then (the checkpoint waits for the kernel in flight), and the resumed kernel
+    finishes that cell exactly as the uninterrupted one did."""
+    # More `crac launch` options for a GPU kernel go into its kernelspec's env (the module doc of
+    # `crac jupyter` says so): here the checkpoint signal.
+    env = dict(os.environ, CRAC_JUPYTER_PYTHONPATH=str(REPO / "python"))
+    name = "python3-crac-sim-signal"
+    out = subprocess.run(
+        [crac_bin(), "jupyter", "install", "--gpu", "sim", "--name", name, "--python", sys.executable],
+        env=env, capture_output=True, text=True,
+    )
+    assert out.returncode == 0, out.stderr
+    spec_file = jupyter_home["data"] / "kernels" / name / "kernel.json"
+    spec = json.loads(spec_file.read_text())
+    spec["env"]["CRAC_JUPYTER_LAUNCH_ARGS"] += " --ckpt-signal USR1"
+    spec_file.write_text(json.dumps(spec))
+
+    fills, size = 12, 16 * MIB
+    ready = tmp_path / "ready"
+    cell = (f"for s in range({fills}):\n    fill({size}, s)\n"
+            f"    if s == 2:\n        open({str(ready)!r}, 'w').close()")
+    a = session(name)
+    a.ok(f"PATH = {str(devbuf)!r}\n{SETUP}")
+    pid = int(a.ok("import os\nprint(os.getpid())"))
+    images = str(jupyter_home["images"] / f"*-{pid}-*.crac")
+    msg_id = a.kc.execute(cell)
+    deadline = time.monotonic() + 120
+    while not ready.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.kill(a.relay_pid, signal.SIGUSR1)  # the scheduler's warning goes to the relay
+    while not glob.glob(images) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (image,) = glob.glob(images)
+    reply = a.kc.get_shell_msg(timeout=300)
+    assert reply["parent_header"]["msg_id"] == msg_id and reply["content"]["status"] == "ok"
+    reference = a.ok("state()")
+    assert reference.split()[:2] == [str(fills), str(fills)], reference
+    taken = sum(1 for _, n in allocations(inspect_cuda(Path(image))) if n == size)
+    assert 3 <= taken < fills, f"the checkpoint did not land inside the cell ({taken} buffers)"
+    a.kill_all()
+
+    b = session(name)
+    content, text, _ = b.run(f"%crac resume {image}", timeout=300)
+    assert content["status"] == "ok", text
+    assert b.ok("state()", timeout=300) == reference
+    print(f"the checkpoint signal landed after {taken} of {fills} fills")
