@@ -13,6 +13,19 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+/// Whether `setarch -R` (util-linux) can run a program here.
+fn setarch_works() -> bool {
+    static WORKS: OnceLock<bool> = OnceLock::new();
+    *WORKS.get_or_init(|| {
+        Command::new("setarch")
+            .args(["-R", "true"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    })
+}
+
 /// The environment variable that marks the child, holding the test's name.
 const CHILD: &str = "CRAC_TEST_CHILD";
 
@@ -31,8 +44,18 @@ pub fn in_fresh_process(name: &str) -> bool {
         return true;
     }
     // stdout and stderr are pipes (what a child sees under the harness), each drained by a
-    // thread of its own so a chatty child never blocks while the parent polls it.
-    let mut child = Command::new(std::env::current_exe().expect("the test binary"))
+    // thread of its own so a chatty child never blocks while the parent polls it. The child
+    // runs without address randomization, as crac's processes do: with it, a library can land
+    // in the fixed device-address window a GPU test reserves (about one run in fifteen).
+    let exe = std::env::current_exe().expect("the test binary");
+    let mut cmd = if setarch_works() {
+        let mut c = Command::new("setarch");
+        c.arg("-R").arg(&exe);
+        c
+    } else {
+        Command::new(&exe)
+    };
+    let mut child = cmd
         .args(["--exact", name, "--nocapture", "--test-threads=1"])
         .env(CHILD, name)
         .stdin(Stdio::null())
