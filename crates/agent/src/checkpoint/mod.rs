@@ -15,7 +15,7 @@
 //!    regions are streamed into it ([`cuda::write_buffers`]) while the program's threads still
 //!    run: with the gate closed and the device drained nothing they do can change device
 //!    memory, so the pause does not grow with it.
-//! 2. [`quiesce::stop`]: every program thread parks in crac's handler for `SIGRTMAX`; the
+//! 2. [`quiesce::stop`]: every program thread parks in crac's handler for signal 33; the
 //!    kernel's signal frame on its stack is its register record.
 //! 3. Frames of threads knocked out of a sleep or wait are rewritten to issue the call again
 //!    ([`frame`]), the cached-tid offset is measured ([`threads`]), threads, signals, process
@@ -23,7 +23,7 @@
 //! 4. Regions are planned from `/proc/self/maps` minus the lower half ([`regions`]) and
 //!    streamed ([`memory`]) after the device payloads; the metadata and header are written
 //!    last.
-//! 5. fsync, rename, fsync the directory; the program's action for `SIGRTMAX` is put back,
+//! 5. fsync, rename, fsync the directory; the program's action for signal 33 is put back,
 //!    the fd capture resumed, the threads released, and the gate reopened.
 //!
 //! With `exit_after` the threads stay parked after a good image (and the gate closed): the
@@ -114,7 +114,7 @@ pub enum CheckpointError {
     #[error(transparent)]
     Device(#[from] cuda::DeviceError),
     /// Reading or setting the quiesce signal's action failed.
-    #[error("cannot install crac's handler for signal 64 (SIGRTMAX): {0}")]
+    #[error("cannot install crac's handler for signal 33 (the quiesce signal): {0}")]
     SignalAction(#[source] io::Error),
     /// `/proc/self/task` could not be listed.
     #[error("cannot list the program's threads in /proc/self/task: {0}")]
