@@ -1,4 +1,5 @@
-//! The call table's entry points and the program memory they read (see `table.rs`).
+//! The call table's entry points and the program memory they read (see `table.rs`), the fork
+//! check whose byte the table publishes, and the lower half's futex for the API gate.
 //!
 //! These run on the program's threads, with the fs base of the calling thread's own parked
 //! lower thread (the shim switched to it), on the program's stack. They may allocate, lock and
