@@ -7,7 +7,7 @@
 //! due), calls the program's function in upper mode, and reports `__crac_host_callback_done`.
 //! Both operations go through the gate's callback lane ([`switch::call_callback`]): they pass
 //! while a checkpoint drains the device, and wait in upper mode once it pauses callbacks, where
-//! the checkpoint's quiesce signal (`SIGRTMAX`, the one signal this thread leaves unblocked)
+//! the checkpoint's quiesce signal (33, the one signal this thread leaves unblocked)
 //! stops the thread like any other.
 
 use std::ffi::{c_int, c_uint, c_void};
@@ -215,8 +215,8 @@ with_ptsz! {
     }
 }
 
-/// The signal crac's checkpoint stops program threads with (`SIGRTMAX`).
-const QUIESCE_SIGNAL: c_int = 64;
+/// The signal crac's checkpoint stops program threads with (33, which the C library never blocks anyway).
+const QUIESCE_SIGNAL: c_int = 33;
 
 /// Starts the host-callback thread once (only under crac: outside, no callback is queued).
 fn start_callback_thread() {
