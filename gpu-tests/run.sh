@@ -13,9 +13,12 @@
 # device gives in the gpu_* tests), checks that a statically linked runtime is refused with the
 # `-cudart shared` remedy, runs the CUDA-aware checkpoint scenarios (gpu-tests/ckpt.sh: the
 # ckpt_* programs checkpointed at a random moment, killed and restarted, restart chains,
-# checkpoint-and-continue, an image taken on the GPU restarted on the sim device), and then runs
-# the transparent-launch end-to-end tests built by `cargo test --no-run -p crac-e2e`. Without a
-# GPU it says so and exits 0.
+# checkpoint-and-continue, an image taken on the GPU restarted on the sim device), measures the
+# checkpoint's device drain rate against the GPU's pinned device-to-host bandwidth in the same
+# run (gpu-tests/drain.sh, with a release build of crac and the shim in target/gpu-tests/release
+# and the programs gpu-tests/programs/d2h_bandwidth.cu and bench/programs/gpu_ckpt_mem.cu), and
+# then runs the transparent-launch end-to-end tests built by `cargo test --no-run -p crac-e2e`.
+# Without a GPU it says so and exits 0.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -47,6 +50,18 @@ build() {
     # nvcc's default: the runtime linked statically, which crac must refuse.
     "$nvcc" -arch=compute_80 -code=compute_80 -O2 -I tests/cuda/programs -L"$lib" \
         -o "$out/programs/basics-static" tests/cuda/programs/basics.cu
+    # gpu-tests/drain.sh: the drain rate is timed on a release build; the bandwidth yardstick
+    # runs natively, never under crac, so it links the runtime statically and needs nothing but
+    # the driver on the GPU machine.
+    say "building crac and the shim (release) into $out/release for gpu-tests/drain.sh"
+    cargo build --quiet --release -p crac
+    mkdir -p "$out/release"
+    bash scripts/link-shim.sh release "$out/release/crac-shim"
+    install -m 0755 "$target/release/crac" "$out/release/crac"
+    "$nvcc" -cudart shared -arch=compute_80 -code=compute_80 -O2 -L"$lib" \
+        -o "$out/programs/gpu_ckpt_mem" bench/programs/gpu_ckpt_mem.cu
+    "$nvcc" -cudart static -arch=compute_80 -code=compute_80 -O2 -L"$lib" \
+        -o "$out/programs/d2h_bandwidth" gpu-tests/programs/d2h_bandwidth.cu
 }
 
 nvcc="$(nvcc_path || true)"
@@ -89,6 +104,7 @@ else
 fi
 
 bash gpu-tests/ckpt.sh "$out" || status=1
+bash gpu-tests/drain.sh "$out" || status=1
 
 # The transparent-launch tests, built by `cargo test --no-run -p crac-e2e` on the build machine.
 for t in target/debug/deps/launch-*; do
