@@ -365,7 +365,9 @@ fn cuda_call(table: u64, op: crac_abi::Op, args: &[u64]) -> u32 {
 
 #[test]
 fn a_gpu_checkpoint_saves_device_memory_and_reopens_the_gate() {
-    if !in_child("a_gpu_checkpoint_saves_device_memory_and_reopens_the_gate") {
+    if !crac_test_support::in_fresh_process_without_aslr(
+        "a_gpu_checkpoint_saves_device_memory_and_reopens_the_gate",
+    ) {
         return;
     }
     // As a launch does: no mapping of the test's may land where device pointers live.

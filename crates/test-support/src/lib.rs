@@ -40,15 +40,27 @@ const LIMIT: Duration = Duration::from_secs(120);
 /// # Panics
 /// In the parent, when the child fails, hangs or cannot be started, with its output.
 pub fn in_fresh_process(name: &str) -> bool {
+    fresh_process(name, false)
+}
+
+/// Like [`in_fresh_process`], but the child runs without address randomization (`setarch
+/// -R`), as crac's own processes do: a test that reserves the fixed device-address window needs
+/// it, since with randomization a library can land there (about one run in fifteen).
+///
+/// # Panics
+/// As [`in_fresh_process`].
+pub fn in_fresh_process_without_aslr(name: &str) -> bool {
+    fresh_process(name, true)
+}
+
+fn fresh_process(name: &str, without_aslr: bool) -> bool {
     if std::env::var_os(CHILD).is_some_and(|v| v == name) {
         return true;
     }
     // stdout and stderr are pipes (what a child sees under the harness), each drained by a
-    // thread of its own so a chatty child never blocks while the parent polls it. The child
-    // runs without address randomization, as crac's processes do: with it, a library can land
-    // in the fixed device-address window a GPU test reserves (about one run in fifteen).
+    // thread of its own so a chatty child never blocks while the parent polls it.
     let exe = std::env::current_exe().expect("the test binary");
-    let mut cmd = if setarch_works() {
+    let mut cmd = if without_aslr && setarch_works() {
         let mut c = Command::new("setarch");
         c.arg("-R").arg(&exe);
         c
