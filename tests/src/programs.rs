@@ -197,6 +197,19 @@ pub fn rust_program(name: &str) -> PathBuf {
     once(format!("rs:{name}"), || build_rust(name)).unwrap_or_else(|msg| panic!("{msg}"))
 }
 
+/// The Python interpreter itself (`sys.executable` of `python3`): `python3` may be a wrapper
+/// script that execs it (pyenv), and an exec leaves crac behind.
+///
+/// # Panics
+/// When `python3` cannot be run.
+pub fn python() -> String {
+    let out = Command::new("python3")
+        .args(["-c", "import sys; print(sys.executable)"])
+        .output()
+        .expect("run python3");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

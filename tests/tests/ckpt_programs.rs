@@ -99,17 +99,12 @@ fn static_program() {
 #[test]
 fn python_with_a_million_entry_dict() {
     let script = crac_e2e::programs::source_dir().join("ck_dict.py");
-    scenario(&Cmd::new(python()).arg(script), None, (400, 1000), b"");
-}
-
-/// The interpreter itself: `python3` may be a wrapper script that execs it (pyenv), and an exec
-/// leaves crac behind.
-fn python() -> String {
-    let which = Cmd::new("python3")
-        .args(["-c", "import sys; print(sys.executable)"])
-        .run()
-        .unwrap();
-    which.stdout_text().trim().to_owned()
+    scenario(
+        &Cmd::new(crac_e2e::programs::python()).arg(script),
+        None,
+        (400, 1000),
+        b"",
+    );
 }
 
 #[test]
@@ -118,7 +113,7 @@ fn python_loop_woken_through_a_socketpair() {
     // the restarted loop reads end-of-file from it.
     let script = crac_e2e::programs::source_dir().join("ck_selfpipe.py");
     scenario(
-        &Cmd::new(python()).arg(script),
+        &Cmd::new(crac_e2e::programs::python()).arg(script),
         Some("ready"),
         (200, 800),
         b"",

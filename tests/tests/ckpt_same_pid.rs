@@ -178,23 +178,13 @@ fn crac_ckpt_reaches_it_through_the_supervisor_and_the_chain_keeps_the_pid() {
     assert_eq!(out.code(), Some(7), "{out}");
 }
 
-/// The interpreter itself: `python3` may be a wrapper script that execs it (pyenv), and an exec
-/// leaves crac behind.
-fn python() -> String {
-    let which = Cmd::new("python3")
-        .args(["-c", "import sys; print(sys.executable)"])
-        .run()
-        .unwrap();
-    which.stdout_text().trim().to_owned()
-}
-
 #[test]
 fn an_asyncio_program_resumes_only_under_its_own_pid() {
     if !namespaces_available() {
         return;
     }
     let script = crac_e2e::programs::source_dir().join("ck_asyncio.py");
-    let cmd = Cmd::new(python()).arg(script);
+    let cmd = Cmd::new(crac_e2e::programs::python()).arg(script);
     let native = cmd.run().unwrap();
     assert_eq!(native.code(), Some(0), "{native}");
 
@@ -225,7 +215,7 @@ fn an_asyncio_program_resumes_only_under_its_own_pid() {
 
 /// Whether this Python's asyncio ties the running loop to the pid (3.11 and older).
 fn python_remembers_the_pid() -> bool {
-    let v = Cmd::new(python())
+    let v = Cmd::new(crac_e2e::programs::python())
         .args(["-c", "import sys; print(sys.version_info < (3, 12))"])
         .run()
         .unwrap();
