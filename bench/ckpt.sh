@@ -43,18 +43,8 @@ if [ "$fit" -lt "$MIB" ]; then
 fi
 [ "$MIB" -ge 64 ] || { echo "ckpt bench: not enough room for a meaningful run ($MIB MiB)" >&2; exit 1; }
 
-ns() { date +%s%N; }
-mbps() { awk -v b="$1" -v ns="$2" 'BEGIN { printf "%.0f", b / 1048576 / (ns / 1e9) }'; }
-ms() { awk -v ns="$1" 'BEGIN { printf "%.0f", ns / 1e6 }'; }
-
 # --- 1. the disk ------------------------------------------------------------------------------
-count=$(( (MIB + 63) / 64 ))
-t0=$(ns)
-dd if=/dev/zero of="$dir/dd.bench" bs=64M count="$count" conv=fdatasync status=none
-t1=$(ns)
-dd_bytes=$(( count * 64 * 1048576 ))
-rm -f "$dir/dd.bench"
-dd_rate=$(mbps "$dd_bytes" $(( t1 - t0 )))
+dd_rate=$(dd_rate "$dir" "$MIB")
 
 # --- 2. the checkpoint ------------------------------------------------------------------------
 # stdin stays open (a fifo nobody writes) so the program is not disturbed by an end of input.

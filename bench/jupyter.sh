@@ -35,12 +35,7 @@ if [ "$fit" -lt "$MIB" ]; then
 fi
 [ "$MIB" -ge 512 ] || { echo "jupyter bench: not enough room for a meaningful run ($MIB MiB)" >&2; exit 1; }
 
-count=$(( (MIB + 63) / 64 ))
-t0=$(date +%s%N)
-dd if=/dev/zero of="$dir/dd.bench" bs=64M count="$count" conv=fdatasync status=none
-t1=$(date +%s%N)
-rm -f "$dir/dd.bench"
-dd_rate=$(awk -v b=$(( count * 64 )) -v ns=$(( t1 - t0 )) 'BEGIN { printf "%.0f", b / (ns / 1e9) }')
+dd_rate=$(dd_rate "$dir" "$MIB")
 
 JUPYTER_DATA_DIR="$work/data" CRAC_JUPYTER_PYTHONPATH="$PWD/python" \
     "$crac" jupyter install --python "$python" >/dev/null

@@ -14,3 +14,20 @@ crac_binary() {
     [ -x "$crac" ] || { echo "$1 bench: $crac missing after the build" >&2; return 1; }
     printf '%s\n' "$crac"
 }
+
+# Nanoseconds since the epoch; MiB/s of $1 bytes in $2 ns; $1 ns as whole milliseconds.
+ns() { date +%s%N; }
+mbps() { awk -v b="$1" -v ns="$2" 'BEGIN { printf "%.0f", b / 1048576 / (ns / 1e9) }'; }
+ms() { awk -v ns="$1" 'BEGIN { printf "%.0f", ns / 1e6 }'; }
+
+# Prints dd's sequential write throughput in MiB/s for $2 MiB (rounded up to 64 MiB blocks,
+# fdatasync at the end) into directory $1: the reference a checkpoint's write is compared with.
+dd_rate() {
+    local count t0 t1
+    count=$(( ($2 + 63) / 64 ))
+    t0=$(ns)
+    dd if=/dev/zero of="$1/dd.bench" bs=64M count="$count" conv=fdatasync status=none
+    t1=$(ns)
+    rm -f "$1/dd.bench"
+    mbps $(( count * 64 * 1048576 )) $(( t1 - t0 ))
+}
