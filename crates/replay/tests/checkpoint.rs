@@ -487,6 +487,51 @@ macro_rules! forward {
     };
 }
 
+/// The backend methods both test backends below pass straight to their sim.
+macro_rules! forward_common {
+    () => {
+        forward! {
+            name() -> &'static str;
+            device_count() -> crac_gpu::Result<u32>;
+            device_props(o: u32) -> crac_gpu::Result<crac_gpu::DeviceProps>;
+            mem_get_info() -> crac_gpu::Result<(u64, u64)>;
+            device_synchronize() -> crac_gpu::Result<()>;
+            device_reset() -> crac_gpu::Result<()>;
+            malloc(s: u64) -> crac_gpu::Result<DevicePtr>;
+            malloc_at(p: DevicePtr, s: u64) -> crac_gpu::Result<()>;
+            find_allocation(p: DevicePtr) -> crac_gpu::Result<Option<crac_gpu::Allocation>>;
+            free(p: DevicePtr) -> crac_gpu::Result<()>;
+            memcpy_htod(d: DevicePtr, s: &[u8], st: crac_gpu::Stream) -> crac_gpu::Result<()>;
+            memcpy_dtoh(d: &mut [u8], s: DevicePtr, st: crac_gpu::Stream) -> crac_gpu::Result<()>;
+            memcpy_dtod(d: DevicePtr, s: DevicePtr, l: u64, st: crac_gpu::Stream) -> crac_gpu::Result<()>;
+            memset(d: DevicePtr, v: u8, l: u64, st: crac_gpu::Stream) -> crac_gpu::Result<()>;
+            stream_create(f: crac_gpu::StreamFlags, p: i32) -> crac_gpu::Result<crac_gpu::Stream>;
+            stream_destroy(s: crac_gpu::Stream) -> crac_gpu::Result<()>;
+            stream_query(s: crac_gpu::Stream) -> crac_gpu::Result<bool>;
+            stream_synchronize(s: crac_gpu::Stream) -> crac_gpu::Result<()>;
+            stream_info(s: crac_gpu::Stream) -> crac_gpu::Result<(crac_gpu::StreamFlags, i32)>;
+            stream_wait_event(s: crac_gpu::Stream, e: crac_gpu::Event) -> crac_gpu::Result<()>;
+            launch_host_func(s: crac_gpu::Stream, f: crac_gpu::HostFn) -> crac_gpu::Result<()>;
+            event_create(f: crac_gpu::EventFlags) -> crac_gpu::Result<crac_gpu::Event>;
+            event_destroy(e: crac_gpu::Event) -> crac_gpu::Result<()>;
+            event_record(e: crac_gpu::Event, s: crac_gpu::Stream) -> crac_gpu::Result<()>;
+            event_query(e: crac_gpu::Event) -> crac_gpu::Result<bool>;
+            event_synchronize(e: crac_gpu::Event) -> crac_gpu::Result<()>;
+            event_elapsed_ms(a: crac_gpu::Event, b: crac_gpu::Event) -> crac_gpu::Result<f32>;
+            register_fatbin(i: &[u8]) -> crac_gpu::Result<crac_gpu::ModuleId>;
+            unregister_module(m: crac_gpu::ModuleId) -> crac_gpu::Result<()>;
+            register_function(m: crac_gpu::ModuleId, n: &str) -> crac_gpu::Result<crac_gpu::FunctionId>;
+            function_attributes(f: crac_gpu::FunctionId) -> crac_gpu::Result<crac_gpu::FuncAttributes>;
+            function_set_max_dynamic_shared(f: crac_gpu::FunctionId, b: u64) -> crac_gpu::Result<()>;
+            launch(f: crac_gpu::FunctionId, c: &crac_gpu::LaunchConfig, p: &[u8]) -> crac_gpu::Result<()>;
+            function_params(f: crac_gpu::FunctionId) -> crac_gpu::Result<Vec<crac_gpu::ParamLayout>>;
+            allocations() -> crac_gpu::Result<Vec<crac_gpu::Allocation>>;
+            read_device(s: DevicePtr, d: &mut [u8]) -> crac_gpu::Result<()>;
+            write_device(d: DevicePtr, s: &[u8]) -> crac_gpu::Result<()>;
+        }
+    };
+}
+
 /// A sim device that, like the real driver, lists only the module variables it was asked about
 /// (the driver has no call that enumerates a module's globals).
 struct AskedOnly(crac_sim::Sim, std::sync::Mutex<Vec<u64>>);
@@ -540,45 +585,7 @@ impl DeviceBackend for AskedOnly {
         self.0.register_fatbin_at(image, vars)
     }
 
-    forward! {
-        name() -> &'static str;
-        device_count() -> crac_gpu::Result<u32>;
-        device_props(o: u32) -> crac_gpu::Result<crac_gpu::DeviceProps>;
-        mem_get_info() -> crac_gpu::Result<(u64, u64)>;
-        device_synchronize() -> crac_gpu::Result<()>;
-        device_reset() -> crac_gpu::Result<()>;
-        malloc(s: u64) -> crac_gpu::Result<DevicePtr>;
-        malloc_at(p: DevicePtr, s: u64) -> crac_gpu::Result<()>;
-        find_allocation(p: DevicePtr) -> crac_gpu::Result<Option<crac_gpu::Allocation>>;
-        free(p: DevicePtr) -> crac_gpu::Result<()>;
-        memcpy_htod(d: DevicePtr, s: &[u8], st: crac_gpu::Stream) -> crac_gpu::Result<()>;
-        memcpy_dtoh(d: &mut [u8], s: DevicePtr, st: crac_gpu::Stream) -> crac_gpu::Result<()>;
-        memcpy_dtod(d: DevicePtr, s: DevicePtr, l: u64, st: crac_gpu::Stream) -> crac_gpu::Result<()>;
-        memset(d: DevicePtr, v: u8, l: u64, st: crac_gpu::Stream) -> crac_gpu::Result<()>;
-        stream_create(f: crac_gpu::StreamFlags, p: i32) -> crac_gpu::Result<crac_gpu::Stream>;
-        stream_destroy(s: crac_gpu::Stream) -> crac_gpu::Result<()>;
-        stream_query(s: crac_gpu::Stream) -> crac_gpu::Result<bool>;
-        stream_synchronize(s: crac_gpu::Stream) -> crac_gpu::Result<()>;
-        stream_info(s: crac_gpu::Stream) -> crac_gpu::Result<(crac_gpu::StreamFlags, i32)>;
-        stream_wait_event(s: crac_gpu::Stream, e: crac_gpu::Event) -> crac_gpu::Result<()>;
-        launch_host_func(s: crac_gpu::Stream, f: crac_gpu::HostFn) -> crac_gpu::Result<()>;
-        event_create(f: crac_gpu::EventFlags) -> crac_gpu::Result<crac_gpu::Event>;
-        event_destroy(e: crac_gpu::Event) -> crac_gpu::Result<()>;
-        event_record(e: crac_gpu::Event, s: crac_gpu::Stream) -> crac_gpu::Result<()>;
-        event_query(e: crac_gpu::Event) -> crac_gpu::Result<bool>;
-        event_synchronize(e: crac_gpu::Event) -> crac_gpu::Result<()>;
-        event_elapsed_ms(a: crac_gpu::Event, b: crac_gpu::Event) -> crac_gpu::Result<f32>;
-        register_fatbin(i: &[u8]) -> crac_gpu::Result<crac_gpu::ModuleId>;
-        unregister_module(m: crac_gpu::ModuleId) -> crac_gpu::Result<()>;
-        register_function(m: crac_gpu::ModuleId, n: &str) -> crac_gpu::Result<crac_gpu::FunctionId>;
-        function_attributes(f: crac_gpu::FunctionId) -> crac_gpu::Result<crac_gpu::FuncAttributes>;
-        function_set_max_dynamic_shared(f: crac_gpu::FunctionId, b: u64) -> crac_gpu::Result<()>;
-        launch(f: crac_gpu::FunctionId, c: &crac_gpu::LaunchConfig, p: &[u8]) -> crac_gpu::Result<()>;
-        function_params(f: crac_gpu::FunctionId) -> crac_gpu::Result<Vec<crac_gpu::ParamLayout>>;
-        allocations() -> crac_gpu::Result<Vec<crac_gpu::Allocation>>;
-        read_device(s: DevicePtr, d: &mut [u8]) -> crac_gpu::Result<()>;
-        write_device(d: DevicePtr, s: &[u8]) -> crac_gpu::Result<()>;
-    }
+    forward_common!();
 }
 
 /// A sim device that ignores where modules' variables should go.
@@ -596,46 +603,10 @@ impl DeviceBackend for Misplacing {
     }
 
     forward! {
-        name() -> &'static str;
-        device_count() -> crac_gpu::Result<u32>;
-        device_props(o: u32) -> crac_gpu::Result<crac_gpu::DeviceProps>;
-        mem_get_info() -> crac_gpu::Result<(u64, u64)>;
-        device_synchronize() -> crac_gpu::Result<()>;
-        device_reset() -> crac_gpu::Result<()>;
-        malloc(s: u64) -> crac_gpu::Result<DevicePtr>;
-        malloc_at(p: DevicePtr, s: u64) -> crac_gpu::Result<()>;
-        find_allocation(p: DevicePtr) -> crac_gpu::Result<Option<crac_gpu::Allocation>>;
-        free(p: DevicePtr) -> crac_gpu::Result<()>;
-        memcpy_htod(d: DevicePtr, s: &[u8], st: crac_gpu::Stream) -> crac_gpu::Result<()>;
-        memcpy_dtoh(d: &mut [u8], s: DevicePtr, st: crac_gpu::Stream) -> crac_gpu::Result<()>;
-        memcpy_dtod(d: DevicePtr, s: DevicePtr, l: u64, st: crac_gpu::Stream) -> crac_gpu::Result<()>;
-        memset(d: DevicePtr, v: u8, l: u64, st: crac_gpu::Stream) -> crac_gpu::Result<()>;
-        stream_create(f: crac_gpu::StreamFlags, p: i32) -> crac_gpu::Result<crac_gpu::Stream>;
-        stream_destroy(s: crac_gpu::Stream) -> crac_gpu::Result<()>;
-        stream_query(s: crac_gpu::Stream) -> crac_gpu::Result<bool>;
-        stream_synchronize(s: crac_gpu::Stream) -> crac_gpu::Result<()>;
-        stream_info(s: crac_gpu::Stream) -> crac_gpu::Result<(crac_gpu::StreamFlags, i32)>;
-        stream_wait_event(s: crac_gpu::Stream, e: crac_gpu::Event) -> crac_gpu::Result<()>;
-        launch_host_func(s: crac_gpu::Stream, f: crac_gpu::HostFn) -> crac_gpu::Result<()>;
-        event_create(f: crac_gpu::EventFlags) -> crac_gpu::Result<crac_gpu::Event>;
-        event_destroy(e: crac_gpu::Event) -> crac_gpu::Result<()>;
-        event_record(e: crac_gpu::Event, s: crac_gpu::Stream) -> crac_gpu::Result<()>;
-        event_query(e: crac_gpu::Event) -> crac_gpu::Result<bool>;
-        event_synchronize(e: crac_gpu::Event) -> crac_gpu::Result<()>;
-        event_elapsed_ms(a: crac_gpu::Event, b: crac_gpu::Event) -> crac_gpu::Result<f32>;
-        register_fatbin(i: &[u8]) -> crac_gpu::Result<crac_gpu::ModuleId>;
-        unregister_module(m: crac_gpu::ModuleId) -> crac_gpu::Result<()>;
-        register_function(m: crac_gpu::ModuleId, n: &str) -> crac_gpu::Result<crac_gpu::FunctionId>;
         register_variable(m: crac_gpu::ModuleId, n: &str) -> crac_gpu::Result<(DevicePtr, u64)>;
-        function_attributes(f: crac_gpu::FunctionId) -> crac_gpu::Result<crac_gpu::FuncAttributes>;
-        function_set_max_dynamic_shared(f: crac_gpu::FunctionId, b: u64) -> crac_gpu::Result<()>;
-        launch(f: crac_gpu::FunctionId, c: &crac_gpu::LaunchConfig, p: &[u8]) -> crac_gpu::Result<()>;
-        function_params(f: crac_gpu::FunctionId) -> crac_gpu::Result<Vec<crac_gpu::ParamLayout>>;
-        allocations() -> crac_gpu::Result<Vec<crac_gpu::Allocation>>;
         module_variables() -> crac_gpu::Result<Vec<crac_gpu::VariableRecord>>;
-        read_device(s: DevicePtr, d: &mut [u8]) -> crac_gpu::Result<()>;
-        write_device(d: DevicePtr, s: &[u8]) -> crac_gpu::Result<()>;
     }
+    forward_common!();
 }
 
 #[test]
