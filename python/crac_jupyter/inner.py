@@ -22,6 +22,8 @@ import time
 from crac_jupyter import paths
 
 PR_SET_PDEATHSIG = 1
+#: How long a resume waits for the killed kernel's ports to close before calling them taken.
+PORTS_FREE_WAIT_S = 20.0
 #: How long a restarted kernel may take to listen on its ports.
 RESTART_WAIT_S = 120.0
 PORT_NAMES = ("shell", "iopub", "stdin", "control", "hb")
@@ -203,8 +205,9 @@ class InnerKernel:
         its old ports, calling tick while it waits. The current kernel must be killed first."""
         conn = side["connection"]
         ports = [conn[n + "_port"] for n in PORT_NAMES]
-        # A killed kernel's sockets close as it is torn down, which may take a moment.
-        deadline = time.monotonic() + 5
+        # A killed kernel's sockets close as it is torn down, which may take a while: a process
+        # killed in the middle of disk I/O (an image being flushed) dies only when it returns.
+        deadline = time.monotonic() + PORTS_FREE_WAIT_S
         while (busy := [p for p in ports if listening(p)]) and time.monotonic() < deadline:
             tick()
             time.sleep(0.05)

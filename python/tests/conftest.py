@@ -138,7 +138,7 @@ class Session:
                 os.kill(p, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30
         while any(alive(p) for p in pids[1:]) and time.monotonic() < deadline:
             time.sleep(0.05)
         self.close()
