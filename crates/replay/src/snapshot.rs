@@ -2,10 +2,12 @@
 //! device memory to save), [`Runtime::log_len`].
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Mutex;
 
 use crac_gpu::{GpuError, ModuleId};
 
 use crate::ReplayError;
+use crate::handles::VirtualTable;
 use crate::log::{self, Counters, Entry, Loaded, LogFile, PlacedVariable, Settings};
 use crate::runtime::{Runtime, lock};
 
@@ -126,14 +128,7 @@ impl Runtime {
             });
         }
 
-        let (stream_next, mut streams) = {
-            let t = lock(self.stream_table());
-            (
-                t.next(),
-                t.entries().map(|(v, s)| (v, *s)).collect::<Vec<_>>(),
-            )
-        };
-        streams.sort_by_key(|s| s.0);
+        let (stream_next, streams) = sorted(self.stream_table());
         for (handle, s) in streams {
             entries.push(Entry::Stream {
                 handle,
@@ -141,14 +136,7 @@ impl Runtime {
                 priority: s.priority,
             });
         }
-        let (event_next, mut events) = {
-            let t = lock(self.event_table());
-            (
-                t.next(),
-                t.entries().map(|(v, e)| (v, *e)).collect::<Vec<_>>(),
-            )
-        };
-        events.sort_by_key(|e| e.0);
+        let (event_next, events) = sorted(self.event_table());
         for (handle, e) in events {
             entries.push(Entry::Event {
                 handle,
@@ -203,6 +191,14 @@ fn check_allocations(
             first: *first,
         }),
     }
+}
+
+/// A virtual-handle table's next value and its entries by handle (the log lists them in order).
+fn sorted<T: Clone>(table: &Mutex<VirtualTable<T>>) -> (u64, Vec<(u64, T)>) {
+    let t = lock(table);
+    let mut entries: Vec<(u64, T)> = t.entries().map(|(v, x)| (v, x.clone())).collect();
+    entries.sort_by_key(|e| e.0);
+    (t.next(), entries)
 }
 
 #[cfg(test)]
