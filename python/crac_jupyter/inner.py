@@ -61,23 +61,29 @@ def listening(port: int) -> bool:
     return False
 
 
+def child_pids(pid: int) -> list[int]:
+    """pid's children (of every thread of it); none if pid is gone."""
+    out = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for t in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{t}/children") as f:
+                out += [int(k) for k in f.read().split()]
+        except OSError:
+            continue
+    return out
+
+
 def descendants(pid: int) -> list[int]:
     """pid's descendants, breadth first."""
     out, todo = [], [pid]
     while todo:
-        p = todo.pop(0)
-        try:
-            tasks = os.listdir(f"/proc/{p}/task")
-        except OSError:
-            continue
-        for t in tasks:
-            try:
-                with open(f"/proc/{p}/task/{t}/children") as f:
-                    kids = [int(k) for k in f.read().split()]
-            except OSError:
-                continue
-            out += kids
-            todo += kids
+        kids = child_pids(todo.pop(0))
+        out += kids
+        todo += kids
     return out
 
 

@@ -21,7 +21,7 @@ import time
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
 
-from crac_jupyter import agent, paths
+from crac_jupyter import agent, inner, paths
 
 USAGE = """%crac checkpoint [NAME]   write and verify an image of this kernel (NAME.crac)
 %crac list                list the kernel images
@@ -54,23 +54,13 @@ _last: dict = {}
 def children() -> list[tuple[int, str]]:
     """This process's children: (pid, command line)."""
     out = []
-    try:
-        tasks = os.listdir("/proc/self/task")
-    except OSError:
-        return out
-    for t in tasks:
+    for p in inner.child_pids(os.getpid()):
         try:
-            with open(f"/proc/self/task/{t}/children") as f:
-                pids = [int(p) for p in f.read().split()]
+            with open(f"/proc/{p}/cmdline", "rb") as f:
+                cmd = " ".join(a.decode(errors="replace") for a in f.read().split(b"\0") if a)
         except OSError:
-            continue
-        for p in pids:
-            try:
-                with open(f"/proc/{p}/cmdline", "rb") as f:
-                    cmd = " ".join(a.decode(errors="replace") for a in f.read().split(b"\0") if a)
-            except OSError:
-                cmd = "?"
-            out.append((p, cmd or "?"))
+            cmd = "?"
+        out.append((p, cmd or "?"))
     return sorted(set(out))
 
 
