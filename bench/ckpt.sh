@@ -33,15 +33,7 @@ for n in crac_launch crac_ckpt crac_restart; do ln -s "$crac" "$work/$n"; done
 cc -O2 -o "$work/ckpt_mem" bench/programs/ckpt_mem.c
 
 # Room for dd's file and one image, with a margin; memory for the program plus the page cache.
-avail_mib=$(df -Pm "$dir" | awk 'NR == 2 { print $4 }')
-mem_mib=$(awk '/^MemAvailable:/ { print int($2 / 1024) }' /proc/meminfo)
-fit=$(( avail_mib / 3 ))
-[ $(( mem_mib / 2 )) -lt "$fit" ] && fit=$(( mem_mib / 2 ))
-if [ "$fit" -lt "$MIB" ]; then
-    echo "ckpt bench: only $avail_mib MiB free in $dir and $mem_mib MiB of memory available; using $fit MiB instead of $MIB" >&2
-    MIB=$fit
-fi
-[ "$MIB" -ge 64 ] || { echo "ckpt bench: not enough room for a meaningful run ($MIB MiB)" >&2; exit 1; }
+MIB=$(room_mib ckpt "$MIB" "$dir" 2 1 64)
 
 # --- 1. the disk ------------------------------------------------------------------------------
 dd_rate=$(dd_rate "$dir" "$MIB")

@@ -50,16 +50,7 @@ for n in crac_launch crac_ckpt crac_restart; do ln -s "$crac" "$work/$n"; done
 
 # Room for dd's file and one image, with a margin; memory for the sim's device memory, the
 # restarted copy of it and the page cache.
-avail_mib=$(df -Pm "$dir" | awk 'NR == 2 { print $4 }')
-mem_mib=$(awk '/^MemAvailable:/ { print int($2 / 1024) }' /proc/meminfo)
-fit=$(( avail_mib / 3 ))
-[ $(( mem_mib / 3 )) -lt "$fit" ] && fit=$(( mem_mib / 3 ))
-fit=$(( fit / 256 * 256 ))
-if [ "$fit" -lt "$MIB" ]; then
-    echo "gpu-ckpt bench: only $avail_mib MiB free in $dir and $mem_mib MiB of memory available; using $fit MiB instead of $MIB" >&2
-    MIB=$fit
-fi
-[ "$MIB" -ge 256 ] || { echo "gpu-ckpt bench: not enough room for a meaningful run ($MIB MiB)" >&2; exit 1; }
+MIB=$(room_mib gpu-ckpt "$MIB" "$dir" 3 256 256)
 
 # --- 1. the disk ------------------------------------------------------------------------------
 dd_rate=$(dd_rate "$dir" "$MIB")

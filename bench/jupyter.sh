@@ -25,15 +25,7 @@ dir="${DIR:-$work/images}"
 mkdir -p "$dir"
 trap 'rm -rf "$work"; [ -z "${DIR:-}" ] || rm -f "$dir"/bench-jupyter.crac*' EXIT
 
-avail_mib=$(df -Pm "$dir" | awk 'NR == 2 { print $4 }')
-mem_mib=$(awk '/^MemAvailable:/ { print int($2 / 1024) }' /proc/meminfo)
-fit=$(( avail_mib / 3 ))
-[ $(( mem_mib / 3 )) -lt "$fit" ] && fit=$(( mem_mib / 3 ))
-if [ "$fit" -lt "$MIB" ]; then
-    echo "jupyter bench: only $avail_mib MiB free in $dir and $mem_mib MiB of memory available; using $fit MiB instead of $MIB" >&2
-    MIB=$fit
-fi
-[ "$MIB" -ge 512 ] || { echo "jupyter bench: not enough room for a meaningful run ($MIB MiB)" >&2; exit 1; }
+MIB=$(room_mib jupyter "$MIB" "$dir" 3 1 512)
 
 dd_rate=$(dd_rate "$dir" "$MIB")
 

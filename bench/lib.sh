@@ -31,3 +31,22 @@ dd_rate() {
     rm -f "$1/dd.bench"
     mbps $(( count * 64 * 1048576 )) $(( t1 - t0 ))
 }
+
+# Prints the MiB a bench may use: $2 (asked), scaled down (saying so on stderr) to a third of
+# the free space in directory $3 (dd's file and one image, with a margin) and to available
+# memory divided by $4, rounded down to a multiple of $5 MiB; fails when that is under $6.
+# $1 names the bench for the messages.
+room_mib() {
+    local name=$1 mib=$2 dir=$3 mem_div=$4 round=$5 min=$6 avail mem fit
+    avail=$(df -Pm "$dir" | awk 'NR == 2 { print $4 }')
+    mem=$(awk '/^MemAvailable:/ { print int($2 / 1024) }' /proc/meminfo)
+    fit=$(( avail / 3 ))
+    [ $(( mem / mem_div )) -lt "$fit" ] && fit=$(( mem / mem_div ))
+    fit=$(( fit / round * round ))
+    if [ "$fit" -lt "$mib" ]; then
+        echo "$name bench: only $avail MiB free in $dir and $mem MiB of memory available; using $fit MiB instead of $mib" >&2
+        mib=$fit
+    fi
+    [ "$mib" -ge "$min" ] || { echo "$name bench: not enough room for a meaningful run ($mib MiB)" >&2; return 1; }
+    printf '%s\n' "$mib"
+}
